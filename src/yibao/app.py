@@ -1,0 +1,81 @@
+"""The HTTP application: the national gateway plus health, metrics and the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from litestar import Litestar, Request, Response, get, post
+from litestar.openapi import OpenAPIConfig
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from yibao import __version__
+from yibao.config import Settings
+from yibao.gateway.service import GatewayService, Reply
+from yibao.store.db import Database
+
+GATEWAY_PATH = "/fsi/api/rsfComIfsService/callService"
+
+
+async def _read_body(request: Request[Any, Any, Any], limit: int) -> tuple[bytes, bool]:
+    """The body, or (b"", True) once it passes ``limit`` bytes: stop reading, never buffer it whole."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return b"", True
+        chunks.append(chunk)
+    return b"".join(chunks), False
+
+
+def _http(reply: Reply) -> Response[bytes]:
+    return Response(content=reply.body, media_type=reply.content_type, headers=reply.headers or {}, status_code=200)
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> Litestar:
+    settings = settings or Settings()
+    db = db or Database(settings.database_url)
+    gateway = GatewayService(db, settings)
+
+    async def dispatch(request: Request[Any, Any, Any], path_infno: str | None) -> Response[bytes]:
+        body, oversized = await _read_body(request, settings.max_body_bytes)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        query = {k: v for k, v in request.query_params.items()}
+        reply = await anyio.to_thread.run_sync(lambda: gateway.call(body, headers, query, path_infno, oversized))
+        return _http(reply)
+
+    @post(GATEWAY_PATH, request_max_body_size=None, summary="National interface: every transaction by infno", tags=["national interface"])
+    async def call_service(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await dispatch(request, None)
+
+    @post("/fsi/api/{service:str}/{method:str}", request_max_body_size=None, summary="National interface: one path per transaction",
+          tags=["national interface"])
+    async def call_by_path(request: Request[Any, Any, Any], service: str, method: str) -> Response[bytes]:
+        infno = gateway.infno_for_path(f"/fsi/api/{service}/{method}")
+        if infno is None:
+            return _http(gateway.unknown_path(f"/fsi/api/{service}/{method}"))
+        return await dispatch(request, infno)
+
+    @get("/health", tags=["operations"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__, "database": db.engine.dialect.name}
+
+    @get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics() -> Response[bytes]:
+        return Response(content=generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app = Litestar(
+        route_handlers=[call_service, call_by_path, health, metrics],
+        openapi_config=OpenAPIConfig(title="yibao", version=__version__, description="National medical-insurance interface and APIs"),
+        on_shutdown=[db.dispose],
+        debug=False,
+    )
+    app.state.db = db
+    app.state.gateway = gateway
+    return app
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for uvicorn workers."""
+    return create_app()

@@ -1,0 +1,206 @@
+"""The `yibao` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from yibao.config import Settings
+
+app = typer.Typer(help="yibao: an open medical-insurance information platform.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+catalog_app = typer.Typer(help="National catalogues.", no_args_is_help=True)
+keys_app = typer.Typer(help="Institutions' gateway keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(keys_app, name="keys")
+console = Console()
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=console)
+
+
+def _database(settings: Settings):  # type: ignore[no-untyped-def]
+    from yibao.store.db import Database
+
+    return Database(settings.database_url)
+
+
+def _seed(settings: Settings, people: int, seed: int) -> None:
+    from yibao.demo.generator import generate
+
+    db = _database(settings)
+    with _progress() as progress, db.unit_of_work() as session:
+        task = progress.add_task(f"demo region, {people:,} people", total=people)
+        report = generate(session, people=people, seed=seed, progress=lambda n: progress.advance(task, n))
+    db.dispose()
+    console.print(f"[green]seeded[/] {report.people:,} people in {report.households:,} households, {report.enrolments:,} enrolments, "
+                  f"{report.accounts:,} accounts, {report.contributions:,} contributions, {report.institutions} institutions, "
+                  f"{report.catalogue_rows} catalogue rows")
+    console.print(f"sample institution {report.sample['fixmedins_code']}  secret {report.sample['secret']}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the latest version."""
+    from yibao.store.migrate import upgrade
+
+    settings = Settings()
+    db = _database(settings)
+    upgrade(db.engine)
+    console.print(f"schema up to date on {db.engine.url.render_as_string(hide_password=True)}")
+    db.dispose()
+
+
+@app.command()
+def demo(people: Annotated[int, typer.Option(help="insured people to generate")] = 10_000,
+         seed: Annotated[int | None, typer.Option(help="generator seed (same seed, same region)")] = None) -> None:
+    """Wipe the database and seed a synthetic region."""
+    from yibao.store.migrate import reset
+
+    settings = Settings()
+    db = _database(settings)
+    reset(db.engine)
+    db.dispose()
+    _seed(settings, people, settings.demo_seed if seed is None else seed)
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          people: Annotated[int, typer.Option(help="people to seed when the database is new")] = 10_000) -> None:
+    """Run the HTTP server; a new database is migrated and seeded with demo data first."""
+    import uvicorn
+
+    from yibao.observability import configure_logging
+    from yibao.store.migrate import is_empty, upgrade
+
+    settings = Settings()
+    db = _database(settings)
+    fresh = is_empty(db.engine)
+    upgrade(db.engine)
+    db.dispose()
+    if fresh:
+        console.print("new database: seeding demo data")
+        _seed(settings, people, settings.demo_seed)
+    configure_logging(json=settings.log_json)
+    console.print(f"yibao on http://{host}:{port}  (gateway POST /fsi/api/rsfComIfsService/callService, OpenAPI /schema)")
+    uvicorn.run("yibao.app:create_app_from_env", factory=True, host=host, port=port, workers=workers, access_log=False, log_level="warning")
+
+
+@catalog_app.command("import")
+def catalog_import(file: Path, name: Annotated[str | None, typer.Option(help="version name")] = None) -> None:
+    """Import drugs, service items or consumables from CSV or Excel as a new catalogue version."""
+    from yibao.codes import importer
+    from yibao.core.errors import YibaoError
+
+    if not file.exists():
+        console.print(f"[red]{file} does not exist[/]")
+        raise typer.Exit(2)
+    settings = Settings()
+    db = _database(settings)
+    try:
+        rows = list(importer.read_rows(file))
+    except YibaoError as error:
+        console.print(f"[red]{error.message}[/]")
+        raise typer.Exit(2) from None
+    good, rejected, count = importer.validate(rows)
+    report = importer.ImportReport(rows_read=count, rejected=rejected)
+    if good:
+        with _progress() as progress, db.unit_of_work() as session:
+            task = progress.add_task(f"importing {file.name}", total=len(good))
+            version = importer.new_version(session, name or file.name, str(file))
+            version.rows_rejected = len(rejected)
+            report.ver = version.ver
+            report.added, report.changed, report.unchanged = importer.apply(session, good, version, lambda n: progress.advance(task, n))
+    db.dispose()
+    console.print(f"read {report.rows_read} rows: [green]{report.added} added[/], {report.changed} changed, {report.unchanged} unchanged, "
+                  f"[red]{len(report.rejected)} rejected[/]" + (f"; version {report.ver}" if report.ver else ""))
+    if report.rejected:
+        table = Table("row", "column", "reason", title="rejected rows")
+        for r in report.rejected[:200]:
+            table.add_row(str(r.row), r.column, r.reason)
+        console.print(table)
+        raise typer.Exit(1)
+
+
+@keys_app.command("show")
+def keys_show(fixmedins_code: str) -> None:
+    """Print an institution's gateway access keys and secrets (local administration only)."""
+    from sqlalchemy import select
+
+    from yibao.gateway.models import GatewayClient
+
+    db = _database(Settings())
+    with db.unit_of_work(write=False) as session:
+        clients = session.scalars(select(GatewayClient).where(GatewayClient.fixmedins_code == fixmedins_code)).all()
+        for c in clients:
+            console.print(f"access_key {c.access_key}  secret {c.secret}  {'active' if c.active else 'revoked'}")
+    if not clients:
+        console.print(f"[red]no keys for {fixmedins_code}[/]")
+        raise typer.Exit(1)
+
+
+@keys_app.command("rotate")
+def keys_rotate(fixmedins_code: str) -> None:
+    """Give an institution a new secret; the old one stops working at once."""
+    from sqlalchemy import select
+
+    from yibao.core import crypto
+    from yibao.gateway.models import GatewayClient
+
+    db = _database(Settings())
+    with db.unit_of_work() as session:
+        client = session.scalar(select(GatewayClient).where(GatewayClient.fixmedins_code == fixmedins_code, GatewayClient.active))
+        if client is None:
+            console.print(f"[red]no active key for {fixmedins_code}[/]")
+            raise typer.Exit(1)
+        client.secret = crypto.new_secret()
+        console.print(f"access_key {client.access_key}  new secret {client.secret}")
+
+
+@app.command()
+def call(infno: str, input_json: Annotated[str, typer.Argument(help="the transaction's input object as JSON")],
+         fixmedins_code: Annotated[str, typer.Option(help="calling institution")] = "H37010000001",
+         url: str = "http://127.0.0.1:8000", secret: Annotated[str | None, typer.Option(help="defaults to the key in the local database")] = None,
+         admvs: Annotated[str, typer.Option(help="mdtrtarea_admvs")] = "370100") -> None:
+    """Sign in (9001) and send one signed transaction; print both messages."""
+    from yibao.client import CounterClient, pretty
+
+    if secret is None:
+        from sqlalchemy import select
+
+        from yibao.gateway.models import GatewayClient
+
+        db = _database(Settings())
+        with db.unit_of_work(write=False) as session:
+            secret = session.scalar(select(GatewayClient.secret).where(GatewayClient.fixmedins_code == fixmedins_code, GatewayClient.active))
+        if secret is None:
+            console.print(f"[red]no key for {fixmedins_code} in the local database; pass --secret[/]")
+            raise typer.Exit(1)
+    client = CounterClient(url, fixmedins_code, secret, mdtrtarea_admvs=admvs)
+    signed = client.sign_in()
+    if signed.get("infcode") != 0:
+        print(pretty(signed))
+        raise typer.Exit(1)
+    request = client.envelope(infno, json.loads(input_json))
+    print("→", pretty(request))
+    answer = client.send(request)
+    print("←", pretty(answer))
+    if answer.get("infcode") != 0:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

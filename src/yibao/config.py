@@ -1,0 +1,25 @@
+"""Settings from the environment (``YIBAO_*``), with defaults for the embedded laptop setup."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{Path(os.environ.get('YIBAO_HOME', 'var')).resolve() / 'yibao.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=lambda: os.environ.get("YIBAO_DATABASE_URL") or _default_database_url())
+    # Receiver region written into inf_refmsgid (the platform's own admdvs).
+    platform_admdvs: str = field(default_factory=lambda: os.environ.get("YIBAO_PLATFORM_ADMDVS", "370100"))
+    max_body_bytes: int = field(default_factory=lambda: int(os.environ.get("YIBAO_MAX_BODY_BYTES", str(4 * 1024 * 1024))))
+    # How far a request's signature timestamp may stray from our clock.
+    signature_window_s: int = field(default_factory=lambda: int(os.environ.get("YIBAO_SIGNATURE_WINDOW_S", "300")))
+    # A sign-in (9001) stays valid this long unless signed out (9002).
+    sign_in_ttl_s: int = field(default_factory=lambda: int(os.environ.get("YIBAO_SIGN_IN_TTL_S", str(24 * 3600))))
+    demo_seed: int = field(default_factory=lambda: int(os.environ.get("YIBAO_DEMO_SEED", "20261122")))
+    log_json: bool = field(default_factory=lambda: os.environ.get("YIBAO_LOG_JSON", "0") == "1")

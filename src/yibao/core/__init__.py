@@ -1,0 +1,1 @@
+"""Plumbing shared by every domain: errors, clock, money, identifiers, crypto, input schemas."""

@@ -1,0 +1,88 @@
+"""Typed input for the national interface, tolerant the way real clients need.
+
+Clients send numbers as strings and strings as numbers, empty strings for absent values and
+``input`` as an object or a JSON string. Each transaction declares its input as msgspec
+Structs; `convert` coerces numbers where text is expected, converts, and turns msgspec's
+errors into an `InputError` that names the field as it appears on the wire
+(``input.data.mdtrt_cert_no``).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from functools import lru_cache
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from msgspec import inspect as mi
+
+from yibao.core.errors import InputError
+
+T = TypeVar("T")
+
+# A required text field: present and not blank.
+Required = Annotated[str, msgspec.Meta(min_length=1)]
+
+_MISSING = re.compile(r"Object missing required field `(?P<name>[^`]+)`(?: - at `(?P<path>[^`]+)`)?")
+_AT = re.compile(r"^(?P<what>.*?)(?: - at `(?P<path>[^`]+)`)?$")
+
+
+def _wire_path(path: str | None, prefix: str) -> str:
+    if not path or path == "$":
+        return prefix
+    return (prefix + path[1:]).lstrip(".")
+
+
+def _explain(error: msgspec.ValidationError, prefix: str) -> InputError:
+    text = str(error)
+    missing = _MISSING.match(text)
+    if missing:
+        field = (_wire_path(missing.group("path"), prefix) + "." + missing.group("name")).lstrip(".")
+        return InputError("required field is missing (必填项为空)", field=field)
+    at = _AT.match(text)
+    assert at is not None
+    field = _wire_path(at.group("path"), prefix)
+    what = at.group("what")
+    if "length >= 1" in what:
+        return InputError("required field is empty (必填项为空)", field=field)
+    return InputError(what.replace("`", ""), field=field)
+
+
+@lru_cache(maxsize=None)
+def _info(tp: Any) -> mi.Type:
+    return mi.type_info(tp)
+
+
+def _coerce(value: Any, info: mi.Type) -> Any:
+    """Turn numbers into text where text is expected, drop blank optional values."""
+    if isinstance(info, mi.StrType) and isinstance(value, (int, Decimal, float)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(info, mi.UnionType):
+        if any(isinstance(t, mi.StrType) for t in info.types) and isinstance(value, (int, Decimal)):
+            return str(value)
+        if any(isinstance(t, mi.NoneType) for t in info.types) and value == "":
+            return None
+        return value
+    if isinstance(info, mi.StructType) and isinstance(value, dict):
+        out = dict(value)
+        for f in info.fields:
+            key = f.encode_name
+            if key in out:
+                v = _coerce(out[key], f.type)
+                if v == "" and not f.required and not isinstance(f.type, mi.StrType):
+                    del out[key]
+                else:
+                    out[key] = v
+        return out
+    if isinstance(info, mi.ListType) and isinstance(value, list):
+        return [_coerce(v, info.item_type) for v in value]
+    return value
+
+
+def convert(value: Any, tp: type[T], prefix: str = "input") -> T:
+    """Validate ``value`` (decoded JSON) as ``tp``; errors name the field under ``prefix``."""
+    try:
+        return msgspec.convert(_coerce(value, _info(tp)), tp, strict=False)
+    except msgspec.ValidationError as error:
+        raise _explain(error, prefix) from None

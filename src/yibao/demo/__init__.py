@@ -1,0 +1,1 @@
+"""A deterministic synthetic region for sandboxes, tests and benchmarks."""

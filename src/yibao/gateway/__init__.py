@@ -1,0 +1,1 @@
+"""The national JSON interface: envelope, authentication, infno → handler table, errors."""

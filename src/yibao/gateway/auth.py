@@ -1,0 +1,106 @@
+"""Who is calling: institution authentication by signature headers.
+
+yibao's own scheme signs the body: ``x-yb-signature`` = hex(HMAC-SM3(secret, timestamp ⏎ nonce ⏎ body))
+with ``x-yb-access-key``, ``x-yb-timestamp`` (Unix ms) and ``x-yb-nonce``. Two foreign schemes
+are accepted so unmodified HIS clients connect: Alibaba CSB (``_api_*``) and Tencent TIF
+(``x-tif-*``); neither covers the body, which is why yibao's own is preferred.
+Every scheme rejects timestamps outside the window and nonces seen before.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from yibao.core import crypto
+from yibao.core.errors import AuthError
+from yibao.gateway.models import GatewayClient
+
+YB_HEADERS = ("x-yb-access-key", "x-yb-timestamp", "x-yb-nonce", "x-yb-signature")
+CSB_HEADERS = ("_api_name", "_api_version", "_api_timestamp", "_api_access_key", "_api_signature")
+TIF_HEADERS = ("x-tif-paasid", "x-tif-timestamp", "x-tif-nonce", "x-tif-signature")
+
+
+@dataclass(frozen=True)
+class Caller:
+    access_key: str
+    fixmedins_code: str
+    nonce: str
+    scheme: str
+
+
+def yibao_signature(secret: str, timestamp: str, nonce: str, body: bytes) -> str:
+    return crypto.hmac_sm3_hex(secret.encode(), f"{timestamp}\n{nonce}\n".encode() + body)
+
+
+def sign_headers(access_key: str, secret: str, body: bytes, *, timestamp_ms: int | None = None, nonce: str | None = None) -> dict[str, str]:
+    """Headers a client sends with ``body`` (used by yibao's own client and tests)."""
+    import secrets as _secrets
+
+    ts = str(timestamp_ms if timestamp_ms is not None else int(time.time() * 1000))
+    nonce = nonce or _secrets.token_hex(16)
+    return {
+        "x-yb-access-key": access_key,
+        "x-yb-timestamp": ts,
+        "x-yb-nonce": nonce,
+        "x-yb-signature": yibao_signature(secret, ts, nonce, body),
+    }
+
+
+def _client(session: Session, access_key: str) -> GatewayClient:
+    client = session.get(GatewayClient, access_key)
+    if client is None or not client.active:
+        raise AuthError(f"unknown or revoked access key '{access_key[:64]}'")
+    return client
+
+
+def _fresh(timestamp: str, unit_ms: int, window_s: int, header: str) -> None:
+    try:
+        sent_ms = int(timestamp) * unit_ms
+    except ValueError:
+        raise AuthError(f"{header} must be a Unix time in {'milliseconds' if unit_ms == 1 else 'seconds'}") from None
+    skew = abs(time.time() * 1000 - sent_ms)
+    if skew > window_s * 1000:
+        raise AuthError(f"{header} is {int(skew // 1000)} s away from the platform clock (allowed {window_s} s): stale or replayed request")
+
+
+def authenticate(session: Session, headers: Mapping[str, str], body: bytes, query: Mapping[str, str], window_s: int) -> Caller:
+    """Verify the signature headers; return the caller. The nonce is checked by the caller's transaction."""
+    if "x-yb-signature" in headers:
+        missing = [h for h in YB_HEADERS if not headers.get(h)]
+        if missing:
+            raise AuthError(f"missing signature header(s): {', '.join(missing)}")
+        key, ts, nonce, signature = (headers[h] for h in YB_HEADERS)
+        _fresh(ts, 1, window_s, "x-yb-timestamp")
+        if not 8 <= len(nonce) <= 128:
+            raise AuthError("x-yb-nonce must be 8 to 128 characters")
+        client = _client(session, key)
+        if not crypto.equal(yibao_signature(client.secret, ts, nonce, body), signature.lower()):
+            raise AuthError("x-yb-signature does not match: sign timestamp + '\\n' + nonce + '\\n' + body with HMAC-SM3")
+        return Caller(key, client.fixmedins_code, nonce, "HMAC-SM3")
+    if "_api_signature" in headers:
+        missing = [h for h in CSB_HEADERS if not headers.get(h)]
+        if missing:
+            raise AuthError(f"missing CSB header(s): {', '.join(missing)}")
+        params = {h: headers[h] for h in CSB_HEADERS if h != "_api_signature"}
+        params.update(query)
+        _fresh(params["_api_timestamp"], 1, window_s, "_api_timestamp")
+        client = _client(session, params["_api_access_key"])
+        if not crypto.equal(crypto.csb_signature(client.secret, params), headers["_api_signature"]):
+            raise AuthError("_api_signature does not match (CSB: Base64 HMAC-SHA1 over the sorted _api_* parameters)")
+        # CSB carries no nonce: the signature itself is unique per timestamp, so it serves as one.
+        return Caller(client.access_key, client.fixmedins_code, "csb:" + headers["_api_signature"], "CSB")
+    if "x-tif-signature" in headers:
+        missing = [h for h in TIF_HEADERS if not headers.get(h)]
+        if missing:
+            raise AuthError(f"missing TIF header(s): {', '.join(missing)}")
+        key, ts, nonce, signature = (headers[h] for h in TIF_HEADERS)
+        _fresh(ts, 1000, window_s, "x-tif-timestamp")
+        client = _client(session, key)
+        if not crypto.equal(crypto.tif_signature(ts, client.secret, nonce), signature.lower()):
+            raise AuthError("x-tif-signature does not match (TIF: hex SHA-256 of timestamp + token + nonce + timestamp)")
+        return Caller(key, client.fixmedins_code, "tif:" + nonce, "TIF")
+    raise AuthError("request is not signed: send x-yb-access-key, x-yb-timestamp, x-yb-nonce and x-yb-signature")

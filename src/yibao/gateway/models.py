@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yibao.store.db import Base
+
+
+class GatewayClient(Base):
+    """Credentials of one institution for the gateway. An institution may hold several keys (rotation)."""
+
+    __tablename__ = "gateway_client"
+    access_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fixmedins_code: Mapped[str] = mapped_column(ForeignKey("institution.fixmedins_code"), index=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SignIn(Base):
+    """An operator session opened by 9001 and closed by 9002."""
+
+    __tablename__ = "sign_in"
+    sign_no: Mapped[str] = mapped_column(String(30), primary_key=True)
+    fixmedins_code: Mapped[str] = mapped_column(String(12), index=True)
+    opter_no: Mapped[str] = mapped_column(String(20))
+    mac: Mapped[str] = mapped_column(String(20), default="")
+    ip: Mapped[str] = mapped_column(String(40), default="")
+    sign_time: Mapped[datetime] = mapped_column(DateTime)
+    signout_time: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class GatewayMessage(Base):
+    """The first answer to each msgid, so a retry gets it again (idempotency)."""
+
+    __tablename__ = "gateway_message"
+    fixmedins_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    msgid: Mapped[str] = mapped_column(String(40), primary_key=True)
+    infno: Mapped[str] = mapped_column(String(6))
+    # SM3 of the canonical (infno, input), to tell a retry from a different request
+    request_sm3: Mapped[str] = mapped_column(String(64))
+    response: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class GatewayNonce(Base):
+    """Nonces seen inside the signature window; a second use is a replay."""
+
+    __tablename__ = "gateway_nonce"
+    access_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime)
+    __table_args__ = (Index("ix_gateway_nonce_seen_at", "seen_at"),)

@@ -1,0 +1,1 @@
+"""Insured people, enrolments, identities, accounts, households, institutions, staff."""

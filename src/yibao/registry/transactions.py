@@ -1,0 +1,50 @@
+"""Registry transactions of the national interface: 1101 person lookup."""
+
+from __future__ import annotations
+
+import msgspec
+
+from yibao.core import clock
+from yibao.core.errors import InputError
+from yibao.core.schema import Required
+from yibao.gateway.table import Context, TransactionSet
+from yibao.registry import service
+
+TRANSACTIONS = TransactionSet()
+
+
+class PersonQuery(msgspec.Struct):
+    mdtrt_cert_type: Required
+    mdtrt_cert_no: Required
+    card_sn: str = ""
+    begntime: str = ""
+    psn_cert_type: str = ""
+    certno: str = ""
+    psn_name: str = ""
+
+
+class In1101(msgspec.Struct):
+    data: PersonQuery
+
+
+@TRANSACTIONS.register("1101", "人员信息获取", In1101, paths=("/fsi/api/fsiPsnInfoService/queryPsnInfo",))
+def person_info(ctx: Context, query: In1101) -> dict:
+    q = query.data
+    where = "input.data"
+    if q.mdtrt_cert_type == "02":
+        person = service.find_by_id_number(ctx.session, q.mdtrt_cert_no, q.psn_cert_type or service.ID_CARD, f"{where}.mdtrt_cert_no")
+    elif q.mdtrt_cert_type == "03":
+        if not q.card_sn:
+            raise InputError("required when mdtrt_cert_type is 03 (social-security card)", field=f"{where}.card_sn")
+        person = service.find_by_card(ctx.session, q.mdtrt_cert_no, q.card_sn, f"{where}.mdtrt_cert_no")
+    elif q.mdtrt_cert_type == "01":
+        raise InputError("e-credential tokens (01) are not issued by this deployment yet; use 02 (ID number) or 03 (card)",
+                         field=f"{where}.mdtrt_cert_type")
+    else:
+        raise InputError(f"'{q.mdtrt_cert_type}' is not a credential type (01, 02, 03)", field=f"{where}.mdtrt_cert_type")
+    if q.certno and q.certno.strip().upper() != person.certno:
+        raise InputError("does not match the person the credential belongs to", field=f"{where}.certno")
+    if q.psn_name and q.psn_name.strip() != person.psn_name:
+        raise InputError("does not match the person the credential belongs to", field=f"{where}.psn_name")
+    as_of = clock.parse_datetime(q.begntime, f"{where}.begntime") if q.begntime else None
+    return service.person_answer(ctx.session, person, as_of)

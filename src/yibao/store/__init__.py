@@ -1,0 +1,1 @@
+"""Storage plumbing: one SQLAlchemy layer over SQLite (embedded) and PostgreSQL (production)."""

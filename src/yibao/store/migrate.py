@@ -1,0 +1,43 @@
+"""Schema migrations (Alembic), run programmatically so `yibao db upgrade` needs no alembic.ini."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import inspect
+from sqlalchemy.engine import Engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def is_empty(engine: Engine) -> bool:
+    """True when the schema has never been created (first start)."""
+    return "person" not in inspect(engine).get_table_names()
+
+
+def reset(engine: Engine) -> None:
+    """Drop every table (demo reseed) and create the schema again."""
+    from sqlalchemy import text
+
+    from yibao.store.models import metadata
+
+    metadata.drop_all(engine)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    upgrade(engine)

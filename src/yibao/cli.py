@@ -41,12 +41,12 @@ def _seed(settings: Settings, people: int, seed: int) -> None:
     db = _database(settings)
     with _progress() as progress, db.unit_of_work() as session:
         task = progress.add_task(f"demo region, {people:,} people", total=people)
-        report = generate(session, people=people, seed=seed, progress=lambda n: progress.advance(task, n))
+        report = generate(session, people=people, seed=seed, progress=lambda n: progress.advance(task, n), commit_batches=True)
     db.dispose()
     console.print(f"[green]seeded[/] {report.people:,} people in {report.households:,} households, {report.enrolments:,} enrolments, "
                   f"{report.accounts:,} accounts, {report.contributions:,} contributions, {report.institutions} institutions, "
                   f"{report.catalogue_rows} catalogue rows")
-    console.print(f"sample institution {report.sample['fixmedins_code']}  secret {report.sample['secret']}")
+    typer.echo(f"sample institution {report.sample['fixmedins_code']}  secret {report.sample['secret']}")
 
 
 @db_app.command("upgrade")
@@ -143,7 +143,7 @@ def keys_show(fixmedins_code: str) -> None:
     with db.unit_of_work(write=False) as session:
         clients = session.scalars(select(GatewayClient).where(GatewayClient.fixmedins_code == fixmedins_code)).all()
         for c in clients:
-            console.print(f"access_key {c.access_key}  secret {c.secret}  {'active' if c.active else 'revoked'}")
+            typer.echo(f"access_key {c.access_key}  secret {c.secret}  {'active' if c.active else 'revoked'}")
     if not clients:
         console.print(f"[red]no keys for {fixmedins_code}[/]")
         raise typer.Exit(1)
@@ -164,7 +164,7 @@ def keys_rotate(fixmedins_code: str) -> None:
             console.print(f"[red]no active key for {fixmedins_code}[/]")
             raise typer.Exit(1)
         client.secret = crypto.new_secret()
-        console.print(f"access_key {client.access_key}  new secret {client.secret}")
+        typer.echo(f"access_key {client.access_key}  new secret {client.secret}")
 
 
 @app.command()

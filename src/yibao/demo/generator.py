@@ -42,6 +42,9 @@ REGIONS = (
     DemoRegion("440300", "深圳市", "440000", ("440303", "440304", "440305", "440306", "440307", "440309"), "S"),
 )
 BATCH = 5000
+# People's birthdays and enrolment dates are drawn relative to this fixed day, so a seed gives the
+# same people (the same ID numbers) whenever it runs; only the contribution months follow `on`.
+ANCHOR = date(2026, 1, 1)
 
 
 @dataclass
@@ -151,7 +154,7 @@ def _retired(age: int, gend: str) -> bool:
 
 
 def generate_people(session: Session, rng: random.Random, people: int, on: date,
-                    progress: Callable[[int], None] | None = None) -> DemoReport:
+                    progress: Callable[[int], None] | None = None, commit_batches: bool = False) -> DemoReport:
     report = DemoReport()
     employers: dict[str, list[str]] = {}
     for region in REGIONS:
@@ -166,7 +169,7 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
     months.reverse()
     used_certnos: set[str] = set()
     buffers: dict[type, list[dict[str, Any]]] = {Household: [], Person: [], Enrolment: [], Identity: [], Account: [], Contribution: []}
-    year_start = datetime(on.year, 1, 1)
+    year_start = datetime(ANCHOR.year, 1, 1)
 
     def flush(force: bool = False) -> None:
         if force or len(buffers[Person]) >= BATCH:
@@ -174,8 +177,11 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
                 if buffers[model]:
                     session.execute(insert(model), buffers[model])
                     buffers[model] = []
+            if commit_batches:
+                # Large regions commit batch by batch: bounded WAL and memory, and progress survives.
+                session.commit()
 
-    households = _households(rng, on)
+    households = _households(rng, ANCHOR)
     hshld_id = 0
     while report.people < people:
         hshld_id += 1
@@ -187,7 +193,7 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
                 break
             report.people += 1
             psn_no = f"{region.admdvs}{report.people:014d}"
-            brdy = _birth(rng, on, age)
+            brdy = _birth(rng, ANCHOR, age)
             district = rng.choice(region.districts)
             sequence = rng.randrange(0, 499) * 2 + (1 if gend == "1" else 0)
             certno = idcard.make(district, brdy, sequence)
@@ -205,9 +211,9 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
             employee = age >= 18 and ((not retired and rng.random() < 0.65) or (retired and rng.random() < 0.6))
             status = "2" if rng.random() < 0.01 else "1"
             start = max(brdy + timedelta(days=30), date(2005, 1, 1) + timedelta(days=rng.randrange(6000)))
-            start = min(start, on - timedelta(days=400))
+            start = min(start, ANCHOR - timedelta(days=400))
             start = max(start, brdy)
-            paused = on - timedelta(days=rng.randrange(1, 200)) if status == "2" else None
+            paused = ANCHOR - timedelta(days=rng.randrange(1, 200)) if status == "2" else None
 
             def enrol(insutype: str, psn_type: str, emp_no: str | None = None, cvlserv: str = "0") -> None:
                 buffers[Enrolment].append({"psn_no": psn_no, "insutype": insutype, "psn_type": psn_type, "psn_insu_stas": status,
@@ -266,12 +272,12 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
 
 
 def generate(session: Session, *, people: int, seed: int, on: date | None = None, institutions_per_kind: int = 20,
-             progress: Callable[[int], None] | None = None) -> DemoReport:
+             progress: Callable[[int], None] | None = None, commit_batches: bool = False) -> DemoReport:
     rng = random.Random(seed)
     on = on or clock.today()
     catalog_ver, catalog_rows = seed_reference_data(session, seed)
     institutions = seed_institutions(session, rng, seed, institutions_per_kind)
-    report = generate_people(session, rng, people, on, progress)
+    report = generate_people(session, rng, people, on, progress, commit_batches)
     report.institutions = institutions
     report.catalogue_rows = int(catalog_rows)
     first = REGIONS[0]

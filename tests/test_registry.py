@@ -27,8 +27,11 @@ def spec_fields(block: str) -> set[str]:
     return set(re.findall(r"^- `([a-z_]+)`", section, flags=re.M))
 
 
-@pytest.mark.skipif(not FIELDS_DOC.exists(), reason="the brief (../shared) is not beside this checkout")
 def test_our_field_sets_are_the_spec_fields() -> None:
+    # The brief sits beside the checkout in development and CI; a bare clone elsewhere checks the constants alone.
+    if not FIELDS_DOC.exists():
+        assert len(BASEINFO) == 8 and len(INSUINFO) == 9 and len(IDETINFO) == 5
+        return
     assert spec_fields("BaseInfo") == BASEINFO
     assert spec_fields("InsuInfo") == INSUINFO
     assert spec_fields("IdetInfo") == IDETINFO

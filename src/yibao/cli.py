@@ -21,6 +21,10 @@ keys_app = typer.Typer(help="Institutions' gateway keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(keys_app, name="keys")
+ledger_app = typer.Typer(help="The settlement ledger.", no_args_is_help=True)
+policy_app = typer.Typer(help="Policy parameters.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(policy_app, name="policy")
 console = Console()
 
 
@@ -197,6 +201,70 @@ def call(infno: str, input_json: Annotated[str, typer.Argument(help="the transac
     print("←", pretty(answer))
     if answer.get("infcode") != 0:
         raise typer.Exit(1)
+
+
+@ledger_app.command("check")
+def ledger_check() -> None:
+    """Prove that settlements balance, year-to-date totals equal their postings and accounts add up."""
+    from yibao.ledger.check import check
+
+    db = _database(Settings())
+    with db.unit_of_work(write=False) as session:
+        report = check(session)
+    db.dispose()
+    console.print(f"{report.settlements:,} settlements, {report.entries:,} ledger entries, {report.year_rows:,} year totals, "
+                  f"{report.accounts:,} accounts checked")
+    if report.ok:
+        console.print("[green]ledger check passed[/]")
+        return
+    for line in report.problems:
+        console.print(f"[red]✗[/] {line}")
+    raise typer.Exit(1)
+
+
+@policy_app.command("show")
+def policy_show(region: str, insutype: str, day: Annotated[str, typer.Argument(help="yyyy-mm-dd")],
+                category: Annotated[str, typer.Option(help="in_service, retired (employees) or all")] = "in_service") -> None:
+    """Print the parameters in force for a region, insurance type and day."""
+    from dataclasses import fields
+
+    from yibao.core import clock
+    from yibao.core.errors import YibaoError
+    from yibao.policy.parameters import bundled
+    from yibao.policy.service import snapshot
+
+    try:
+        on = clock.parse_date(day, "day")
+        book = bundled()
+        policy = snapshot(book, region, insutype, category, on)
+    except YibaoError as error:
+        console.print(f"[red]{error.message}[/]")
+        raise typer.Exit(2) from None
+    table = Table("parameter", "value", title=f"policy of {region}, insutype {insutype} ({policy.category}), on {on}")
+    for f in fields(policy):
+        value = getattr(policy, f.name)
+        table.add_row(f.name, _policy_text(f.name, value))
+    console.print(table)
+    for (admdvs, family), reference in sorted(book.references.items()):
+        if admdvs == region:
+            console.print(f"[dim]{family}.yaml: {reference}[/]")
+
+
+def _policy_text(name: str, value: object) -> str:
+    from decimal import Decimal
+
+    def money(fen: int) -> str:
+        return f"{Decimal(fen) / 100:,.2f} 元"
+
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_policy_text(name, v)}" for k, v in value.items())
+    if isinstance(value, tuple):
+        return "; ".join(f"from {money(t[0])} {t[1] * 100:.0f}%" for t in value)
+    if isinstance(value, Decimal):
+        return f"{value * 100:.0f}%"
+    if isinstance(value, int) and not isinstance(value, bool) and name not in ("admdvs", "insutype"):
+        return money(value)
+    return str(value)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from yibao.codes import code_tables, importer
 from yibao.core import clock, crypto, idcard
 from yibao.demo import names
 from yibao.gateway.models import GatewayClient
+from yibao.ledger.models import MutualAidGrant
 from yibao.registry.models import (
     Account, Contribution, Department, Doctor, Employer, Enrolment, Household, Identity, Institution, Operator, Person, Region,
 )
@@ -168,12 +169,13 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
         months.append((months[-1] - timedelta(days=1)).replace(day=1))
     months.reverse()
     used_certnos: set[str] = set()
-    buffers: dict[type, list[dict[str, Any]]] = {Household: [], Person: [], Enrolment: [], Identity: [], Account: [], Contribution: []}
+    buffers: dict[type, list[dict[str, Any]]] = {Household: [], Person: [], Enrolment: [], Identity: [], Account: [], Contribution: [],
+                                                 MutualAidGrant: []}
     year_start = datetime(ANCHOR.year, 1, 1)
 
     def flush(force: bool = False) -> None:
         if force or len(buffers[Person]) >= BATCH:
-            for model in (Household, Person, Enrolment, Identity, Account, Contribution):
+            for model in (Household, Person, Enrolment, Identity, Account, Contribution, MutualAidGrant):
                 if buffers[model]:
                     session.execute(insert(model), buffers[model])
                     buffers[model] = []
@@ -188,6 +190,7 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
         region = REGIONS[hshld_id % len(REGIONS)]
         buffers[Household].append({"hshld_id": hshld_id, "admdvs": region.admdvs, "addr": f"{region.name}{rng.choice(region.districts)}"})
         report.households += 1
+        head_account: str | None = None
         for relation, age, gend in next(households):
             if report.people >= people:
                 break
@@ -244,6 +247,8 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
                 buffers[Account].append({"psn_no": psn_no, "insutype": "310", "opening_fen": opening, "opened_on": months[0],
                                          "balance_fen": opening + credits})
                 report.accounts += 1
+                if relation == "01":
+                    head_account = psn_no
             else:
                 psn_type = "16" if retired else ("1501" if age >= 18 else ("1402" if age < 7 else "1403"))
                 enrol("390", psn_type)
@@ -252,6 +257,10 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
                 buffers[Contribution].append({"psn_no": psn_no, "insutype": "390", "cntr_ym": f"{on.year}01", "cntr_base_fen": 0,
                                               "emp_pay_fen": 67000, "psn_pay_fen": 40000, "acct_cred_fen": 0, "paid_on": date(on.year - 1, 12, 15)})
                 report.contributions += 1
+            if head_account and head_account != psn_no:
+                # the head's personal account may pay for the family (家庭共济)
+                buffers[MutualAidGrant].append({"grantor_psn_no": head_account, "beneficiary_psn_no": psn_no, "active": 1,
+                                                "granted_at": datetime(ANCHOR.year, 1, 1)})
             roll = rng.random()
             if roll < 0.005:
                 identity = ("2101", None)

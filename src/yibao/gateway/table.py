@@ -53,12 +53,14 @@ class TransactionSet:
 
 def build_table() -> dict[str, Transaction]:
     from yibao.codes.transactions import TRANSACTIONS as codes
+    from yibao.encounter.transactions import TRANSACTIONS as encounter
     from yibao.files.transactions import TRANSACTIONS as files
     from yibao.gateway.signin import TRANSACTIONS as signin
+    from yibao.reconciliation.transactions import TRANSACTIONS as reconciliation
     from yibao.registry.transactions import TRANSACTIONS as registry
 
     table: dict[str, Transaction] = {}
-    for group in (signin, registry, codes, files):
+    for group in (signin, registry, codes, files, encounter, reconciliation):
         for tx in group.items:
             if tx.infno in table:
                 raise RuntimeError(f"transaction {tx.infno} registered twice")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from yibao.core import clock, idcard
 from yibao.core.errors import InputError, NotFound
 from yibao.core.money import yuan
-from yibao.registry.models import Account, Employer, Enrolment, Identity, Person
+from yibao.registry.models import Account, Employer, Enrolment, Identity, Person  # noqa: F401
 
 ID_CARD = "01"  # psn_cert_type: resident identity card
 
@@ -94,3 +94,47 @@ def person_answer(session: Session, person: Person, as_of: datetime | None = Non
             for i in identities
         ],
     }
+
+
+def verify_credential(session: Session, person: Person, cert_type: str, cert_no: str, card_sn: str, where: str) -> None:
+    """The credential a counter presents must belong to the person it names (psn_no)."""
+    if cert_type == "02":
+        if cert_no and cert_no.strip().upper() != person.certno and cert_no.strip() != person.card_no:
+            raise InputError("does not belong to psn_no", field=f"{where}.mdtrt_cert_no")
+    elif cert_type == "03":
+        if cert_no.strip() != (person.card_no or "") or (card_sn and card_sn.strip() != person.card_sn):
+            raise InputError("is not this person's social-security card", field=f"{where}.mdtrt_cert_no")
+    elif cert_type == "01":
+        raise InputError("e-credential tokens (01) are not issued by this deployment yet; use 02 or 03", field=f"{where}.mdtrt_cert_type")
+    else:
+        raise InputError(f"'{cert_type}' is not a credential type (01, 02, 03)", field=f"{where}.mdtrt_cert_type")
+
+
+def person(session: Session, psn_no: str, where: str) -> Person:
+    found = session.get(Person, psn_no)
+    if found is None:
+        raise NotFound("no insured person with this psn_no", field=f"{where}.psn_no")
+    return found
+
+
+def active_enrolment(session: Session, psn_no: str, insutype: str, on: date, where: str) -> Enrolment:
+    rows = session.scalars(select(Enrolment).where(Enrolment.psn_no == psn_no, Enrolment.insutype == insutype)).all()
+    if not rows:
+        raise InputError(f"the person is not enrolled in insutype {insutype}", field=f"{where}.insutype")
+    current = [e for e in rows if e.psn_insu_date <= on]
+    if not current:
+        raise InputError(f"enrolment in {insutype} starts after {on.isoformat()}", field=f"{where}.insutype")
+    enrolment = max(current, key=lambda e: e.psn_insu_date)
+    if enrolment.psn_insu_stas != "1":
+        state = {"2": "paused", "4": "terminated", "0": "not insured"}.get(enrolment.psn_insu_stas, enrolment.psn_insu_stas)
+        raise InputError(f"insurance {insutype} is {state} (psn_insu_stas {enrolment.psn_insu_stas}): no benefits", field=f"{where}.insutype")
+    return enrolment
+
+
+def enrolled_types(session: Session, psn_no: str) -> frozenset[str]:
+    return frozenset(session.scalars(select(Enrolment.insutype).where(Enrolment.psn_no == psn_no, Enrolment.psn_insu_stas == "1")))
+
+
+def identities_on(session: Session, psn_no: str, moment: datetime) -> list[str]:
+    return list(session.scalars(select(Identity.psn_idet_type).where(Identity.psn_no == psn_no, Identity.begntime <= moment)
+                                .where(or_(Identity.endtime.is_(None), Identity.endtime >= moment))))

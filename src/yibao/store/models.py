@@ -1,8 +1,10 @@
 """Every table, imported in one place for Alembic and for tests."""
 
 from yibao.codes import models as codes_models  # noqa: F401
+from yibao.encounter import models as encounter_models  # noqa: F401
 from yibao.files import models as files_models  # noqa: F401
 from yibao.gateway import models as gateway_models  # noqa: F401
+from yibao.ledger import models as ledger_models  # noqa: F401
 from yibao.registry import models as registry_models  # noqa: F401
 from yibao.store.db import Base
 

@@ -1,0 +1,1 @@
+"""Outpatient, inpatient and pharmacy visits: registration, fee lines, pre-settle, settle, reverse."""

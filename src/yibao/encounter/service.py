@@ -1,0 +1,512 @@
+"""Visits and settlements: the services behind 2201–2208, 2301–2305, 2401–2405 and 2101–2103.
+
+Handlers parse and shape; these functions check the business rules, read what the pure
+engine needs (catalogue rules, policy, year-to-date totals, balances), call it, and post
+the result (settlement row, year-to-date row, accounts, ledger) in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from yibao.codes.models import CatalogItem
+from yibao.core import clock
+from yibao.core.errors import Conflict, InputError, NotFound
+from yibao.core.money import to_fen, yuan
+from yibao.encounter.models import Diagnosis, FeeLine, Settlement, Visit
+from yibao.ledger import service as ledger
+from yibao.ledger.models import LedgerEntry, MutualAidGrant
+from yibao.policy.parameters import PolicyError
+from yibao.policy.service import category_of, policy_for
+from yibao.registry import service as registry
+from yibao.registry.models import Enrolment, Institution, Person
+from yibao.settlement import engine
+
+CLR_TYPE = {"outpatient": "11", "inpatient": "21", "pharmacy": "41"}
+INPATIENT_MED_TYPES = {"21", "22", "23", "24", "25", "26", "28", "52"}
+
+
+def new_id(admdvs: str) -> str:
+    """30 characters: region (6) + time (14) + 10 random digits, as real mdtrt_id / setl_id look."""
+    return f"{admdvs}{clock.now():%Y%m%d%H%M%S}{secrets.randbelow(10**10):010d}"
+
+
+def kind_of(med_type: str) -> str:
+    if med_type == "41":
+        return "pharmacy"
+    return "inpatient" if med_type in INPATIENT_MED_TYPES or (len(med_type) > 2 and med_type[:1] == "2") else "outpatient"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, from the envelope."""
+
+    fixmedins_code: str
+    mdtrtarea_admvs: str
+    msgid: str
+    opter: str
+    opter_name: str
+
+
+# -- visits ---------------------------------------------------------------------------------
+
+def institution(session: Session, code: str) -> Institution:
+    found = session.get(Institution, code)
+    if found is None:
+        raise NotFound(f"institution {code} is not registered", field="fixmedins_code")
+    return found
+
+
+def open_visit(session: Session, caller: Caller, *, psn_no: str, insutype: str, med_type: str, begntime: datetime,
+               ipt_otp_no: str, cert_type: str, cert_no: str, card_sn: str, where: str, **details: str) -> Visit:
+    """Register an outpatient visit or pharmacy purchase (2201) or admit (2401)."""
+    inst = institution(session, caller.fixmedins_code)
+    kind = kind_of(med_type)
+    if kind == "pharmacy" and inst.fixmedins_type != "2":
+        raise InputError("med_type 41 (pharmacy purchase) is for designated pharmacies", field=f"{where}.med_type")
+    if inst.fixmedins_type == "2" and kind != "pharmacy":
+        raise InputError(f"a pharmacy settles med_type 41, not {med_type}", field=f"{where}.med_type")
+    person = registry.person(session, psn_no, where)
+    registry.verify_credential(session, person, cert_type, cert_no, card_sn, where)
+    enrolment = registry.active_enrolment(session, psn_no, insutype, begntime.date(), where)
+    if enrolment.insutype not in ("310", "390"):
+        raise InputError("settle under the basic insurance (310 or 390)", field=f"{where}.insutype")
+    if kind == "inpatient":
+        already = session.scalar(select(Visit.mdtrt_id).where(Visit.psn_no == psn_no, Visit.kind == "inpatient",
+                                                              Visit.status == "admitted"))
+        if already:
+            raise Conflict(f"the person is already admitted (mdtrt_id {already}); discharge first", field=f"{where}.psn_no")
+    duplicate = session.scalar(select(Visit.mdtrt_id).where(Visit.fixmedins_code == caller.fixmedins_code, Visit.ipt_otp_no == ipt_otp_no,
+                                                            Visit.kind == kind, Visit.status != "cancelled"))
+    if duplicate:
+        raise Conflict(f"already registered as mdtrt_id {duplicate}", field=f"{where}.ipt_otp_no" if kind != "inpatient" else f"{where}.ipt_no")
+    visit = Visit(mdtrt_id=new_id(caller.mdtrtarea_admvs), psn_no=psn_no, insutype=insutype, fixmedins_code=caller.fixmedins_code,
+                  kind=kind, med_type=med_type, ipt_otp_no=ipt_otp_no, mdtrt_cert_type=cert_type, mdtrt_cert_no=cert_no[:64],
+                  begntime=begntime, status="admitted" if kind == "inpatient" else "registered",
+                  mdtrtarea_admvs=caller.mdtrtarea_admvs, insuplc_admdvs=enrolment.insuplc_admdvs, dedc_paid_fen=0, admission_no=0,
+                  **{k: v for k, v in details.items() if v is not None})
+    session.add(visit)
+    session.flush()
+    return visit
+
+
+def visit_of(session: Session, caller: Caller, mdtrt_id: str, psn_no: str, where: str, *, lock: bool = False) -> Visit:
+    stmt = select(Visit).where(Visit.mdtrt_id == mdtrt_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    visit = session.scalar(stmt)
+    if visit is None or visit.fixmedins_code != caller.fixmedins_code:
+        raise NotFound(f"no visit {mdtrt_id} at this institution", field=f"{where}.mdtrt_id")
+    if psn_no and visit.psn_no != psn_no:
+        raise InputError(f"visit {mdtrt_id} belongs to another person", field=f"{where}.psn_no")
+    if visit.status == "cancelled":
+        raise InputError(f"visit {mdtrt_id} was cancelled", field=f"{where}.mdtrt_id")
+    return visit
+
+
+def has_settlements(session: Session, mdtrt_id: str) -> bool:
+    return session.scalar(select(Settlement.setl_id).where(Settlement.mdtrt_id == mdtrt_id, Settlement.refd_setl_flag == "0",
+                                                           Settlement.revs_setl_id.is_(None)).limit(1)) is not None
+
+
+def cancel_visit(session: Session, visit: Visit, where: str) -> None:
+    """2202 / 2404: only a visit with nothing settled; its open fee lines go with it."""
+    if has_settlements(session, visit.mdtrt_id):
+        raise Conflict(f"visit {visit.mdtrt_id} has a settlement; reverse it first", field=f"{where}.mdtrt_id")
+    for line in session.scalars(select(FeeLine).where(FeeLine.mdtrt_id == visit.mdtrt_id, FeeLine.status == "open")):
+        line.status = "cancelled"
+    visit.status = "cancelled"
+
+
+def record_diagnoses(session: Session, visit: Visit, diagnoses: Sequence[Any]) -> None:
+    """Replace the visit's diagnoses with the uploaded list (2203 / 2401 / 2402)."""
+    for old in session.scalars(select(Diagnosis).where(Diagnosis.mdtrt_id == visit.mdtrt_id)):
+        session.delete(old)
+    for d in diagnoses:
+        session.add(Diagnosis(mdtrt_id=visit.mdtrt_id, diag_type=d.diag_type, diag_srt_no=int(d.diag_srt_no or 0), diag_code=d.diag_code,
+                              diag_name=d.diag_name, maindiag_flag=d.maindiag_flag or ("1" if str(d.diag_srt_no) == "1" else "0"),
+                              diag_time=clock.parse_datetime(d.diag_time, "diag_time") if d.diag_time else None,
+                              vali_flag=d.vali_flag or "1"))
+
+
+def discharge(visit: Visit, endtime: datetime, where: str, **details: str) -> None:
+    if visit.kind != "inpatient":
+        raise InputError(f"visit {visit.mdtrt_id} is not an admission", field=f"{where}.mdtrt_id")
+    if visit.status != "admitted":
+        raise Conflict(f"visit {visit.mdtrt_id} is {visit.status}, not admitted", field=f"{where}.mdtrt_id")
+    if endtime < visit.begntime:
+        raise InputError("is before the admission time", field=f"{where}.endtime")
+    visit.endtime = endtime
+    visit.status = "discharged"
+    for k, v in details.items():
+        if v:
+            setattr(visit, k, v)
+
+
+def undo_discharge(visit: Visit, where: str) -> None:
+    if visit.status != "discharged":
+        raise Conflict(f"visit {visit.mdtrt_id} is {visit.status}; only a discharged, unsettled admission can be reopened",
+                       field=f"{where}.mdtrt_id")
+    visit.status = "admitted"
+    visit.endtime = None
+
+
+# -- fee lines ------------------------------------------------------------------------------
+
+def catalogue_rules(session: Session, codes: set[str], on: date) -> dict[str, CatalogItem]:
+    """The catalogue rows in force on a day for the given codes (one indexed query)."""
+    if not codes:
+        return {}
+    rows = session.scalars(select(CatalogItem).where(CatalogItem.med_list_codg.in_(codes), CatalogItem.begndate <= on,
+                                                     or_(CatalogItem.enddate.is_(None), CatalogItem.enddate >= on),
+                                                     CatalogItem.vali_flag == "1"))
+    return {r.med_list_codg: r for r in rows}
+
+
+def rule_of(item: CatalogItem | None) -> engine.CatalogRule | None:
+    if item is None:
+        return None
+    return engine.CatalogRule(item.med_list_codg, item.chrgitm_lv, item.med_chrgitm_type, item.list_type, item.pric_uplmt_fen,
+                              item.lmt_gend, item.lmt_age_min, item.lmt_age_max, item.lmt_hosp_lv, item.rx_flag, item.lmt_used_flag)
+
+
+@dataclass
+class VisitContext:
+    """Everything about a visit the engine reads, gathered once."""
+
+    visit: Visit
+    person: Person
+    enrolment: Enrolment
+    hosp_lv: int
+    policy: Any
+
+
+def visit_context(session: Session, visit: Visit, on: date) -> VisitContext:
+    person = session.get(Person, visit.psn_no)
+    assert person is not None
+    enrolment = registry.active_enrolment(session, visit.psn_no, visit.insutype, on, "input.data")
+    inst = session.get(Institution, visit.fixmedins_code)
+    assert inst is not None
+    try:
+        policy = policy_for(enrolment.insuplc_admdvs, visit.insutype, category_of(visit.insutype, enrolment.psn_type), on)
+    except PolicyError as error:
+        raise InputError(f"the insured region's policy cannot settle this: {error.message}", field="insuplc_admdvs") from None
+    return VisitContext(visit, person, enrolment, inst.medins_lv or 1, policy)
+
+
+def upload_fees(session: Session, caller: Caller, lines: Sequence[Any], where: str = "input.feedetail") -> list[dict[str, Any]]:
+    """2204 / 2301: store fee lines with their catalogue split; answer one result per line."""
+    if not lines:
+        raise InputError("at least one fee line is required", field=where)
+    visits: dict[str, VisitContext] = {}
+    seen: set[tuple[str, str]] = set()
+    prepared = []
+    for i, raw in enumerate(lines):
+        at = f"{where}[{i}]"
+        if (raw.mdtrt_id, raw.feedetl_sn) in seen:
+            raise InputError(f"feedetl_sn {raw.feedetl_sn} appears twice", field=f"{at}.feedetl_sn")
+        seen.add((raw.mdtrt_id, raw.feedetl_sn))
+        if raw.mdtrt_id not in visits:
+            visit = visit_of(session, caller, raw.mdtrt_id, raw.psn_no, at)
+            if visit.status not in ("registered", "admitted"):
+                raise Conflict(f"visit {visit.mdtrt_id} is {visit.status}: no more fee lines", field=f"{at}.mdtrt_id")
+            visits[raw.mdtrt_id] = visit_context(session, visit, clock.today())
+        amount = to_fen(raw.det_item_fee_sumamt, f"{at}.det_item_fee_sumamt")
+        cnt, pric = _decimal(raw.cnt, f"{at}.cnt"), _decimal(raw.pric, f"{at}.pric")
+        if amount < 0 or cnt <= 0 or pric < 0:
+            raise InputError("amounts must not be negative and cnt must be positive", field=f"{at}.det_item_fee_sumamt")
+        if abs(cnt * pric * 100 - amount) > max(Decimal(1), cnt / 100):
+            raise InputError(f"{yuan(amount)} is not cnt × pric ({cnt} × {pric})", field=f"{at}.det_item_fee_sumamt")
+        prepared.append((at, raw, amount, cnt, pric, clock.parse_datetime(raw.fee_ocur_time, f"{at}.fee_ocur_time")))
+    existing = set(session.execute(select(FeeLine.mdtrt_id, FeeLine.feedetl_sn).where(
+        FeeLine.mdtrt_id.in_(list(visits)), FeeLine.feedetl_sn.in_([p[1].feedetl_sn for p in prepared]))).tuples())
+    rules = catalogue_rules(session, {p[1].med_list_codg.strip().upper() for p in prepared}, clock.today())
+    results = []
+    for at, raw, amount, cnt, pric, when in prepared:
+        if (raw.mdtrt_id, raw.feedetl_sn) in existing:
+            raise Conflict(f"feedetl_sn {raw.feedetl_sn} was already uploaded for this visit", field=f"{at}.feedetl_sn")
+        ctx = visits[raw.mdtrt_id]
+        item = rules.get(raw.med_list_codg.strip().upper())
+        if ctx.visit.kind == "pharmacy" and item is not None and item.rx_flag == "1" and not raw.rxno.strip():
+            raise InputError(f"{item.med_list_name} is a prescription-only drug: a prescription number is required", field=f"{at}.rxno")
+        patient = engine.Patient(clock.age_on(ctx.person.brdy, when.date()), ctx.person.gend)
+        split = engine.classify(engine.FeeLine(raw.feedetl_sn, raw.med_list_codg, amount, cnt, pric), rule_of(item), patient,
+                                ctx.hosp_lv, ctx.policy.yi_selfpay_prop)
+        row = FeeLine(mdtrt_id=raw.mdtrt_id, feedetl_sn=raw.feedetl_sn, chrg_bchno=raw.chrg_bchno, med_list_codg=raw.med_list_codg.strip().upper(),
+                      medins_list_codg=raw.medins_list_codg, med_list_name=item.med_list_name if item else "", list_type=item.list_type if item else "",
+                      rxno=raw.rxno, fee_ocur_time=when, cnt=cnt, pric=pric, det_item_fee_sumamt_fen=amount,
+                      bilg_dept_codg=raw.bilg_dept_codg, bilg_dept_name=raw.bilg_dept_name, bilg_dr_codg=raw.bilg_dr_codg,
+                      bilg_dr_name=raw.bilg_dr_name, chrgitm_lv=split.chrgitm_lv, med_chrgitm_type=split.med_chrgitm_type,
+                      selfpay_prop=split.selfpay_prop, pric_uplmt_fen=split.pric_uplmt_fen, fulamt_ownpay_fen=split.fulamt_ownpay,
+                      overlmt_fen=split.overlmt, preselfpay_fen=split.preselfpay, inscp_scp_fen=split.inscp,
+                      lmt_used_flag=split.lmt_used_flag, memo=split.memo, status="open")
+        session.add(row)
+        results.append(line_result(row))
+    return results
+
+
+def _decimal(value: Any, field: str) -> Decimal:
+    try:
+        number = Decimal(str(value).strip())
+    except Exception:
+        raise InputError(f"'{value}' is not a number", field=field) from None
+    if not number.is_finite():
+        raise InputError(f"'{value}' is not a number", field=field)
+    return number
+
+
+def line_result(row: FeeLine) -> dict[str, Any]:
+    return {
+        "feedetl_sn": row.feedetl_sn, "det_item_fee_sumamt": yuan(row.det_item_fee_sumamt_fen), "cnt": Decimal(str(row.cnt)),
+        "pric": Decimal(str(row.pric)), "pric_uplmt_amt": yuan(row.pric_uplmt_fen) if row.pric_uplmt_fen is not None else None,
+        "selfpay_prop": Decimal(str(row.selfpay_prop)).quantize(Decimal("0.0001")), "fulamt_ownpay_amt": yuan(row.fulamt_ownpay_fen),
+        "overlmt_amt": yuan(row.overlmt_fen), "preselfpay_amt": yuan(row.preselfpay_fen), "inscp_scp_amt": yuan(row.inscp_scp_fen),
+        "chrgitm_lv": row.chrgitm_lv, "med_chrgitm_type": row.med_chrgitm_type, "bas_medn_flag": "0", "hi_nego_drug_flag": "0",
+        "chld_medc_flag": "0", "list_sp_item_flag": "0", "lmt_used_flag": row.lmt_used_flag, "drt_reim_flag": "0", "memo": row.memo,
+    }
+
+
+def cancel_fees(session: Session, visit: Visit, *, chrg_bchno: str = "", feedetl_sn: str = "", where: str) -> int:
+    """2205 (by batch, "0000" = all unsettled) / 2302 (by line, "0000" = all unsettled)."""
+    stmt = select(FeeLine).where(FeeLine.mdtrt_id == visit.mdtrt_id, FeeLine.status == "open")
+    if chrg_bchno and chrg_bchno != "0000":
+        stmt = stmt.where(FeeLine.chrg_bchno == chrg_bchno)
+    if feedetl_sn and feedetl_sn != "0000":
+        stmt = stmt.where(FeeLine.feedetl_sn == feedetl_sn)
+    rows = session.scalars(stmt).all()
+    if not rows:
+        raise NotFound("no unsettled fee lines match", field=f"{where}.{'feedetl_sn' if feedetl_sn else 'chrg_bchno'}")
+    for row in rows:
+        row.status = "cancelled"
+    return len(rows)
+
+
+# -- settlement -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SettleRequest:
+    psn_no: str
+    mdtrt_id: str
+    insutype: str
+    med_type: str
+    medfee_sumamt: int
+    acct_used: bool
+    cert_type: str
+    cert_no: str
+    card_sn: str = ""
+    chrg_bchno: str = ""
+    mid_setl: bool = False
+    invono: str = ""
+
+
+def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bool, where: str = "input.data") -> dict[str, Any]:
+    """Pre-settle (post=False: nothing written) or settle (post=True: one atomic posting)."""
+    visit = visit_of(session, caller, request.mdtrt_id, request.psn_no, where, lock=post)
+    if request.insutype and request.insutype != visit.insutype:
+        raise InputError(f"the visit was registered under {visit.insutype}", field=f"{where}.insutype")
+    person = session.get(Person, visit.psn_no)
+    assert person is not None
+    registry.verify_credential(session, person, request.cert_type, request.cert_no, request.card_sn, where)
+    if visit.kind == "inpatient" and not request.mid_setl and visit.status != "discharged":
+        raise Conflict(f"admission {visit.mdtrt_id} is {visit.status}: discharge it (2402) or settle mid-stay (mid_setl_flag 1)",
+                       field=f"{where}.mdtrt_id")
+    if visit.kind == "inpatient" and request.mid_setl and visit.status != "admitted":
+        raise Conflict(f"admission {visit.mdtrt_id} is {visit.status}: a mid-stay settlement needs an open admission",
+                       field=f"{where}.mid_setl_flag")
+    stmt = select(FeeLine).where(FeeLine.mdtrt_id == visit.mdtrt_id, FeeLine.status == "open").order_by(FeeLine.id)
+    if request.chrg_bchno and request.chrg_bchno != "0000" and visit.kind != "inpatient":
+        stmt = stmt.where(FeeLine.chrg_bchno == request.chrg_bchno)
+    lines = session.scalars(stmt).all()
+    if not lines:
+        raise Conflict("there are no unsettled fee lines to settle", field=f"{where}.mdtrt_id")
+    uploaded = sum(line.det_item_fee_sumamt_fen for line in lines)
+    if uploaded != request.medfee_sumamt:
+        raise InputError(f"{yuan(request.medfee_sumamt)} does not match the unsettled fee lines ({yuan(uploaded)})",
+                         field=f"{where}.medfee_sumamt")
+    now = clock.now()
+    ctx = visit_context(session, visit, now.date())
+    ytd = ledger.year_total(session, visit.psn_no, now.year, lock=post)
+    grants = list(session.scalars(select(MutualAidGrant.grantor_psn_no).where(MutualAidGrant.beneficiary_psn_no == visit.psn_no,
+                                                                               MutualAidGrant.active == 1))) if request.acct_used else []
+    accounts = ledger.accounts(session, [visit.psn_no, *grants], lock=post)
+    own = accounts.get(visit.psn_no)
+    relatives = [accounts[g] for g in sorted(grants) if g in accounts]
+    identities = registry.identities_on(session, visit.psn_no, now)
+    assistance = max((i for i in identities if i in ctx.policy.assistance_ratio), key=lambda i: ctx.policy.assistance_ratio[i], default=None)
+    admission_no = visit.admission_no or (ytd.admissions + 1)
+    claim = engine.Claim(
+        kind=visit.kind, hosp_lv=ctx.hosp_lv, enrolled=registry.enrolled_types(session, visit.psn_no),
+        cvlserv=ctx.enrolment.cvlserv_flag == "1", assistance_identity=assistance,
+        unfiled_cross_province=visit.mdtrtarea_admvs[:2] != visit.insuplc_admdvs[:2],
+        admission_no=admission_no, admission_dedc_paid=visit.dedc_paid_fen,
+        acct_balance=own.balance_fen if own else 0, mulaid_balance=sum(a.balance_fen for a in relatives), acct_used=request.acct_used,
+    )
+    splits = [engine.LineSplit(line.feedetl_sn, line.det_item_fee_sumamt_fen, line.fulamt_ownpay_fen, line.overlmt_fen,
+                               line.preselfpay_fen, line.inscp_scp_fen, line.chrgitm_lv, line.med_chrgitm_type,
+                               Decimal(str(line.selfpay_prop)), line.pric_uplmt_fen, line.lmt_used_flag, line.memo) for line in lines]
+    out = engine.settle(ctx.policy, claim, _ytd(ytd), splits)
+    counts_admission = visit.kind == "inpatient" and visit.admission_no == 0 and out.medfee_sumamt > 0
+    row = Settlement(
+        setl_id=new_id(caller.mdtrtarea_admvs), mdtrt_id=visit.mdtrt_id, psn_no=visit.psn_no, fixmedins_code=caller.fixmedins_code,
+        insutype=visit.insutype, psn_type=ctx.enrolment.psn_type, cvlserv_flag=ctx.enrolment.cvlserv_flag, med_type=request.med_type or visit.med_type, kind=visit.kind,
+        setl_time=now, year=now.year, refd_setl_flag="0", mid_setl_flag="1" if request.mid_setl else "0", medins_setl_id=caller.msgid,
+        mdtrt_cert_type=request.cert_type, clr_type=CLR_TYPE[visit.kind], clr_way="1", clr_optins=visit.insuplc_admdvs,
+        mdtrtarea_admvs=visit.mdtrtarea_admvs, invono=request.invono,
+        medfee_sumamt=out.medfee_sumamt, fulamt_ownpay_amt=out.fulamt_ownpay_amt, overlmt_selfpay=out.overlmt_selfpay,
+        preselfpay_amt=out.preselfpay_amt, inscp_scp_amt=out.inscp_scp_amt, act_pay_dedc=out.act_pay_dedc, hifp_pay=out.hifp_pay,
+        pool_prop_selfpay=out.pool_prop_selfpay, cvlserv_pay=out.cvlserv_pay, hifes_pay=0, hifmi_pay=out.hifmi_pay,
+        hifob_pay=out.hifob_pay, maf_pay=out.maf_pay, oth_pay=0, fund_pay_sumamt=out.fund_pay_sumamt, psn_part_amt=out.psn_part_amt,
+        acct_pay=out.acct_pay, acct_mulaid_pay=out.acct_mulaid_pay, psn_cash_pay=out.psn_cash_pay, hosp_part_amt=0, balc=out.balc,
+        ytd_otp_dedc=out.ytd_delta.otp_dedc, ytd_hifp_otp=out.ytd_delta.hifp_otp, ytd_inscp_self=out.ytd_delta.inscp_self,
+        ytd_admission=1 if counts_admission else 0,
+        setldetail=json.dumps([fund_json(f) for f in out.funds], ensure_ascii=False), opter=caller.opter, opter_name=caller.opter_name,
+    )
+    if post:
+        session.add(row)
+        session.flush()
+        _apply_totals(ytd, row, +1)
+        posting = ledger.Posting(row.setl_id, visit.psn_no)
+        for fund in out.funds:
+            posting.add(f"fund:{fund.fund_pay_type}", fund.fund_payamt)
+        if own is not None and out.acct_pay:
+            own.balance_fen -= out.acct_pay
+            posting.add(f"acct:{own.psn_no}", out.acct_pay)
+        remaining = out.acct_mulaid_pay
+        for relative in relatives:
+            take = min(remaining, relative.balance_fen)
+            if take:
+                relative.balance_fen -= take
+                posting.add(f"acct:{relative.psn_no}", take)
+                remaining -= take
+        posting.add("cash", out.psn_cash_pay)
+        posting.add(f"medins:{caller.fixmedins_code}", -out.medfee_sumamt)
+        posting.write(session)
+        for line in lines:
+            line.status, line.setl_id = "settled", row.setl_id
+        if visit.kind == "inpatient":
+            visit.dedc_paid_fen += out.act_pay_dedc
+            if counts_admission:
+                visit.admission_no = admission_no
+            if not request.mid_setl:
+                visit.status = "settled"
+        else:
+            visit.status = "settled"
+    return {"setlinfo": setlinfo(row, person), "setldetail": wire_detail(json.loads(row.setldetail))}
+
+
+def _ytd(row: Any) -> engine.YearToDate:
+    return engine.YearToDate(otp_dedc=row.otp_dedc, hifp_otp=row.hifp_otp, hifp=row.hifp, hifob=row.hifob, cvlserv=row.cvlserv,
+                             hifmi=row.hifmi, maf=row.maf, inscp_self=row.inscp_self)
+
+
+def _apply_totals(ytd: Any, row: Settlement, sign: int) -> None:
+    """Post a settlement's year-to-date changes (sign -1 undoes them)."""
+    ytd.otp_dedc += sign * row.ytd_otp_dedc
+    ytd.hifp_otp += sign * row.ytd_hifp_otp
+    ytd.hifp += sign * row.hifp_pay
+    ytd.hifob += sign * row.hifob_pay
+    ytd.cvlserv += sign * row.cvlserv_pay
+    ytd.hifmi += sign * row.hifmi_pay
+    ytd.maf += sign * row.maf_pay
+    ytd.inscp_self += sign * row.ytd_inscp_self
+    ytd.admissions += sign * row.ytd_admission
+    ytd.settlements += sign
+
+
+def fund_json(fund: engine.FundPayment) -> dict[str, Any]:
+    return {"fund_pay_type": fund.fund_pay_type, "fund_pay_type_name": fund.name, "inscp_scp_amt": fund.inscp_scp_amt,
+            "crt_payb_lmt_amt": fund.crt_payb_lmt_amt, "fund_payamt": fund.fund_payamt, "setl_proc_info": fund.setl_proc_info}
+
+
+AMOUNTS = ("medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc", "hifp_pay",
+           "cvlserv_pay", "hifes_pay", "hifmi_pay", "hifob_pay", "maf_pay", "oth_pay", "fund_pay_sumamt", "psn_part_amt", "acct_pay",
+           "psn_cash_pay", "hosp_part_amt", "balc", "acct_mulaid_pay")
+
+
+def setlinfo(row: Settlement, person: Person) -> dict[str, Any]:
+    """``setlinfo`` as 2206/2207/2303/2304 answer it (amounts in yuan, 2 places)."""
+    info: dict[str, Any] = {
+        "mdtrt_id": row.mdtrt_id, "setl_id": row.setl_id, "psn_no": row.psn_no, "psn_name": person.psn_name,
+        "psn_cert_type": person.psn_cert_type, "certno": person.certno, "gend": person.gend, "naty": person.naty,
+        "brdy": clock.fmt_date(person.brdy), "age": registry.age_in_years(person.brdy, row.setl_time.date()), "insutype": row.insutype,
+        "psn_type": row.psn_type, "cvlserv_flag": row.cvlserv_flag, "setl_time": clock.fmt_datetime(row.setl_time),
+        "mdtrt_cert_type": row.mdtrt_cert_type, "med_type": row.med_type,
+    }
+    for name in AMOUNTS:
+        info[name] = yuan(getattr(row, name))
+    info["pool_prop_selfpay"] = Decimal(str(row.pool_prop_selfpay)).quantize(Decimal("0.0001"))
+    info.update({"medins_setl_id": row.medins_setl_id, "clr_optins": row.clr_optins, "clr_way": row.clr_way, "clr_type": row.clr_type})
+    return info
+
+
+def wire_detail(detail: list[dict[str, Any]], sign: int = 1) -> list[dict[str, Any]]:
+    return [{**d, "inscp_scp_amt": yuan(sign * d["inscp_scp_amt"]), "fund_payamt": yuan(sign * d["fund_payamt"]),
+             "crt_payb_lmt_amt": yuan(d["crt_payb_lmt_amt"]) if d["crt_payb_lmt_amt"] is not None else None} for d in detail]
+
+
+def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, psn_no: str, where: str = "input.data") -> dict[str, Any]:
+    """2208 / 2305 / 2103: compensating entries; totals, balances and fee lines restored exactly."""
+    original = session.scalar(select(Settlement).where(Settlement.setl_id == setl_id).with_for_update())
+    if original is None or original.fixmedins_code != caller.fixmedins_code:
+        raise NotFound(f"no settlement {setl_id} at this institution", field=f"{where}.setl_id")
+    if original.mdtrt_id != mdtrt_id:
+        raise InputError(f"settlement {setl_id} belongs to visit {original.mdtrt_id}", field=f"{where}.mdtrt_id")
+    if psn_no and original.psn_no != psn_no:
+        raise InputError(f"settlement {setl_id} belongs to another person", field=f"{where}.psn_no")
+    if original.refd_setl_flag == "1":
+        raise InputError(f"{setl_id} is itself a reversal", field=f"{where}.setl_id")
+    if original.revs_setl_id:
+        raise Conflict(f"settlement {setl_id} was already reversed by {original.revs_setl_id}", field=f"{where}.setl_id")
+    visit = visit_of(session, caller, mdtrt_id, psn_no, where, lock=True)
+    ytd = ledger.year_total(session, original.psn_no, original.year, lock=True)
+    account_moves = ledger.account_entries(session, setl_id)
+    accounts = ledger.accounts(session, [a.split(":", 1)[1] for a, _ in account_moves], lock=True)
+    now = clock.now()
+    reversal = Settlement(**{c: getattr(original, c) for c in _COPIED})
+    reversal.setl_id = new_id(caller.mdtrtarea_admvs)
+    reversal.setl_time, reversal.refd_setl_flag, reversal.revs_setl_id = now, "1", original.setl_id
+    reversal.medins_setl_id, reversal.opter, reversal.opter_name = caller.msgid, caller.opter, caller.opter_name
+    for name in _NEGATED:
+        setattr(reversal, name, -getattr(original, name))
+    session.add(reversal)
+    session.flush()
+    original.revs_setl_id = reversal.setl_id
+    _apply_totals(ytd, original, -1)
+    posting = ledger.Posting(reversal.setl_id, original.psn_no)
+    for account, amount in session.execute(select(LedgerEntry.account, LedgerEntry.amount_fen).where(LedgerEntry.setl_id == setl_id)).tuples():
+        posting.add(account, -amount)
+    for account, amount in account_moves:
+        accounts[account.split(":", 1)[1]].balance_fen += amount
+    posting.write(session)
+    for line in session.scalars(select(FeeLine).where(FeeLine.setl_id == setl_id)):
+        line.status, line.setl_id = "open", None
+    if visit.kind == "inpatient":
+        visit.dedc_paid_fen -= original.act_pay_dedc
+        if original.ytd_admission:
+            visit.admission_no = 0
+        visit.status = "discharged" if visit.endtime else "admitted"
+    else:
+        visit.status = "registered"
+    own = accounts.get(original.psn_no)
+    reversal.balc = own.balance_fen if own else 0
+    session.flush()
+    person = session.get(Person, original.psn_no)
+    assert person is not None
+    info = setlinfo(reversal, person)
+    return {"setlinfo": info, "setldetail": wire_detail(json.loads(original.setldetail), -1)}
+
+
+_NEGATED = ("medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc", "hifp_pay",
+            "cvlserv_pay", "hifes_pay", "hifmi_pay", "hifob_pay", "maf_pay", "oth_pay", "fund_pay_sumamt", "psn_part_amt", "acct_pay",
+            "acct_mulaid_pay", "psn_cash_pay", "hosp_part_amt", "ytd_otp_dedc", "ytd_hifp_otp", "ytd_inscp_self", "ytd_admission")
+_COPIED = ("mdtrt_id", "psn_no", "fixmedins_code", "insutype", "psn_type", "cvlserv_flag", "med_type", "kind", "year", "mid_setl_flag", "mdtrt_cert_type",
+           "clr_type", "clr_way", "clr_optins", "mdtrtarea_admvs", "invono", "pool_prop_selfpay", "balc", "setldetail")

@@ -1,0 +1,109 @@
+"""`yibao ledger check`: prove that the books agree with themselves.
+
+1. every settlement's ledger entries sum to zero, and match the settlement's own amounts;
+2. every year-to-date row equals the sum of what its settlements and reversals posted;
+3. every personal account's balance equals opening + contributions credited − payments posted.
+All three are aggregate queries, so the check runs in seconds on a large region.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from yibao.encounter.models import Settlement
+from yibao.ledger.models import LedgerEntry, YearTotal
+from yibao.registry.models import Account, Contribution
+
+YTD_FIELDS = ("otp_dedc", "hifp_otp", "hifp", "hifob", "cvlserv", "hifmi", "maf", "inscp_self", "admissions", "settlements")
+
+
+@dataclass
+class CheckReport:
+    settlements: int = 0
+    entries: int = 0
+    year_rows: int = 0
+    accounts: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check(session: Session, limit: int = 50) -> CheckReport:
+    report = CheckReport()
+
+    def problem(text: str) -> None:
+        if len(report.problems) < limit:
+            report.problems.append(text)
+
+    # 1. balanced entries that agree with the settlement rows
+    kind = case((LedgerEntry.account.like("acct:%"), "acct"),
+                (LedgerEntry.account.like("medins:%"), "medins"), else_=LedgerEntry.account)
+    posted: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for setl_id, k, amount, count in session.execute(select(LedgerEntry.setl_id, kind, func.sum(LedgerEntry.amount_fen), func.count())
+                                                     .group_by(LedgerEntry.setl_id, kind)):
+        posted[setl_id][k] += int(amount)
+        report.entries += count
+    for s in session.execute(select(Settlement.setl_id, Settlement.insutype, Settlement.medfee_sumamt, Settlement.fund_pay_sumamt,
+                                    Settlement.hifp_pay, Settlement.hifob_pay, Settlement.cvlserv_pay, Settlement.hifmi_pay,
+                                    Settlement.maf_pay, Settlement.acct_pay, Settlement.acct_mulaid_pay, Settlement.psn_cash_pay,
+                                    Settlement.hosp_part_amt)):
+        report.settlements += 1
+        sums = posted.pop(s.setl_id, {})
+        if sum(sums.values()) != 0:
+            problem(f"settlement {s.setl_id}: entries sum to {sum(sums.values())}, not 0")
+        if s.fund_pay_sumamt != s.hifp_pay + s.hifob_pay + s.cvlserv_pay + s.hifmi_pay + s.maf_pay:
+            problem(f"settlement {s.setl_id}: fund_pay_sumamt {s.fund_pay_sumamt} is not the sum of its funds")
+        basic = "fund:310100" if s.insutype == "310" else "fund:390100"
+        expected = {basic: s.hifp_pay, "fund:330100": s.hifob_pay, "fund:320100": s.cvlserv_pay, "fund:390200": s.hifmi_pay,
+                    "fund:610100": s.maf_pay, "acct": s.acct_pay + s.acct_mulaid_pay, "cash": s.psn_cash_pay, "hosp": s.hosp_part_amt,
+                    "medins": -s.medfee_sumamt}
+        for k in sums:
+            if k not in expected:
+                problem(f"settlement {s.setl_id}: unexpected posting to {k}")
+        for k, value in expected.items():
+            if sums.get(k, 0) != value:
+                problem(f"settlement {s.setl_id}: {k} entries {sums.get(k, 0)} ≠ settlement {value}")
+    for setl_id in posted:
+        problem(f"entries for unknown settlement {setl_id}")
+
+    # 2. year-to-date rows equal their settlements' postings
+    sign = case((Settlement.refd_setl_flag == "0", 1), else_=-1)
+    computed = {
+        (r.psn_no, r.year): r
+        for r in session.execute(select(
+            Settlement.psn_no, Settlement.year, func.sum(Settlement.ytd_otp_dedc).label("otp_dedc"),
+            func.sum(Settlement.ytd_hifp_otp).label("hifp_otp"), func.sum(Settlement.hifp_pay).label("hifp"),
+            func.sum(Settlement.hifob_pay).label("hifob"), func.sum(Settlement.cvlserv_pay).label("cvlserv"),
+            func.sum(Settlement.hifmi_pay).label("hifmi"), func.sum(Settlement.maf_pay).label("maf"),
+            func.sum(Settlement.ytd_inscp_self).label("inscp_self"), func.sum(Settlement.ytd_admission).label("admissions"),
+            func.sum(sign).label("settlements"),
+        ).group_by(Settlement.psn_no, Settlement.year))
+    }
+    for row in session.scalars(select(YearTotal)):
+        report.year_rows += 1
+        expected_row = computed.pop((row.psn_no, row.year), None)
+        for name in YTD_FIELDS:
+            want = int(getattr(expected_row, name)) if expected_row is not None else 0
+            if getattr(row, name) != want:
+                problem(f"year total {row.psn_no}/{row.year}: {name} is {getattr(row, name)}, settlements say {want}")
+    for (psn_no, year) in computed:
+        problem(f"settlements of {psn_no} in {year} have no year-total row")
+
+    # 3. account balances
+    credits = dict(session.execute(select(Contribution.psn_no, func.sum(Contribution.acct_cred_fen)).group_by(Contribution.psn_no)).tuples().all())
+    payments = dict(session.execute(select(func.substr(LedgerEntry.account, 6), func.sum(LedgerEntry.amount_fen))
+                                    .where(LedgerEntry.account.like("acct:%")).group_by(LedgerEntry.account)).tuples().all())
+    for account in session.scalars(select(Account)):
+        report.accounts += 1
+        want = account.opening_fen + int(credits.get(account.psn_no, 0)) - int(payments.get(account.psn_no, 0))
+        if account.balance_fen != want:
+            problem(f"account {account.psn_no}: balance {account.balance_fen}, opening + contributions − payments = {want}")
+        if account.balance_fen < 0:
+            problem(f"account {account.psn_no} is overdrawn: {account.balance_fen}")
+    return report

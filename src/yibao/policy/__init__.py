@@ -1,0 +1,1 @@
+"""Policy as data: parameters per region, insurance type and effective date (OpenFisca style)."""

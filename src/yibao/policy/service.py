@@ -1,0 +1,80 @@
+"""The policy in force for one person's claim: a typed snapshot the pure engine reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+
+from yibao.policy.parameters import PolicyBook, PolicyError, bundled
+
+LEVELS = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Every number the engine needs for one region, insurance type, person category and day (fen and ratios)."""
+
+    admdvs: str
+    insutype: str
+    category: str  # in_service | retired | all
+    on: date
+    yi_selfpay_prop: Decimal
+    otp_deductible: int
+    ipt_deductible: dict[int, int]
+    later_admission_share: Decimal
+    otp_ratio: dict[int, Decimal]
+    ipt_ratio: dict[int, Decimal]
+    pharmacy_ratio: Decimal
+    unfiled_reduction: Decimal
+    otp_fund_cap: int
+    basic_fund_cap: int
+    large_amount_ratio: Decimal
+    large_amount_cap: int
+    cvlserv_otp_ratio: Decimal
+    cvlserv_ipt_ratio: Decimal
+    catastrophic_tiers: tuple[tuple[int, Decimal], ...]
+    assistance_ratio: dict[str, Decimal]
+    assistance_cap: int
+
+
+def category_of(insutype: str, psn_type: str) -> str:
+    if insutype == "310":
+        return "retired" if psn_type.startswith("12") or psn_type.startswith("13") else "in_service"
+    return "all"
+
+
+def snapshot(book: PolicyBook, admdvs: str, insutype: str, category: str, on: date) -> Policy:
+    if insutype not in ("310", "390"):
+        raise PolicyError(f"insutype {insutype} is not a basic insurance (310 employees, 390 residents)")
+    v = book.value
+    cat = category if insutype == "310" else "all"
+    assistance_keys = [k.split(".")[1] for k in book.regions.get(admdvs, {}).get("second_tier", {})
+                       if k.startswith("medical_assistance.") and k.split(".")[1].isdigit()]
+    return Policy(
+        admdvs=admdvs, insutype=insutype, category=cat, on=on,
+        yi_selfpay_prop=v(admdvs, "catalogue", "yi_selfpay_prop.all", on),
+        otp_deductible=v(admdvs, "deductible", f"outpatient.{insutype}.{cat}", on),
+        ipt_deductible={lv: v(admdvs, "deductible", f"inpatient.{insutype}.level_{lv}", on) for lv in LEVELS},
+        later_admission_share=v(admdvs, "deductible", "later_admission_share.all", on),
+        otp_ratio={lv: v(admdvs, "pool_ratio", f"outpatient.{insutype}.{cat}.level_{lv}", on) for lv in LEVELS},
+        ipt_ratio={lv: v(admdvs, "pool_ratio", f"inpatient.{insutype}.{cat}.level_{lv}", on) for lv in LEVELS},
+        pharmacy_ratio=v(admdvs, "pool_ratio", f"pharmacy.{insutype}.all", on),
+        unfiled_reduction=v(admdvs, "pool_ratio", "unfiled_reduction.all", on),
+        otp_fund_cap=v(admdvs, "caps", f"outpatient_fund.{insutype}.{cat}", on),
+        basic_fund_cap=v(admdvs, "caps", f"basic_fund.{insutype}.all", on),
+        large_amount_ratio=v(admdvs, "second_tier", "large_amount.ratio", on),
+        large_amount_cap=v(admdvs, "second_tier", "large_amount.annual_cap.all", on),
+        cvlserv_otp_ratio=v(admdvs, "second_tier", "civil_servant.outpatient", on),
+        cvlserv_ipt_ratio=v(admdvs, "second_tier", "civil_servant.inpatient", on),
+        catastrophic_tiers=v(admdvs, "second_tier", "catastrophic.tiers", on),
+        assistance_ratio={k: v(admdvs, "second_tier", f"medical_assistance.{k}", on) for k in assistance_keys},
+        assistance_cap=v(admdvs, "second_tier", "medical_assistance.annual_cap.all", on),
+    )
+
+
+@lru_cache(maxsize=4096)
+def policy_for(admdvs: str, insutype: str, category: str, on: date) -> Policy:
+    """Cached snapshot of the bundled policy (the hot path asks the same few questions all day)."""
+    return snapshot(bundled(), admdvs, insutype, category, on)

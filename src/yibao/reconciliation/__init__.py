@@ -1,0 +1,1 @@
+"""Reconciliation with institutions: totals (3201) and detail files (3202)."""

@@ -1,0 +1,94 @@
+"""Reusable counter flows (what an HIS does) for the settlement tests."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from yibao.client import CounterClient
+from yibao.codes.models import CatalogItem
+from yibao.core import clock
+from yibao.registry.models import Account, Enrolment, Person
+from yibao.store.db import Database
+
+_serial = itertools.count(1)
+
+
+def serial(prefix: str) -> str:
+    return f"{prefix}{next(_serial):08d}"
+
+
+def catalogue_codes(db: Database) -> dict[str, str]:
+    """One demo code of each class without restrictions or caps (甲, 乙, 丙) and a capped 乙 consumable."""
+    with db.unit_of_work(write=False) as session:
+        def pick(level: str, capped: bool = False, list_type: str | None = None, rx: str | None = None) -> str:
+            stmt = select(CatalogItem.med_list_codg).where(CatalogItem.chrgitm_lv == level, CatalogItem.enddate.is_(None),
+                                                           CatalogItem.lmt_gend.is_(None), CatalogItem.lmt_age_min.is_(None),
+                                                           CatalogItem.lmt_age_max.is_(None), CatalogItem.lmt_hosp_lv.is_(None))
+            stmt = stmt.where(CatalogItem.pric_uplmt_fen.is_not(None) if capped else CatalogItem.pric_uplmt_fen.is_(None))
+            if list_type:
+                stmt = stmt.where(CatalogItem.list_type == list_type)
+            if rx:
+                stmt = stmt.where(CatalogItem.rx_flag == rx)
+            return session.scalar(stmt.order_by(CatalogItem.med_list_codg).limit(1))
+
+        return {"jia": pick("01", list_type="102"), "yi": pick("02", list_type="102"), "bing": pick("03", list_type="201"),
+                "rx_capped": pick("02", capped=True, list_type="101", rx="1"), "otc_capped": pick("01", capped=True, list_type="101", rx="0")}
+
+
+def person_with(db: Database, insutype: str, *, region: str = "370100", retired: bool | None = None, min_balance: int = 0,
+                skip: set[str] | None = None) -> Person:
+    with db.unit_of_work(write=False) as session:
+        stmt = (select(Person).join(Enrolment, Enrolment.psn_no == Person.psn_no)
+                .where(Enrolment.insutype == insutype, Enrolment.psn_insu_stas == "1", Enrolment.insuplc_admdvs == region,
+                       Enrolment.cvlserv_flag == "0"))
+        if retired is not None:
+            stmt = stmt.where(Enrolment.psn_type.like("12%") if retired else Enrolment.psn_type.like("11%"))
+        if min_balance:
+            stmt = stmt.join(Account, Account.psn_no == Person.psn_no).where(Account.balance_fen >= min_balance)
+        for person in session.scalars(stmt.order_by(Person.psn_no)):
+            if not skip or person.psn_no not in skip:
+                return person
+    raise LookupError("no such person in the demo")
+
+
+def fee(mdtrt_id: str, psn_no: str, code: str, amount: str, *, cnt: str = "1", batch: str = "B1", rxno: str = "") -> dict[str, Any]:
+    pric = (Decimal(amount) / Decimal(cnt)).quantize(Decimal("0.000001"))
+    return {"feedetl_sn": serial("F"), "mdtrt_id": mdtrt_id, "psn_no": psn_no, "chrg_bchno": batch, "rxno": rxno,
+            "rx_circ_flag": "0", "fee_ocur_time": clock.fmt_datetime(clock.now()), "med_list_codg": code, "medins_list_codg": "H-" + code[:10],
+            "det_item_fee_sumamt": Decimal(amount), "cnt": Decimal(cnt), "pric": pric, "bilg_dept_codg": "A03", "bilg_dept_name": "内科",
+            "bilg_dr_codg": "D37010000001", "bilg_dr_name": "医生", "hosp_appr_flag": "0"}
+
+
+def ok(answer: dict[str, Any]) -> dict[str, Any]:
+    assert answer.get("infcode") == 0, answer.get("err_msg")
+    return answer["output"]
+
+
+def cert(person: Person) -> dict[str, str]:
+    return {"mdtrt_cert_type": "02", "mdtrt_cert_no": person.certno}
+
+
+def outpatient(counter: CounterClient, person: Person, insutype: str, lines: list[tuple[str, str]], *, acct: str = "1",
+               med_type: str = "11", settle: bool = True) -> dict[str, Any]:
+    """Register, upload diagnoses and fees, pre-settle and settle; returns the 2207 output (or 2206's)."""
+    reg = ok(counter.call("2201", {"data": {"psn_no": person.psn_no, "insutype": insutype, "begntime": clock.fmt_datetime(clock.now()),
+                                             **cert(person), "ipt_otp_no": serial("MZ"), "atddr_no": "D37010000001", "dr_name": "医生",
+                                             "dept_code": "A03", "dept_name": "内科", "caty": "A03", "med_type": med_type}}))
+    mdtrt_id = reg["data"]["mdtrt_id"]
+    ok(counter.call("2203", {"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "med_type": med_type,
+                                           "begntime": clock.fmt_datetime(clock.now())},
+                             "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "J06.900", "diag_name": "急性上呼吸道感染",
+                                           "diag_dept": "内科", "dise_dor_no": "D37010000001", "dise_dor_name": "医生",
+                                           "diag_time": clock.fmt_datetime(clock.now()), "vali_flag": "1"}]}))
+    ok(counter.call("2204", {"feedetail": [fee(mdtrt_id, person.psn_no, code, amount) for code, amount in lines]}))
+    total = sum(Decimal(a) for _, a in lines)
+    data = {"psn_no": person.psn_no, **cert(person), "med_type": med_type, "medfee_sumamt": total, "psn_setlway": "01",
+            "mdtrt_id": mdtrt_id, "chrg_bchno": "B1", "acct_used_flag": acct, "insutype": insutype}
+    pre = ok(counter.call("2206", {"data": data}))
+    if not settle:
+        return pre
+    return ok(counter.call("2207", {"data": data}))

@@ -1,0 +1,144 @@
+"""Concurrent settlements of one person against a real server with two worker processes.
+
+Many counters settle for the same person (or family) at the same moment: the account never
+goes below zero, no annual cap is exceeded, nothing is lost, and the ledger check passes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from conftest import HOSPITAL, free_port, secret_of
+from flows import catalogue_codes, cert, fee, ok, person_with, serial
+from yibao.client import CounterClient
+from yibao.core import clock
+from yibao.ledger.check import check
+from yibao.ledger.models import MutualAidGrant, YearTotal
+from yibao.registry.models import Account, Person
+
+LEVEL_1 = "H37010000005"
+
+
+@pytest.fixture(scope="module")
+def server(settings, db) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    port = free_port()
+    env = {**os.environ, "YIBAO_DATABASE_URL": settings.database_url}
+    proc = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--port", str(port), "--workers", "2"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        raise AssertionError(proc.stdout.read() if proc.stdout else "server did not start")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def prepared_visits(url: str, code: str, person: Person, insutype: str, amounts: list[str], item: str) -> list[tuple[CounterClient, dict]]:
+    """One signed-in counter per visit, each with a registered visit and uploaded fee lines, ready to settle."""
+    out = []
+    for amount in amounts:
+        client = CounterClient(url, code, secret_of(code), mdtrtarea_admvs="370100")
+        ok(client.sign_in())
+        reg = ok(client.call("2201", {"data": {"psn_no": person.psn_no, "insutype": insutype, "begntime": clock.fmt_datetime(clock.now()),
+                                                **cert(person), "ipt_otp_no": serial("CC")}}))
+        mdtrt_id = reg["data"]["mdtrt_id"]
+        ok(client.call("2204", {"feedetail": [fee(mdtrt_id, person.psn_no, item, amount)]}))
+        out.append((client, {"data": {"psn_no": person.psn_no, **cert(person), "med_type": "11", "medfee_sumamt": Decimal(amount),
+                                      "psn_setlway": "01", "mdtrt_id": mdtrt_id, "chrg_bchno": "B1", "acct_used_flag": "1",
+                                      "insutype": insutype}}))
+    return out
+
+
+def settle_all_at_once(visits: list[tuple[CounterClient, dict]]) -> list[dict]:
+    answers: list[dict] = []
+    barrier = threading.Barrier(len(visits))
+
+    def go(client: CounterClient, body: dict) -> None:
+        barrier.wait()
+        answers.append(client.call("2207", body))
+
+    threads = [threading.Thread(target=go, args=v) for v in visits]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
+
+
+def test_one_account_is_never_overdrawn(server: str, db) -> None:  # type: ignore[no-untyped-def]
+    codes = catalogue_codes(db)
+    person = person_with(db, "310", retired=False, skip=set())
+    with db.unit_of_work() as session:
+        session.execute(update(Account).where(Account.psn_no == person.psn_no).values(opening_fen=Account.opening_fen - Account.balance_fen + 10_000,
+                                                                                   balance_fen=10_000))
+        session.execute(update(MutualAidGrant).where(MutualAidGrant.beneficiary_psn_no == person.psn_no).values(active=0))
+    answers = settle_all_at_once(prepared_visits(server, HOSPITAL, person, "310", ["30.00"] * 8, codes["bing"]))
+    assert all(a["infcode"] == 0 for a in answers), [a["err_msg"] for a in answers]
+    paid = sum(Decimal(str(a["output"]["setlinfo"]["acct_pay"])) for a in answers)
+    assert paid == Decimal("100.00")
+    assert sorted(Decimal(str(a["output"]["setlinfo"]["balc"])) for a in answers)[0] == 0
+    with db.unit_of_work(write=False) as session:
+        assert session.get(Account, person.psn_no).balance_fen == 0
+        assert check(session).ok
+
+
+def test_the_outpatient_cap_is_never_exceeded(server: str, db) -> None:  # type: ignore[no-untyped-def]
+    codes = catalogue_codes(db)
+    person = person_with(db, "390")
+    # level-1 clinic, residents: no deductible, 50%, 500.00 outpatient cap a year: eight visits of 400.00 would ask 1,600.00
+    answers = settle_all_at_once(prepared_visits(server, LEVEL_1, person, "390", ["400.00"] * 8, codes["jia"]))
+    assert all(a["infcode"] == 0 for a in answers), [a["err_msg"] for a in answers]
+    pooled = sum(Decimal(str(a["output"]["setlinfo"]["hifp_pay"])) for a in answers)
+    assert pooled == Decimal("500.00")
+    with db.unit_of_work(write=False) as session:
+        assert session.get(YearTotal, (person.psn_no, clock.now().year)).hifp_otp == 50_000
+        assert check(session).ok
+
+
+def test_a_family_sharing_one_account(server: str, db) -> None:  # type: ignore[no-untyped-def]
+    codes = catalogue_codes(db)
+    with db.unit_of_work() as session:
+        grant = session.scalars(select(MutualAidGrant).where(MutualAidGrant.active == 1).order_by(MutualAidGrant.grantor_psn_no)).first()
+        assert grant is not None
+        members = [grant.beneficiary_psn_no, *session.scalars(select(MutualAidGrant.beneficiary_psn_no).where(
+            MutualAidGrant.grantor_psn_no == grant.grantor_psn_no, MutualAidGrant.beneficiary_psn_no != grant.beneficiary_psn_no))]
+        session.execute(update(Account).where(Account.psn_no == grant.grantor_psn_no).values(
+            opening_fen=Account.opening_fen - Account.balance_fen + 5_000, balance_fen=5_000))
+        people = [session.get(Person, p) for p in members]
+        from yibao.registry.models import Enrolment
+
+        types = {p.psn_no: session.scalar(select(Enrolment.insutype).where(Enrolment.psn_no == p.psn_no, Enrolment.insutype.in_(("310", "390"))))
+                 for p in people}
+        own = {p.psn_no: session.get(Account, p.psn_no) for p in people}
+        for p in people:
+            if own[p.psn_no] is not None:
+                own[p.psn_no].opening_fen -= own[p.psn_no].balance_fen
+                own[p.psn_no].balance_fen = 0
+    visits = []
+    for p in people:
+        visits += prepared_visits(server, HOSPITAL, p, types[p.psn_no], ["20.00", "20.00"], codes["bing"])
+    answers = settle_all_at_once(visits)
+    assert all(a["infcode"] == 0 for a in answers), [a["err_msg"] for a in answers]
+    shared = sum(Decimal(str(a["output"]["setlinfo"]["acct_mulaid_pay"])) for a in answers)
+    assert shared == min(Decimal("50.00"), Decimal("20.00") * len(visits))
+    with db.unit_of_work(write=False) as session:
+        assert session.get(Account, grant.grantor_psn_no).balance_fen == 5_000 - int(shared * 100)
+        assert check(session).ok

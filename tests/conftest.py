@@ -10,10 +10,14 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import httpx
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy import create_engine, text
@@ -91,3 +95,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# A real server (two worker processes) on the module's database, for concurrent clients and examples.
+@pytest.fixture(scope="module")
+def live_server(settings, db, tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    port = free_port()
+    env = {**os.environ, "YIBAO_DATABASE_URL": settings.database_url}
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    log = log_path.open("w")  # a file, not a pipe: a full pipe would stall the server
+    proc = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--port", str(port), "--workers", "2"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        raise AssertionError(log_path.read_text())
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+

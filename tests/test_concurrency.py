@@ -6,19 +6,12 @@ goes below zero, no annual cap is exceeded, nothing is lost, and the ledger chec
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Iterator
 from decimal import Decimal
 
-import httpx
-import pytest
 from sqlalchemy import select, update
 
-from conftest import HOSPITAL, free_port, secret_of
+from conftest import HOSPITAL, secret_of
 from flows import catalogue_codes, cert, fee, ok, person_with, serial
 from yibao.client import CounterClient
 from yibao.core import clock
@@ -27,28 +20,6 @@ from yibao.ledger.models import MutualAidGrant, YearTotal
 from yibao.registry.models import Account, Person
 
 LEVEL_1 = "H37010000005"
-
-
-@pytest.fixture(scope="module")
-def server(settings, db) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    port = free_port()
-    env = {**os.environ, "YIBAO_DATABASE_URL": settings.database_url}
-    proc = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--port", str(port), "--workers", "2"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        raise AssertionError(proc.stdout.read() if proc.stdout else "server did not start")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
 
 
 def prepared_visits(url: str, code: str, person: Person, insutype: str, amounts: list[str], item: str) -> list[tuple[CounterClient, dict]]:
@@ -83,14 +54,14 @@ def settle_all_at_once(visits: list[tuple[CounterClient, dict]]) -> list[dict]:
     return answers
 
 
-def test_one_account_is_never_overdrawn(server: str, db) -> None:  # type: ignore[no-untyped-def]
+def test_one_account_is_never_overdrawn(live_server: str, db) -> None:  # type: ignore[no-untyped-def]
     codes = catalogue_codes(db)
     person = person_with(db, "310", retired=False, skip=set())
     with db.unit_of_work() as session:
         session.execute(update(Account).where(Account.psn_no == person.psn_no).values(opening_fen=Account.opening_fen - Account.balance_fen + 10_000,
                                                                                    balance_fen=10_000))
         session.execute(update(MutualAidGrant).where(MutualAidGrant.beneficiary_psn_no == person.psn_no).values(active=0))
-    answers = settle_all_at_once(prepared_visits(server, HOSPITAL, person, "310", ["30.00"] * 8, codes["bing"]))
+    answers = settle_all_at_once(prepared_visits(live_server, HOSPITAL, person, "310", ["30.00"] * 8, codes["bing"]))
     assert all(a["infcode"] == 0 for a in answers), [a["err_msg"] for a in answers]
     paid = sum(Decimal(str(a["output"]["setlinfo"]["acct_pay"])) for a in answers)
     assert paid == Decimal("100.00")
@@ -100,11 +71,11 @@ def test_one_account_is_never_overdrawn(server: str, db) -> None:  # type: ignor
         assert check(session).ok
 
 
-def test_the_outpatient_cap_is_never_exceeded(server: str, db) -> None:  # type: ignore[no-untyped-def]
+def test_the_outpatient_cap_is_never_exceeded(live_server: str, db) -> None:  # type: ignore[no-untyped-def]
     codes = catalogue_codes(db)
     person = person_with(db, "390")
     # level-1 clinic, residents: no deductible, 50%, 500.00 outpatient cap a year: eight visits of 400.00 would ask 1,600.00
-    answers = settle_all_at_once(prepared_visits(server, LEVEL_1, person, "390", ["400.00"] * 8, codes["jia"]))
+    answers = settle_all_at_once(prepared_visits(live_server, LEVEL_1, person, "390", ["400.00"] * 8, codes["jia"]))
     assert all(a["infcode"] == 0 for a in answers), [a["err_msg"] for a in answers]
     pooled = sum(Decimal(str(a["output"]["setlinfo"]["hifp_pay"])) for a in answers)
     assert pooled == Decimal("500.00")
@@ -113,7 +84,7 @@ def test_the_outpatient_cap_is_never_exceeded(server: str, db) -> None:  # type:
         assert check(session).ok
 
 
-def test_a_family_sharing_one_account(server: str, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_family_sharing_one_account(live_server: str, db) -> None:  # type: ignore[no-untyped-def]
     codes = catalogue_codes(db)
     with db.unit_of_work() as session:
         grant = session.scalars(select(MutualAidGrant).where(MutualAidGrant.active == 1).order_by(MutualAidGrant.grantor_psn_no)).first()
@@ -134,7 +105,7 @@ def test_a_family_sharing_one_account(server: str, db) -> None:  # type: ignore[
                 own[p.psn_no].balance_fen = 0
     visits = []
     for p in people:
-        visits += prepared_visits(server, HOSPITAL, p, types[p.psn_no], ["20.00", "20.00"], codes["bing"])
+        visits += prepared_visits(live_server, HOSPITAL, p, types[p.psn_no], ["20.00", "20.00"], codes["bing"])
     answers = settle_all_at_once(visits)
     assert all(a["infcode"] == 0 for a in answers), [a["err_msg"] for a in answers]
     shared = sum(Decimal(str(a["output"]["setlinfo"]["acct_mulaid_pay"])) for a in answers)

@@ -59,8 +59,10 @@ def test_serve_creates_seeds_and_answers(tmp_path: Path) -> None:
     url = fresh_database_url(tmp_path)
     port = free_port()
     env = {**os.environ, "YIBAO_DATABASE_URL": url, "YIBAO_DEMO_SEED": "99"}
+    log_path = tmp_path / "server.log"
+    log = log_path.open("w")
     server = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--port", str(port), "--people", "120"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 90
         while time.time() < deadline:
@@ -71,7 +73,7 @@ def test_serve_creates_seeds_and_answers(tmp_path: Path) -> None:
                 time.sleep(0.3)
         else:
             server.kill()
-            raise AssertionError(server.stdout.read() if server.stdout else "server did not start")
+            raise AssertionError(log_path.read_text())
         client = CounterClient(f"http://127.0.0.1:{port}", "H37010000001", institution_secret(99, "H37010000001"))
         assert client.sign_in()["infcode"] == 0
         db = Database(url)
@@ -83,6 +85,7 @@ def test_serve_creates_seeds_and_answers(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=20)
+        log.close()
 
 
 def test_cli_db_upgrade_demo_and_catalog_import(tmp_path: Path) -> None:

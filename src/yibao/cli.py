@@ -203,6 +203,44 @@ def call(infno: str, input_json: Annotated[str, typer.Argument(help="the transac
         raise typer.Exit(1)
 
 
+@app.command()
+def simulate(visits: Annotated[int, typer.Option(help="visits to simulate")] = 1000,
+             url: str = "http://127.0.0.1:8000", region: str = "370100", seed: int = 1,
+             people: Annotated[int, typer.Option(help="insured people to draw patients from")] = 2000) -> None:
+    """Send random counter traffic (outpatient, inpatient, pharmacy, reversals) through a running server's gateway."""
+    import random
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from yibao.client import CounterClient
+    from yibao.demo import traffic
+    from yibao.gateway.models import GatewayClient
+
+    db = _database(Settings())
+    with db.unit_of_work(write=False) as session:
+        codes = traffic.institutions(session, region)
+        secrets = dict(session.execute(select(GatewayClient.fixmedins_code, GatewayClient.secret)
+                                       .where(GatewayClient.fixmedins_code.in_(codes), GatewayClient.active)).tuples().all())
+        candidates = [p for p in traffic.candidates(session, people * 2, random.Random(seed)) if p.admdvs == region][:people]
+        items = traffic.catalogue(session)
+    db.dispose()
+    clients = {}
+    for code in codes:
+        client = CounterClient(url, code, secrets[code], mdtrtarea_admvs=region)
+        if client.sign_in().get("infcode") != 0:
+            console.print(f"[red]{code} could not sign in[/]")
+            raise typer.Exit(1)
+        clients[code] = client
+    with _progress() as progress:
+        task = progress.add_task("visits", total=visits)
+        report = traffic.run(clients, candidates, items, visits, seed, lambda n: progress.advance(task, n))
+    console.print(f"outpatient {report.outpatient}, inpatient {report.inpatient}, pharmacy {report.pharmacy}, "
+                  f"reversals {report.reversals}, refused {report.refused}; billed {Decimal(report.settled_fen) / 100:,.2f} 元")
+    for error in report.errors[:5]:
+        console.print(f"[yellow]refused[/] {error}")
+
+
 @ledger_app.command("check")
 def ledger_check() -> None:
     """Prove that settlements balance, year-to-date totals equal their postings and accounts add up."""

@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+from pathlib import Path
+
 from litestar import Litestar, Request, Response, get, post
+from litestar.exceptions import ValidationException
 from litestar.openapi import OpenAPIConfig
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from yibao import __version__
 from yibao.config import Settings
+from yibao.core.errors import YibaoError
+from yibao.people.views import CounterController, PeopleController, validation_error_handler, yibao_error_handler
 from yibao.gateway.service import GatewayService, Reply
 from yibao.store.db import Database
 
@@ -65,14 +72,22 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     async def metrics() -> Response[bytes]:
         return Response(content=generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    @get("/", include_in_schema=False)
+    async def root() -> Redirect:
+        return Redirect(path="/app/")
+
+    web = create_static_files_router(path="/app", directories=[Path(__file__).parent / "web" / "static"], html_mode=True,
+                                     include_in_schema=False)
     app = Litestar(
-        route_handlers=[call_service, call_by_path, health, metrics],
+        route_handlers=[call_service, call_by_path, health, metrics, root, web, PeopleController, CounterController],
+        exception_handlers={YibaoError: yibao_error_handler, ValidationException: validation_error_handler},
         openapi_config=OpenAPIConfig(title="yibao", version=__version__, description="National medical-insurance interface and APIs"),
         on_shutdown=[db.dispose],
         debug=False,
     )
     app.state.db = db
     app.state.gateway = gateway
+    app.state.settings = settings
     return app
 
 

@@ -21,5 +21,10 @@ class Settings:
     signature_window_s: int = field(default_factory=lambda: int(os.environ.get("YIBAO_SIGNATURE_WINDOW_S", "300")))
     # A sign-in (9001) stays valid this long unless signed out (9002).
     sign_in_ttl_s: int = field(default_factory=lambda: int(os.environ.get("YIBAO_SIGN_IN_TTL_S", str(24 * 3600))))
+    # e-credential: how long a displayed code lives, how long and how often a visit token (ecToken) works
+    qr_ttl_s: int = field(default_factory=lambda: int(os.environ.get("YIBAO_QR_TTL_S", "60")))
+    ec_token_ttl_s: int = field(default_factory=lambda: int(os.environ.get("YIBAO_EC_TOKEN_TTL_S", str(12 * 3600))))
+    ec_token_max_uses: int = field(default_factory=lambda: int(os.environ.get("YIBAO_EC_TOKEN_MAX_USES", "50")))
+    session_ttl_s: int = field(default_factory=lambda: int(os.environ.get("YIBAO_SESSION_TTL_S", str(12 * 3600))))
     demo_seed: int = field(default_factory=lambda: int(os.environ.get("YIBAO_DEMO_SEED", "20261122")))
     log_json: bool = field(default_factory=lambda: os.environ.get("YIBAO_LOG_JSON", "0") == "1")

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from yibao.codes import code_tables, importer
 from yibao.core import clock, crypto, idcard
 from yibao.demo import names
+from yibao.credential.models import Channel
 from yibao.gateway.models import GatewayClient
 from yibao.ledger.models import MutualAidGrant
 from yibao.registry.models import (
@@ -60,6 +61,22 @@ class DemoReport:
     sample: dict[str, Any] = field(default_factory=dict)
 
 
+CHANNELS = (
+    ("NHSA_WEB", "国家医保服务平台(网页版)", "platform_web"),
+    ("NHSA_APP", "国家医保服务平台APP", "national_app"),
+    ("SDYB_APP", "山东医保APP", "local_app"),
+    ("SZYB_APP", "深圳医保APP", "local_app"),
+    ("WECHAT", "微信", "wechat"),
+    ("ALIPAY", "支付宝", "alipay"),
+    ("ICBC", "中国工商银行", "bank"),
+    ("CCB", "中国建设银行", "bank"),
+)
+
+
+def channel_secret(seed: int, chnl_id: str) -> str:
+    return crypto.hmac_sm3_hex(f"yibao-demo-channel-{seed}".encode(), chnl_id.encode())
+
+
 def institution_secret(seed: int, fixmedins_code: str) -> str:
     """Demo gateway secrets are derived from the seed so a sandbox's keys are reproducible."""
     return crypto.hmac_sm3_hex(f"yibao-demo-{seed}".encode(), fixmedins_code.encode())
@@ -82,6 +99,8 @@ def seed_reference_data(session: Session, seed: int) -> list[str]:
         session.merge(Region(admdvs=code, name=label, prov_admdvs=code[:2] + "0000"))
     session.flush()
     code_tables.load(session, version, begndate, values)
+    session.execute(insert(Channel), [{"chnl_id": c, "chnl_name": n, "kind": k, "secret": channel_secret(seed, c), "active": True}
+                                      for c, n, k in CHANNELS])
     data = resources.files("yibao.codes.data")
     rows = list(importer.rows_from_text(data.joinpath("demo_catalog.csv").read_text(encoding="utf-8")))
     good, rejected, _count = importer.validate(rows)

@@ -76,7 +76,7 @@ def open_visit(session: Session, caller: Caller, *, psn_no: str, insutype: str, 
     if inst.fixmedins_type == "2" and kind != "pharmacy":
         raise InputError(f"a pharmacy settles med_type 41, not {med_type}", field=f"{where}.med_type")
     person = registry.person(session, psn_no, where)
-    registry.verify_credential(session, person, cert_type, cert_no, card_sn, where)
+    registry.verify_credential(session, person, cert_type, cert_no, card_sn, where, caller.fixmedins_code)
     enrolment = registry.active_enrolment(session, psn_no, insutype, begntime.date(), where)
     if enrolment.insutype not in ("310", "390"):
         raise InputError("settle under the basic insurance (310 or 390)", field=f"{where}.insutype")
@@ -315,7 +315,7 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
         raise InputError(f"the visit was registered under {visit.insutype}", field=f"{where}.insutype")
     person = session.get(Person, visit.psn_no)
     assert person is not None
-    registry.verify_credential(session, person, request.cert_type, request.cert_no, request.card_sn, where)
+    ec_token = registry.verify_credential(session, person, request.cert_type, request.cert_no, request.card_sn, where, caller.fixmedins_code)
     if visit.kind == "inpatient" and not request.mid_setl and visit.status != "discharged":
         raise Conflict(f"admission {visit.mdtrt_id} is {visit.status}: discharge it (2402) or settle mid-stay (mid_setl_flag 1)",
                        field=f"{where}.mdtrt_id")
@@ -354,6 +354,10 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
                                line.preselfpay_fen, line.inscp_scp_fen, line.chrgitm_lv, line.med_chrgitm_type,
                                Decimal(str(line.selfpay_prop)), line.pric_uplmt_fen, line.lmt_used_flag, line.memo) for line in lines]
     out = engine.settle(ctx.policy, claim, _ytd(ytd), splits)
+    from_account = out.acct_pay + out.acct_mulaid_pay
+    if post and ec_token is not None and from_account > ctx.policy.pay_auth_threshold and ec_token.pay_authorized_at is None:
+        raise InputError(f"paying {yuan(from_account)} from the personal account needs the patient's consumption password or face check: "
+                         "ask them to confirm the payment in the app, then settle again", field=f"{where}.acct_used_flag")
     counts_admission = visit.kind == "inpatient" and visit.admission_no == 0 and out.medfee_sumamt > 0
     row = Settlement(
         setl_id=new_id(caller.mdtrtarea_admvs), mdtrt_id=visit.mdtrt_id, psn_no=visit.psn_no, fixmedins_code=caller.fixmedins_code,

@@ -53,6 +53,7 @@ class TransactionSet:
 
 def build_table() -> dict[str, Transaction]:
     from yibao.codes.transactions import TRANSACTIONS as codes
+    from yibao.credential.transactions import TRANSACTIONS as credential
     from yibao.encounter.transactions import TRANSACTIONS as encounter
     from yibao.files.transactions import TRANSACTIONS as files
     from yibao.gateway.signin import TRANSACTIONS as signin
@@ -60,7 +61,7 @@ def build_table() -> dict[str, Transaction]:
     from yibao.registry.transactions import TRANSACTIONS as registry
 
     table: dict[str, Transaction] = {}
-    for group in (signin, registry, codes, files, encounter, reconciliation):
+    for group in (signin, registry, credential, codes, files, encounter, reconciliation):
         for tx in group.items:
             if tx.infno in table:
                 raise RuntimeError(f"transaction {tx.infno} registered twice")

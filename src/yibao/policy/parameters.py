@@ -21,7 +21,7 @@ import yaml
 
 from yibao.core.errors import InputError
 
-FAMILIES = ("deductible", "pool_ratio", "caps", "second_tier", "catalogue")
+FAMILIES = ("deductible", "pool_ratio", "caps", "second_tier", "catalogue", "credential")
 UNITS = ("yuan", "ratio", "tiers")
 
 

@@ -37,6 +37,8 @@ class Policy:
     catastrophic_tiers: tuple[tuple[int, Decimal], ...]
     assistance_ratio: dict[str, Decimal]
     assistance_cap: int
+    # personal-account payments above this (fen) through an e-credential need the password or a face check
+    pay_auth_threshold: int = 0
 
 
 def category_of(insutype: str, psn_type: str) -> str:
@@ -71,6 +73,7 @@ def snapshot(book: PolicyBook, admdvs: str, insutype: str, category: str, on: da
         catastrophic_tiers=v(admdvs, "second_tier", "catastrophic.tiers", on),
         assistance_ratio={k: v(admdvs, "second_tier", f"medical_assistance.{k}", on) for k in assistance_keys},
         assistance_cap=v(admdvs, "second_tier", "medical_assistance.annual_cap.all", on),
+        pay_auth_threshold=v(admdvs, "credential", "pay_auth_threshold.all", on),
     )
 
 

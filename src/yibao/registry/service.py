@@ -96,18 +96,39 @@ def person_answer(session: Session, person: Person, as_of: datetime | None = Non
     }
 
 
-def verify_credential(session: Session, person: Person, cert_type: str, cert_no: str, card_sn: str, where: str) -> None:
-    """The credential a counter presents must belong to the person it names (psn_no)."""
+def verify_credential(session: Session, person: Person, cert_type: str, cert_no: str, card_sn: str, where: str,
+                      fixmedins_code: str) -> Any:
+    """The credential a counter presents must belong to the person it names (psn_no).
+
+    Returns the visit token (ecToken) when one was presented: type 01, or type 02 with the
+    token in card_sn as one province sends it.
+    """
+    from yibao.credential.service import use_token
+
+    if cert_type == "01":
+        token = use_token(session, cert_no, fixmedins_code, f"{where}.mdtrt_cert_no")
+        if token.psn_no != person.psn_no:
+            raise InputError("this ecToken belongs to another person", field=f"{where}.mdtrt_cert_no")
+        return token
     if cert_type == "02":
-        if cert_no and cert_no.strip().upper() != person.certno and cert_no.strip() != person.card_no:
+        if cert_no and cert_no.strip().upper() != person.certno:
             raise InputError("does not belong to psn_no", field=f"{where}.mdtrt_cert_no")
-    elif cert_type == "03":
+        if card_sn and looks_like_ec_token(card_sn):
+            token = use_token(session, card_sn, fixmedins_code, f"{where}.card_sn")
+            if token.psn_no != person.psn_no:
+                raise InputError("this ecToken belongs to another person", field=f"{where}.card_sn")
+            return token
+        return None
+    if cert_type == "03":
         if cert_no.strip() != (person.card_no or "") or (card_sn and card_sn.strip() != person.card_sn):
             raise InputError("is not this person's social-security card", field=f"{where}.mdtrt_cert_no")
-    elif cert_type == "01":
-        raise InputError("e-credential tokens (01) are not issued by this deployment yet; use 02 or 03", field=f"{where}.mdtrt_cert_type")
-    else:
-        raise InputError(f"'{cert_type}' is not a credential type (01, 02, 03)", field=f"{where}.mdtrt_cert_type")
+        return None
+    raise InputError(f"'{cert_type}' is not a credential type (01, 02, 03)", field=f"{where}.mdtrt_cert_type")
+
+
+def looks_like_ec_token(text: str) -> bool:
+    text = text.strip()
+    return len(text) == 40 and text[6:8] == "ec" and text[:6].isdigit()
 
 
 def person(session: Session, psn_no: str, where: str) -> Person:

@@ -33,13 +33,17 @@ def person_info(ctx: Context, query: In1101) -> dict:
     where = "input.data"
     if q.mdtrt_cert_type == "02":
         person = service.find_by_id_number(ctx.session, q.mdtrt_cert_no, q.psn_cert_type or service.ID_CARD, f"{where}.mdtrt_cert_no")
+        if q.card_sn and service.looks_like_ec_token(q.card_sn):
+            service.verify_credential(ctx.session, person, "02", q.mdtrt_cert_no, q.card_sn, where, ctx.fixmedins_code)
     elif q.mdtrt_cert_type == "03":
         if not q.card_sn:
             raise InputError("required when mdtrt_cert_type is 03 (social-security card)", field=f"{where}.card_sn")
         person = service.find_by_card(ctx.session, q.mdtrt_cert_no, q.card_sn, f"{where}.mdtrt_cert_no")
     elif q.mdtrt_cert_type == "01":
-        raise InputError("e-credential tokens (01) are not issued by this deployment yet; use 02 (ID number) or 03 (card)",
-                         field=f"{where}.mdtrt_cert_type")
+        from yibao.credential.service import use_token
+
+        token = use_token(ctx.session, q.mdtrt_cert_no, ctx.fixmedins_code, f"{where}.mdtrt_cert_no")
+        person = service.person(ctx.session, token.psn_no, where)
     else:
         raise InputError(f"'{q.mdtrt_cert_type}' is not a credential type (01, 02, 03)", field=f"{where}.mdtrt_cert_type")
     if q.certno and q.certno.strip().upper() != person.certno:

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+bash scripts/browser.sh
 source scripts/pg.sh
 trap pg_stop EXIT
 

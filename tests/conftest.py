@@ -99,9 +99,9 @@ def free_port() -> int:
 
 # A real server (two worker processes) on the module's database, for concurrent clients and examples.
 @pytest.fixture(scope="module")
-def live_server(settings, db, tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def live_server(settings, db, tmp_path_factory, request) -> Iterator[str]:  # type: ignore[no-untyped-def]
     port = free_port()
-    env = {**os.environ, "YIBAO_DATABASE_URL": settings.database_url}
+    env = {**os.environ, "YIBAO_DATABASE_URL": settings.database_url, **getattr(request.module, "SERVER_ENV", {})}
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     log = log_path.open("w")  # a file, not a pipe: a full pipe would stall the server
     proc = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--port", str(port), "--workers", "2"], env=env,

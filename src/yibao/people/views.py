@@ -335,4 +335,4 @@ def render_svg(text: str) -> str:
     import segno
 
     # mask 0: one mask instead of eight, ~4× faster and still a valid symbol
-    return segno.make(text, error="m", mask=0).svg_inline(scale=4, border=2, dark="#1d1d1f")
+    return segno.make(text, error="m", mask=0).svg_inline(border=2, dark="#1d1d1f", omitsize=True)

@@ -89,9 +89,9 @@ def test_name_and_certno_cross_checks(counter: CounterClient, employee: Person) 
     assert mismatch["infcode"] == -1 and mismatch["err_msg"].startswith("input.data.certno:")
 
 
-def test_e_credential_type_01_is_refused_until_the_credential_service_runs(counter: CounterClient) -> None:
+def test_an_unknown_e_credential_token_is_refused(counter: CounterClient) -> None:
     answer = lookup(counter, mdtrt_cert_type="01", mdtrt_cert_no="370100ecmecib0000000000000000000000")
-    assert answer["infcode"] == -1 and answer["err_msg"].startswith("input.data.mdtrt_cert_type:")
+    assert answer["infcode"] == -1 and answer["err_msg"].startswith("input.data.mdtrt_cert_no:") and "unknown ecToken" in answer["err_msg"]
 
 
 def test_identities_and_history(counter: CounterClient, db) -> None:  # type: ignore[no-untyped-def]

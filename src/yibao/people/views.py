@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import Parameter
 from litestar.exceptions import ValidationException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,6 +24,8 @@ from yibao.registry.models import Person
 from yibao.store.db import Database
 
 T = TypeVar("T")
+# ids are 32-bit in storage: larger numbers are refused as bad input, not sent to the database
+BindingId = Annotated[int, Parameter(ge=1, le=2**31 - 1)]
 
 
 def problem(status: int, title: str, detail: str, field: str | None = None) -> Response[dict[str, Any]]:
@@ -228,7 +231,7 @@ class PeopleController(Controller):
         return _run(request, go, write=True)
 
     @post("/me/family/{binding_id:int}/approve", sync_to_thread=True, summary="Approve a family request addressed to me")
-    def approve(self, request: Request[Any, Any, Any], binding_id: int) -> dict[str, Any]:
+    def approve(self, request: Request[Any, Any, Any], binding_id: BindingId) -> dict[str, Any]:
         def go(session: Session, user: UserSession | None) -> dict[str, Any]:
             assert user is not None
             binding = credential.approve(session, user.psn_no, binding_id)
@@ -237,7 +240,7 @@ class PeopleController(Controller):
         return _run(request, go, write=True)
 
     @delete("/me/family/{binding_id:int}", sync_to_thread=True, status_code=204)
-    def unbind(self, request: Request[Any, Any, Any], binding_id: int) -> None:
+    def unbind(self, request: Request[Any, Any, Any], binding_id: BindingId) -> None:
         def go(session: Session, user: UserSession | None) -> None:
             assert user is not None
             credential.unbind(session, user.psn_no, binding_id)

@@ -42,7 +42,7 @@ def _http(reply: Reply) -> Response[bytes]:
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> Litestar:
     settings = settings or Settings()
-    db = db or Database(settings.database_url)
+    db = db or Database.from_settings(settings)
     gateway = GatewayService(db, settings)
 
     async def dispatch(request: Request[Any, Any, Any], path_infno: str | None) -> Response[bytes]:

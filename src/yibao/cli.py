@@ -36,7 +36,7 @@ def _progress() -> Progress:
 def _database(settings: Settings):  # type: ignore[no-untyped-def]
     from yibao.store.db import Database
 
-    return Database(settings.database_url)
+    return Database.from_settings(settings)
 
 
 def _seed(settings: Settings, people: int, seed: int) -> None:

@@ -38,3 +38,9 @@ class Busy(YibaoError):
     """The store could not take the write in time (e.g. SQLite locked); safe to retry."""
 
     http_status = 503
+
+
+class StorageFull(YibaoError):
+    """The database hit its size limit or the disk is full; the transaction was rolled back whole."""
+
+    http_status = 507

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from yibao.core.errors import Busy
+from yibao.core.errors import Busy, StorageFull
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -31,20 +31,20 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, busy_ms: int = 30_000, max_bytes: int = 0) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=8, max_overflow=16)
-        _tune_sqlite(engine)
+        engine = create_engine(url, connect_args={"timeout": busy_ms / 1000, "check_same_thread": False}, pool_size=8, max_overflow=16)
+        _tune_sqlite(engine, busy_ms, max_bytes)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def _tune_sqlite(engine: Engine, busy_ms: int, max_bytes: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit BEGIN is deferred).
@@ -53,7 +53,10 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        if max_bytes:
+            page_size = cursor.execute("PRAGMA page_size").fetchone()[0]
+            cursor.execute(f"PRAGMA max_page_count={max(1, max_bytes // page_size)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -65,14 +68,18 @@ def _tune_sqlite(engine: Engine) -> None:
 class Database:
     """An engine plus sessions; `unit_of_work` is the only way services get one."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, busy_ms: int = 30_000, max_bytes: int = 0) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, busy_ms=busy_ms, max_bytes=max_bytes)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False, autoflush=False
         )
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "Database":  # noqa: F821 (imported lazily: config imports nothing of ours)
+        return cls(settings.database_url, busy_ms=settings.sqlite_busy_ms, max_bytes=settings.sqlite_max_bytes)
 
     @contextmanager
     def unit_of_work(self, *, write: bool = True) -> Iterator[Session]:
@@ -83,8 +90,10 @@ class Database:
             session.commit()
         except OperationalError as error:
             session.rollback()
+            if _is_full(error):
+                raise StorageFull("the platform's storage is full: nothing was written; retry the same msgid later") from error
             if _is_busy(error):
-                raise Busy("the database is busy; retry the same msgid") from error
+                raise Busy("the database is busy: nothing was written; retry the same msgid") from error
             raise
         except BaseException:
             session.rollback()
@@ -94,6 +103,11 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _is_full(error: OperationalError) -> bool:
+    text = str(error.orig).lower() if error.orig else str(error).lower()
+    return "disk is full" in text or "database or disk is full" in text or "no space left" in text or "disk full" in text
 
 
 def _is_busy(error: OperationalError) -> bool:

@@ -7,8 +7,9 @@ PostgreSQL runs READ COMMITTED; services lock the rows they change (``SELECT …
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from sqlalchemy import MetaData, create_engine, event
@@ -72,6 +73,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, busy_ms=busy_ms, max_bytes=max_bytes)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        # SQLite has one writer at a time and its busy handler waits by sleeping (1, 2, 5 … 100 ms), which
+        # turns contention into long tails; writers of this process queue on a lock instead.
+        self._write_lock = threading.RLock() if self.is_sqlite else None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False, autoflush=False
@@ -85,9 +89,11 @@ class Database:
     def unit_of_work(self, *, write: bool = True) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back when it raises."""
         session = (self._sessions if write else self._read_sessions)()
+        guard = self._write_lock if write and self._write_lock is not None else nullcontext()
         try:
-            yield session
-            session.commit()
+            with guard:
+                yield session
+                session.commit()
         except OperationalError as error:
             session.rollback()
             if _is_full(error):

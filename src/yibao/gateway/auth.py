@@ -9,8 +9,9 @@ Every scheme rejects timestamps outside the window and nonces seen before.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -50,11 +51,58 @@ def sign_headers(access_key: str, secret: str, body: bytes, *, timestamp_ms: int
     }
 
 
-def _client(session: Session, access_key: str) -> GatewayClient:
-    client = session.get(GatewayClient, access_key)
+@dataclass(frozen=True)
+class Credentials:
+    access_key: str
+    fixmedins_code: str
+    secret: str
+
+
+class ClientDirectory:
+    """Institution keys, read from storage and kept for ``ttl_s`` (a rotated or revoked key takes effect within it).
+
+    Every call needs its caller's key; reading it once per half minute instead of once per call
+    keeps a transaction off the hot path.
+    """
+
+    def __init__(self, load: Callable[[str], Credentials | None], ttl_s: float = 30.0) -> None:
+        self._load, self._ttl = load, ttl_s
+        self._cache: dict[str, tuple[float, Credentials | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, access_key: str) -> Credentials:
+        now = time.monotonic()
+        hit = self._cache.get(access_key)
+        if hit is None or now - hit[0] > self._ttl:
+            found = self._load(access_key)
+            with self._lock:
+                if len(self._cache) > 100_000:
+                    self._cache.clear()
+                self._cache[access_key] = (now, found)
+            hit = (now, found)
+        if hit[1] is None:
+            raise AuthError(f"unknown or revoked access key '{access_key[:64]}'")
+        return hit[1]
+
+
+def load_from(session_factory: Callable[[], object]) -> Callable[[str], Credentials | None]:
+    def load(access_key: str) -> Credentials | None:
+        with session_factory() as session:  # type: ignore[attr-defined]
+            client = session.get(GatewayClient, access_key)
+            if client is None or not client.active:
+                return None
+            return Credentials(client.access_key, client.fixmedins_code, client.secret)
+
+    return load
+
+
+def _client(directory: ClientDirectory | Session, access_key: str) -> Credentials:
+    if isinstance(directory, ClientDirectory):
+        return directory.get(access_key)
+    client = directory.get(GatewayClient, access_key)
     if client is None or not client.active:
         raise AuthError(f"unknown or revoked access key '{access_key[:64]}'")
-    return client
+    return Credentials(client.access_key, client.fixmedins_code, client.secret)
 
 
 def _fresh(timestamp: str, unit_ms: int, window_s: int, header: str) -> None:
@@ -67,7 +115,8 @@ def _fresh(timestamp: str, unit_ms: int, window_s: int, header: str) -> None:
         raise AuthError(f"{header} is {int(skew // 1000)} s away from the platform clock (allowed {window_s} s): stale or replayed request")
 
 
-def authenticate(session: Session, headers: Mapping[str, str], body: bytes, query: Mapping[str, str], window_s: int) -> Caller:
+def authenticate(session: ClientDirectory | Session, headers: Mapping[str, str], body: bytes, query: Mapping[str, str],
+                 window_s: int) -> Caller:
     """Verify the signature headers; return the caller. The nonce is checked by the caller's transaction."""
     if "x-yb-signature" in headers:
         missing = [h for h in YB_HEADERS if not headers.get(h)]

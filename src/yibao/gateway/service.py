@@ -16,6 +16,8 @@ from typing import Any
 import msgspec
 import structlog
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from yibao.config import Settings
@@ -46,6 +48,7 @@ class GatewayService:
         self.settings = settings
         self.table = build_table()
         self.paths = path_index(self.table)
+        self.clients = auth.ClientDirectory(auth.load_from(lambda: db.unit_of_work(write=False)))
         self._calls = 0
 
     def infno_for_path(self, path: str) -> str | None:
@@ -84,8 +87,7 @@ class GatewayService:
 
     def _admit(self, body: bytes, headers: Mapping[str, str], query: Mapping[str, str], path_infno: str | None
                ) -> tuple[Envelope, Transaction, Any, auth.Caller]:
-        with self.db.unit_of_work(write=False) as session:
-            caller = auth.authenticate(session, headers, body, query, self.settings.signature_window_s)
+        caller = auth.authenticate(self.clients, headers, body, query, self.settings.signature_window_s)
         try:
             document = DECODER.decode(body)
         except msgspec.DecodeError as error:
@@ -162,10 +164,12 @@ class GatewayService:
         return Reply(stored.response.encode())
 
     def _record_nonce(self, session: Any, caller: auth.Caller) -> None:
-        if session.get(GatewayNonce, (caller.access_key, caller.nonce)) is not None:
+        # one statement: insert unless present; no row inserted means the nonce was seen before
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        done = session.execute(insert(GatewayNonce).values(access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now())
+                               .on_conflict_do_nothing())
+        if done.rowcount == 0:
             raise AuthError("nonce was already used: replayed request")
-        session.add(GatewayNonce(access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now()))
-        session.flush()
 
     def _burn_nonce(self, caller: auth.Caller) -> None:
         """Keep the nonce of a refused request, so the same signed bytes cannot be sent again."""

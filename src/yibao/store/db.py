@@ -14,10 +14,10 @@ from pathlib import Path
 
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from yibao.core.errors import Busy, StorageFull
+from yibao.core.errors import Busy, InputError, StorageFull
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -101,6 +101,10 @@ class Database:
             if _is_busy(error):
                 raise Busy("the database is busy: nothing was written; retry the same msgid") from error
             raise
+        except DataError as error:
+            # e.g. a NUL character or a number out of range that PostgreSQL refuses: bad input, not a fault
+            session.rollback()
+            raise InputError("a value holds characters or a size the platform cannot store (NUL, out of range)") from error
         except BaseException:
             session.rollback()
             raise

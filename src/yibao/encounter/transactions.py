@@ -169,7 +169,8 @@ class In2204(msgspec.Struct):
 
 
 @TRANSACTIONS.register("2204", "门诊费用明细上传", In2204, paths=("/fsi/api/outpatientDocInfoService/outpatientFeeListUp",))
-def upload_outpatient_fees(ctx: Context, body: In2204) -> dict:
+def upload_fees(ctx: Context, body: In2204) -> dict:
+    """2204 and 2301 share the fee-line format and the catalogue split."""
     return {"result": service.upload_fees(ctx.session, caller(ctx), body.feedetail)}
 
 
@@ -374,9 +375,7 @@ def cancel_discharge(ctx: Context, body: InAdmissionRef) -> dict:
     return {}
 
 
-@TRANSACTIONS.register("2301", "住院费用明细上传", In2204, paths=("/fsi/api/hospFeeDtlService/feeDtlUp",))
-def upload_inpatient_fees(ctx: Context, body: In2204) -> dict:
-    return {"result": service.upload_fees(ctx.session, caller(ctx), body.feedetail)}
+TRANSACTIONS.register("2301", "住院费用明细上传", In2204, paths=("/fsi/api/hospFeeDtlService/feeDtlUp",))(upload_fees)
 
 
 class InpatientFeeCancel(msgspec.Struct):

@@ -166,9 +166,9 @@ class GatewayService:
     def _record_nonce(self, session: Any, caller: auth.Caller) -> None:
         # one statement: insert unless present; no row inserted means the nonce was seen before
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        done = session.execute(insert(GatewayNonce).values(access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now())
-                               .on_conflict_do_nothing())
-        if done.rowcount == 0:
+        inserted = session.execute(insert(GatewayNonce).values(access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now())
+                                   .on_conflict_do_nothing().returning(GatewayNonce.nonce)).scalar()
+        if inserted is None:
             raise AuthError("nonce was already used: replayed request")
 
     def _burn_nonce(self, caller: auth.Caller) -> None:

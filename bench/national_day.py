@@ -93,7 +93,7 @@ def patients(url: str, count: int) -> list[dict[str, str]]:
                                .join(Enrolment, Enrolment.psn_no == Person.psn_no)
                                .where(Person.psn_no.in_(sorted(picks)), Enrolment.insutype.in_(("310", "390")),
                                       Enrolment.psn_insu_stas == "1", Person.brdy < clock.today().replace(year=clock.today().year - 18))
-                               ).tuples().all()
+                               ).all()
     db.dispose()
     return [{"psn_no": p, "certno": c, "name": n, "insutype": i} for p, c, n, i in rows[:count]]
 
@@ -227,10 +227,10 @@ def sample_server(pid: int, stop: threading.Event, out: dict[str, Any]) -> None:
         for p in current:
             if p.pid not in procs:
                 procs[p.pid] = p
-                p.cpu_percent(None)
+                p.cpu_percent(None)  # the first reading only starts the clock
                 continue
             try:
-                total_cpu += p.cpu_percent(None)
+                total_cpu += procs[p.pid].cpu_percent(None)
             except psutil.Error:
                 pass
         try:
@@ -302,6 +302,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if engine == "sqlite":
         path = Path(url.removeprefix("sqlite:///"))
         size = sum(f.stat().st_size for f in path.parent.glob(path.name + "*"))
+    else:
+        from sqlalchemy import text
+
+        from yibao.store.db import Database
+
+        pg = Database(url)
+        with pg.unit_of_work(write=False) as session:
+            size = int(session.execute(text("SELECT pg_database_size(current_database())")).scalar() or 0)
+        pg.dispose()
     settlements = counts["outpatient"] + counts["pharmacy"] + counts["inpatient"]
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}", "when": time.strftime("%Y-%m-%d %H:%M"),

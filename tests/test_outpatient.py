@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
 
 from flows import catalogue_codes, cert, fee, ok, outpatient, person_with, serial
 from yibao.client import CounterClient

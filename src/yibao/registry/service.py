@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from yibao.core import clock, idcard
 from yibao.core.errors import InputError, NotFound
 from yibao.core.money import yuan
-from yibao.registry.models import Account, Employer, Enrolment, Identity, Person  # noqa: F401
+from yibao.registry.models import Account, Employer, Enrolment, Identity, Person
 
 ID_CARD = "01"  # psn_cert_type: resident identity card
 

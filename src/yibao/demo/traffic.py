@@ -6,6 +6,7 @@ Used by `yibao simulate`, the ledger tests and the benchmarks. Deterministic for
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -62,6 +63,8 @@ def run(clients: dict[str, CounterClient], people: list[Candidate], items: list[
     rng = random.Random(seed)
     report = TrafficReport()
     settled: list[tuple[CounterClient, str, str, str, str]] = []  # (counter, reversal infno, setl_id, mdtrt_id, psn_no)
+    # visit numbers must be new on every run against the same database
+    run_id = f"{int(time.time() * 1000) % 10**9:09d}"
     hospitals = [c for code, c in clients.items() if code.startswith("H")]
     pharmacies = [c for code, c in clients.items() if code.startswith("P")]
     serial = 0
@@ -104,7 +107,7 @@ def run(clients: dict[str, CounterClient], people: list[Candidate], items: list[
             serial += 1
             drug_lines, total = lines("", person, rng.randint(1, 4), True)
             out = call(client, "2102", {"data": {"psn_no": person.psn_no, "insutype": person.insutype, **cert, "medfee_sumamt": total,
-                                                 "acct_used_flag": acct, "ipt_otp_no": f"YD{serial}"},
+                                                 "acct_used_flag": acct, "ipt_otp_no": f"YD{run_id}{serial}"},
                                         "drugdetail": [{k: v for k, v in x.items() if k not in ("mdtrt_id", "psn_no")} for x in drug_lines]})
             if out:
                 report.pharmacy += 1
@@ -114,7 +117,7 @@ def run(clients: dict[str, CounterClient], people: list[Candidate], items: list[
             client = rng.choice(hospitals)
             serial += 1
             adm = call(client, "2401", {"mdtrtinfo": {"psn_no": person.psn_no, "insutype": person.insutype, **cert, "med_type": "21",
-                                                      "ipt_no": f"ZY{serial}", "begntime": clock.fmt_datetime(clock.now())}})
+                                                      "ipt_no": f"ZY{run_id}{serial}", "begntime": clock.fmt_datetime(clock.now())}})
             if not adm:
                 continue
             mdtrt_id = adm["result"]["mdtrt_id"]
@@ -133,7 +136,7 @@ def run(clients: dict[str, CounterClient], people: list[Candidate], items: list[
             client = rng.choice(hospitals)
             serial += 1
             reg = call(client, "2201", {"data": {"psn_no": person.psn_no, "insutype": person.insutype, "begntime": clock.fmt_datetime(clock.now()),
-                                                 **cert, "ipt_otp_no": f"MZ{serial}", "med_type": "11"}})
+                                                 **cert, "ipt_otp_no": f"MZ{run_id}{serial}", "med_type": "11"}})
             if not reg:
                 continue
             mdtrt_id = reg["data"]["mdtrt_id"]

@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
-
 from yibao.core import crypto
 from yibao.core.errors import AuthError
 from yibao.gateway.models import GatewayClient
@@ -96,15 +94,6 @@ def load_from(session_factory: Callable[[], object]) -> Callable[[str], Credenti
     return load
 
 
-def _client(directory: ClientDirectory | Session, access_key: str) -> Credentials:
-    if isinstance(directory, ClientDirectory):
-        return directory.get(access_key)
-    client = directory.get(GatewayClient, access_key)
-    if client is None or not client.active:
-        raise AuthError(f"unknown or revoked access key '{access_key[:64]}'")
-    return Credentials(client.access_key, client.fixmedins_code, client.secret)
-
-
 def _fresh(timestamp: str, unit_ms: int, window_s: int, header: str) -> None:
     try:
         sent_ms = int(timestamp) * unit_ms
@@ -115,7 +104,7 @@ def _fresh(timestamp: str, unit_ms: int, window_s: int, header: str) -> None:
         raise AuthError(f"{header} is {int(skew // 1000)} s away from the platform clock (allowed {window_s} s): stale or replayed request")
 
 
-def authenticate(session: ClientDirectory | Session, headers: Mapping[str, str], body: bytes, query: Mapping[str, str],
+def authenticate(clients: ClientDirectory, headers: Mapping[str, str], body: bytes, query: Mapping[str, str],
                  window_s: int) -> Caller:
     """Verify the signature headers; return the caller. The nonce is checked by the caller's transaction."""
     if "x-yb-signature" in headers:
@@ -126,7 +115,7 @@ def authenticate(session: ClientDirectory | Session, headers: Mapping[str, str],
         _fresh(ts, 1, window_s, "x-yb-timestamp")
         if not 8 <= len(nonce) <= 128:
             raise AuthError("x-yb-nonce must be 8 to 128 characters")
-        client = _client(session, key)
+        client = clients.get(key)
         if not crypto.equal(yibao_signature(client.secret, ts, nonce, body), signature.lower()):
             raise AuthError("x-yb-signature does not match: sign timestamp + '\\n' + nonce + '\\n' + body with HMAC-SM3")
         return Caller(key, client.fixmedins_code, nonce, "HMAC-SM3")
@@ -137,7 +126,7 @@ def authenticate(session: ClientDirectory | Session, headers: Mapping[str, str],
         params = {h: headers[h] for h in CSB_HEADERS if h != "_api_signature"}
         params.update(query)
         _fresh(params["_api_timestamp"], 1, window_s, "_api_timestamp")
-        client = _client(session, params["_api_access_key"])
+        client = clients.get(params["_api_access_key"])
         if not crypto.equal(crypto.csb_signature(client.secret, params), headers["_api_signature"]):
             raise AuthError("_api_signature does not match (CSB: Base64 HMAC-SHA1 over the sorted _api_* parameters)")
         # CSB carries no nonce: the signature itself is unique per timestamp, so it serves as one.
@@ -148,7 +137,7 @@ def authenticate(session: ClientDirectory | Session, headers: Mapping[str, str],
             raise AuthError(f"missing TIF header(s): {', '.join(missing)}")
         key, ts, nonce, signature = (headers[h] for h in TIF_HEADERS)
         _fresh(ts, 1000, window_s, "x-tif-timestamp")
-        client = _client(session, key)
+        client = clients.get(key)
         if not crypto.equal(crypto.tif_signature(ts, client.secret, nonce), signature.lower()):
             raise AuthError("x-tif-signature does not match (TIF: hex SHA-256 of timestamp + token + nonce + timestamp)")
         return Caller(key, client.fixmedins_code, "tif:" + nonce, "TIF")

@@ -315,7 +315,7 @@ class CounterController(Controller):
         db: Database = request.app.state.db
         headers = {k.lower(): v for k, v in request.headers.items()}
         with db.unit_of_work() as session:
-            caller = auth.authenticate(session, headers, body, {}, settings.signature_window_s)
+            caller = auth.authenticate(request.app.state.gateway.clients, headers, body, {}, settings.signature_window_s)
             if session.get(GatewayNonce, (caller.access_key, caller.nonce)) is not None:
                 raise AuthError("nonce was already used: replayed request")
             session.add(GatewayNonce(access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now()))

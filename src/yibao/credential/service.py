@@ -21,6 +21,7 @@ from yibao.credential import codec
 from yibao.credential.models import Channel, Credential, Device, FamilyBinding, QrKey, UsedCode, UserSession, VisitToken
 from yibao.credential.realperson import provider
 from yibao.registry.models import Person
+from yibao.store import sql
 
 MAX_PASSWORD_FAILURES = 5
 LOCKOUT = timedelta(minutes=30)
@@ -341,39 +342,50 @@ def issue_code(session: Session, settings: Settings, user: UserSession, subject_
     return Code(text, subject_psn_no, clock.now() + timedelta(seconds=settings.qr_ttl_s), settings.qr_ttl_s)
 
 
-def decode(session: Session, settings: Settings, code_text: str, fixmedins_code: str, business_type: str) -> tuple[VisitToken, Person]:
+_TOKEN = VisitToken.__table__
+DEVICE_BY_NO = sql.Statement("SELECT device_id, psn_no, status FROM ec_device WHERE device_no = :device_no", Device.__table__)
+USE_CODE = sql.Statement("INSERT INTO ec_used_code (nonce, used_at, fixmedins_code) VALUES (:nonce, :used_at, :fixmedins_code) "
+                         "ON CONFLICT DO NOTHING RETURNING nonce", UsedCode.__table__)
+ISSUE_TOKEN = sql.Statement("INSERT INTO ec_token (ec_token, psn_no, fixmedins_code, business_type, device_id, issued_at, expires_at, uses, "
+                            "max_uses, pay_authorized_at) VALUES (:ec_token, :psn_no, :fixmedins_code, :business_type, :device_id, "
+                            ":issued_at, :expires_at, :uses, :max_uses, :pay_authorized_at)", _TOKEN)
+TOKEN = sql.Statement("SELECT t.*, d.status AS device_status FROM ec_token t LEFT JOIN ec_device d ON d.device_id = t.device_id "
+                      "WHERE t.ec_token = :ec_token", _TOKEN)
+COUNT_USE = sql.Statement("UPDATE ec_token SET uses = uses + 1 WHERE ec_token = :ec_token", _TOKEN)
+
+
+def decode(session: Session, settings: Settings, code_text: str, fixmedins_code: str, business_type: str) -> tuple[sql.Record, sql.Record]:
     """At the counter: a displayed code → who it is and a visit token for this institution."""
+    from yibao.registry.service import PERSON
+
     _, material = keys(session)
     try:
         claims = codec.open_code(code_text, material, int(time.time()))
     except codec.CodeError as error:
         raise Refused(error.reason, str(error), "ecQrCode") from None
-    device = session.scalar(select(Device).where(Device.device_no == claims.device_no))
+    device = sql.first(session, DEVICE_BY_NO, device_no=claims.device_no)
     if device is None or device.status != "active":
         raise Refused("revoked", "the phone that showed this code was reported lost or revoked", "ecQrCode")
     if device.psn_no != claims.psn_no and not can_act_for(session, device.psn_no, claims.psn_no):
         raise Refused("family", "the family binding behind this code was removed", "ecQrCode")
-    if session.get(UsedCode, claims.code_id) is not None:
+    now = clock.now()
+    # one statement records the code as used; no row back means it was used before
+    if not sql.values(session, USE_CODE, nonce=claims.code_id, used_at=now, fixmedins_code=fixmedins_code):
         raise Refused("replayed", "this code was already used: a screenshot or a copy; show the live code", "ecQrCode")
-    session.add(UsedCode(nonce=claims.code_id, used_at=clock.now(), fixmedins_code=fixmedins_code))
-    try:
-        session.flush()
-    except IntegrityError:
-        raise Refused("replayed", "this code was already used: a screenshot or a copy; show the live code", "ecQrCode") from None
-    person = session.get(Person, claims.psn_no)
+    person = sql.first(session, PERSON, psn_no=claims.psn_no)
     if person is None:
         raise Refused("forged", "the code names no insured person", "ecQrCode")
-    now = clock.now()
-    token = VisitToken(ec_token=f"{fixmedins_code[1:7]}ec{secrets.token_hex(16)}", psn_no=person.psn_no, fixmedins_code=fixmedins_code,
-                       business_type=business_type or "01101", device_id=device.device_id, issued_at=now,
-                       expires_at=now + timedelta(seconds=settings.ec_token_ttl_s), uses=0, max_uses=settings.ec_token_max_uses)
-    session.add(token)
+    token = sql.Record({"ec_token": f"{fixmedins_code[1:7]}ec{secrets.token_hex(16)}", "psn_no": person.psn_no,
+                        "fixmedins_code": fixmedins_code, "business_type": business_type or "01101", "device_id": device.device_id,
+                        "issued_at": now, "expires_at": now + timedelta(seconds=settings.ec_token_ttl_s), "uses": 0,
+                        "max_uses": settings.ec_token_max_uses, "pay_authorized_at": None})
+    sql.execute(session, ISSUE_TOKEN, **token.__dict__)
     return token, person
 
 
-def use_token(session: Session, ec_token: str, fixmedins_code: str, field: str) -> VisitToken:
+def use_token(session: Session, ec_token: str, fixmedins_code: str, field: str) -> sql.Record:
     """Every transaction that presents an ecToken: right institution, inside its window, within its uses."""
-    token = session.get(VisitToken, ec_token.strip()) if ec_token else None
+    token = sql.first(session, TOKEN, ec_token=ec_token.strip()) if ec_token else None
     if token is None:
         raise Refused("unknown-token", "unknown ecToken: decode the patient's code first (1162)", field)
     if token.fixmedins_code != fixmedins_code:
@@ -382,9 +394,9 @@ def use_token(session: Session, ec_token: str, fixmedins_code: str, field: str) 
         raise Refused("expired", "the ecToken's visit window is over: scan the code again", field)
     if token.uses >= token.max_uses:
         raise Refused("exhausted", f"the ecToken was used {token.uses} times, its limit: scan the code again", field)
-    device = session.get(Device, token.device_id)
-    if device is None or device.status != "active":
+    if token.device_status != "active":
         raise Refused("revoked", "the phone behind this ecToken was revoked", field)
+    sql.execute(session, COUNT_USE, ec_token=token.ec_token)
     token.uses += 1
     return token
 

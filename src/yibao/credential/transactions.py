@@ -10,9 +10,12 @@ from yibao.core import clock
 from yibao.core.schema import Required
 from yibao.credential import service
 from yibao.gateway.table import Context, TransactionSet
+from yibao.credential.models import Credential
 from yibao.registry import service as registry
+from yibao.store import sql
 
 TRANSACTIONS = TransactionSet()
+CREDENTIAL = sql.Statement("SELECT ec_index_no, chnl_id FROM ec_credential WHERE psn_no = :psn_no", Credential.__table__)
 
 
 class QrQuery(msgspec.Struct):
@@ -34,12 +37,8 @@ class In1162(msgspec.Struct):
 
 def decoded_answer(session: Any, token: Any, person: Any) -> dict[str, Any]:
     """What ec.query answers: the 1101 structure plus the ecToken and the credential's fields."""
-    from sqlalchemy import select
-
-    from yibao.credential.models import Credential
-
     info = registry.person_answer(session, person)
-    credential = session.scalar(select(Credential).where(Credential.psn_no == person.psn_no))
+    credential = sql.first(session, CREDENTIAL, psn_no=person.psn_no)
     basic = next((i for i in info["insuinfo"] if i["insutype"] in ("310", "390")), None)
     return {
         **info,

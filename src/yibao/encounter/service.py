@@ -3,6 +3,9 @@
 Handlers parse and shape; these functions check the business rules, read what the pure
 engine needs (catalogue rules, policy, year-to-date totals, balances), call it, and post
 the result (settlement row, year-to-date row, accounts, ledger) in the caller's transaction.
+The counter's path (register, upload, settle, reverse) runs hot-path statements
+(`yibao.store.sql`) on plain records; the rarer changes to a visit (cancel, diagnoses,
+discharge) use the ORM entity from `visit_of`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Date, select
 from sqlalchemy.orm import Session
 
 from yibao.codes.models import CatalogItem
@@ -24,14 +27,39 @@ from yibao.core.errors import Conflict, InputError, NotFound
 from yibao.core.money import to_fen, yuan
 from yibao.encounter.models import Diagnosis, FeeLine, Settlement, Visit
 from yibao.ledger import service as ledger
-from yibao.ledger.models import LedgerEntry, MutualAidGrant
+from yibao.ledger.models import MutualAidGrant
 from yibao.policy.parameters import PolicyError
 from yibao.policy.service import category_of, policy_for
 from yibao.registry import service as registry
-from yibao.registry.models import Enrolment, Institution, Person
+from yibao.registry.models import Institution
 from yibao.settlement import engine
+from yibao.store import sql
 
 CLR_TYPE = {"outpatient": "11", "inpatient": "21", "pharmacy": "41"}
+
+_VISIT, _LINE, _SETTLEMENT = Visit.__table__, FeeLine.__table__, Settlement.__table__
+INSTITUTION = sql.Statement("SELECT fixmedins_code, fixmedins_type, medins_lv FROM institution WHERE fixmedins_code = :fixmedins_code",
+                            Institution.__table__)
+VISIT = sql.Statement("SELECT * FROM visit WHERE mdtrt_id = :mdtrt_id", _VISIT)
+VISIT_LOCKED = sql.Statement("SELECT * FROM visit WHERE mdtrt_id = :mdtrt_id", _VISIT, lock=True)
+ADMITTED = sql.Statement("SELECT mdtrt_id FROM visit WHERE psn_no = :psn_no AND kind = 'inpatient' AND status = 'admitted'", _VISIT)
+SAME_NUMBER = sql.Statement("SELECT mdtrt_id FROM visit WHERE fixmedins_code = :fixmedins_code AND ipt_otp_no = :ipt_otp_no "
+                            "AND kind = :kind AND status <> 'cancelled'", _VISIT)
+INSERT_VISIT = sql.Statement.insert(_VISIT)
+UPDATE_VISIT = sql.Statement("UPDATE visit SET status = :status, dedc_paid_fen = :dedc_paid_fen, admission_no = :admission_no "
+                             "WHERE mdtrt_id = :mdtrt_id", _VISIT)
+CATALOG_ITEM = sql.Statement("SELECT * FROM catalog_item WHERE med_list_codg = :med_list_codg AND begndate <= :on "
+                             "AND (enddate IS NULL OR enddate >= :on) AND vali_flag = '1'", CatalogItem.__table__, types={"on": Date()})
+UPLOADED_SNS = sql.Statement("SELECT feedetl_sn FROM fee_line WHERE mdtrt_id = :mdtrt_id", _LINE)
+INSERT_LINE = sql.Statement.insert(_LINE, skip=("id",))
+OPEN_LINES = sql.Statement("SELECT * FROM fee_line WHERE mdtrt_id = :mdtrt_id AND status = 'open' ORDER BY id", _LINE)
+SETTLE_LINE = sql.Statement("UPDATE fee_line SET status = 'settled', setl_id = :setl_id WHERE id = :id", _LINE)
+REOPEN_LINES = sql.Statement("UPDATE fee_line SET status = 'open', setl_id = NULL WHERE setl_id = :setl_id", _LINE)
+INSERT_SETTLEMENT = sql.Statement.insert(_SETTLEMENT)
+SETTLEMENT_LOCKED = sql.Statement("SELECT * FROM settlement WHERE setl_id = :setl_id", _SETTLEMENT, lock=True)
+MARK_REVERSED = sql.Statement("UPDATE settlement SET revs_setl_id = :revs_setl_id WHERE setl_id = :setl_id", _SETTLEMENT)
+GRANTORS = sql.Statement("SELECT grantor_psn_no FROM mutual_aid_grant WHERE beneficiary_psn_no = :psn_no AND active = 1 ORDER BY grantor_psn_no",
+                         MutualAidGrant.__table__)
 INPATIENT_MED_TYPES = {"21", "22", "23", "24", "25", "26", "28", "52"}
 
 
@@ -59,15 +87,15 @@ class Caller:
 
 # -- visits ---------------------------------------------------------------------------------
 
-def institution(session: Session, code: str) -> Institution:
-    found = session.get(Institution, code)
+def institution(session: Session, code: str) -> sql.Record:
+    found = sql.first(session, INSTITUTION, fixmedins_code=code)
     if found is None:
         raise NotFound(f"institution {code} is not registered", field="fixmedins_code")
     return found
 
 
 def open_visit(session: Session, caller: Caller, *, psn_no: str, insutype: str, med_type: str, begntime: datetime,
-               ipt_otp_no: str, cert_type: str, cert_no: str, card_sn: str, where: str, **details: str) -> Visit:
+               ipt_otp_no: str, cert_type: str, cert_no: str, card_sn: str, where: str, **details: str) -> sql.Record:
     """Register an outpatient visit or pharmacy purchase (2201) or admit (2401)."""
     inst = institution(session, caller.fixmedins_code)
     kind = kind_of(med_type)
@@ -77,39 +105,52 @@ def open_visit(session: Session, caller: Caller, *, psn_no: str, insutype: str, 
         raise InputError(f"a pharmacy settles med_type 41, not {med_type}", field=f"{where}.med_type")
     person = registry.person(session, psn_no, where)
     registry.verify_credential(session, person, cert_type, cert_no, card_sn, where, caller.fixmedins_code)
-    enrolment = registry.active_enrolment(session, psn_no, insutype, begntime.date(), where)
+    enrolment = registry.active_enrolment(registry.enrolments_of(session, psn_no), insutype, begntime.date(), where)
     if enrolment.insutype not in ("310", "390"):
         raise InputError("settle under the basic insurance (310 or 390)", field=f"{where}.insutype")
     if kind == "inpatient":
-        already = session.scalar(select(Visit.mdtrt_id).where(Visit.psn_no == psn_no, Visit.kind == "inpatient",
-                                                              Visit.status == "admitted"))
+        already = sql.values(session, ADMITTED, psn_no=psn_no)
         if already:
-            raise Conflict(f"the person is already admitted (mdtrt_id {already}); discharge first", field=f"{where}.psn_no")
-    duplicate = session.scalar(select(Visit.mdtrt_id).where(Visit.fixmedins_code == caller.fixmedins_code, Visit.ipt_otp_no == ipt_otp_no,
-                                                            Visit.kind == kind, Visit.status != "cancelled"))
+            raise Conflict(f"the person is already admitted (mdtrt_id {already[0]}); discharge first", field=f"{where}.psn_no")
+    duplicate = sql.values(session, SAME_NUMBER, fixmedins_code=caller.fixmedins_code, ipt_otp_no=ipt_otp_no, kind=kind)
     if duplicate:
-        raise Conflict(f"already registered as mdtrt_id {duplicate}", field=f"{where}.ipt_otp_no" if kind != "inpatient" else f"{where}.ipt_no")
-    visit = Visit(mdtrt_id=new_id(caller.mdtrtarea_admvs), psn_no=psn_no, insutype=insutype, fixmedins_code=caller.fixmedins_code,
-                  kind=kind, med_type=med_type, ipt_otp_no=ipt_otp_no, mdtrt_cert_type=cert_type, mdtrt_cert_no=cert_no[:64],
-                  begntime=begntime, status="admitted" if kind == "inpatient" else "registered",
-                  mdtrtarea_admvs=caller.mdtrtarea_admvs, insuplc_admdvs=enrolment.insuplc_admdvs, dedc_paid_fen=0, admission_no=0,
-                  **{k: v for k, v in details.items() if v is not None})
-    session.add(visit)
-    session.flush()
+        raise Conflict(f"already registered as mdtrt_id {duplicate[0]}", field=f"{where}.ipt_otp_no" if kind != "inpatient" else f"{where}.ipt_no")
+    visit = sql.Record({column.name: column.default.arg if column.default is not None else None for column in _VISIT.columns})
+    visit.__dict__.update(
+        mdtrt_id=new_id(caller.mdtrtarea_admvs), psn_no=psn_no, insutype=insutype, fixmedins_code=caller.fixmedins_code,
+        kind=kind, med_type=med_type, ipt_otp_no=ipt_otp_no, mdtrt_cert_type=cert_type, mdtrt_cert_no=cert_no[:64],
+        begntime=begntime, status="admitted" if kind == "inpatient" else "registered",
+        mdtrtarea_admvs=caller.mdtrtarea_admvs, insuplc_admdvs=enrolment.insuplc_admdvs, dedc_paid_fen=0, admission_no=0,
+        **{k: v for k, v in details.items() if v is not None})
+    sql.execute(session, INSERT_VISIT, **visit.__dict__)
     return visit
 
 
-def visit_of(session: Session, caller: Caller, mdtrt_id: str, psn_no: str, where: str, *, lock: bool = False) -> Visit:
-    stmt = select(Visit).where(Visit.mdtrt_id == mdtrt_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    visit = session.scalar(stmt)
+def _check_visit(visit: Any, caller: Caller, mdtrt_id: str, psn_no: str, where: str) -> None:
     if visit is None or visit.fixmedins_code != caller.fixmedins_code:
         raise NotFound(f"no visit {mdtrt_id} at this institution", field=f"{where}.mdtrt_id")
     if psn_no and visit.psn_no != psn_no:
         raise InputError(f"visit {mdtrt_id} belongs to another person", field=f"{where}.psn_no")
     if visit.status == "cancelled":
         raise InputError(f"visit {mdtrt_id} was cancelled", field=f"{where}.mdtrt_id")
+
+
+def visit_of(session: Session, caller: Caller, mdtrt_id: str, psn_no: str, where: str, *, lock: bool = False) -> Visit:
+    """The visit as an ORM entity, for the transactions that change it in place (cancel, diagnoses, discharge)."""
+    stmt = select(Visit).where(Visit.mdtrt_id == mdtrt_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    visit = session.scalar(stmt)
+    _check_visit(visit, caller, mdtrt_id, psn_no, where)
+    assert visit is not None
+    return visit
+
+
+def load_visit(session: Session, caller: Caller, mdtrt_id: str, psn_no: str, where: str, *, lock: bool = False) -> sql.Record:
+    """The visit as a record, for the counter's hot path."""
+    visit = sql.first(session, VISIT_LOCKED if lock else VISIT, mdtrt_id=mdtrt_id)
+    _check_visit(visit, caller, mdtrt_id, psn_no, where)
+    assert visit is not None
     return visit
 
 
@@ -162,17 +203,17 @@ def undo_discharge(visit: Visit, where: str) -> None:
 
 # -- fee lines ------------------------------------------------------------------------------
 
-def catalogue_rules(session: Session, codes: set[str], on: date) -> dict[str, CatalogItem]:
-    """The catalogue rows in force on a day for the given codes (one indexed query)."""
-    if not codes:
-        return {}
-    rows = session.scalars(select(CatalogItem).where(CatalogItem.med_list_codg.in_(codes), CatalogItem.begndate <= on,
-                                                     or_(CatalogItem.enddate.is_(None), CatalogItem.enddate >= on),
-                                                     CatalogItem.vali_flag == "1"))
-    return {r.med_list_codg: r for r in rows}
+def catalogue_rules(session: Session, codes: set[str], on: date) -> dict[str, sql.Record]:
+    """The catalogue rows in force on a day for the given codes (an indexed read each)."""
+    found = {}
+    for code in sorted(codes):
+        rows = sql.fetch(session, CATALOG_ITEM, med_list_codg=code, on=on)
+        if rows:
+            found[code] = rows[-1]
+    return found
 
 
-def rule_of(item: CatalogItem | None) -> engine.CatalogRule | None:
+def rule_of(item: Any) -> engine.CatalogRule | None:
     if item is None:
         return None
     return engine.CatalogRule(item.med_list_codg, item.chrgitm_lv, item.med_chrgitm_type, item.list_type, item.pric_uplmt_fen,
@@ -183,24 +224,24 @@ def rule_of(item: CatalogItem | None) -> engine.CatalogRule | None:
 class VisitContext:
     """Everything about a visit the engine reads, gathered once."""
 
-    visit: Visit
-    person: Person
-    enrolment: Enrolment
+    visit: sql.Record
+    person: sql.Record
+    enrolments: list[sql.Record]
+    enrolment: sql.Record
     hosp_lv: int
     policy: Any
 
 
-def visit_context(session: Session, visit: Visit, on: date) -> VisitContext:
-    person = session.get(Person, visit.psn_no)
-    assert person is not None
-    enrolment = registry.active_enrolment(session, visit.psn_no, visit.insutype, on, "input.data")
-    inst = session.get(Institution, visit.fixmedins_code)
-    assert inst is not None
+def visit_context(session: Session, visit: sql.Record, on: date, person: sql.Record | None = None) -> VisitContext:
+    person = person or registry.person(session, visit.psn_no, "input.data")
+    enrolments = registry.enrolments_of(session, visit.psn_no)
+    enrolment = registry.active_enrolment(enrolments, visit.insutype, on, "input.data")
+    inst = institution(session, visit.fixmedins_code)
     try:
         policy = policy_for(enrolment.insuplc_admdvs, visit.insutype, category_of(visit.insutype, enrolment.psn_type), on)
     except PolicyError as error:
         raise InputError(f"the insured region's policy cannot settle this: {error.message}", field="insuplc_admdvs") from None
-    return VisitContext(visit, person, enrolment, inst.medins_lv or 1, policy)
+    return VisitContext(visit, person, enrolments, enrolment, inst.medins_lv or 1, policy)
 
 
 def upload_fees(session: Session, caller: Caller, lines: Sequence[Any], where: str = "input.feedetail") -> list[dict[str, Any]]:
@@ -216,7 +257,7 @@ def upload_fees(session: Session, caller: Caller, lines: Sequence[Any], where: s
             raise InputError(f"feedetl_sn {raw.feedetl_sn} appears twice", field=f"{at}.feedetl_sn")
         seen.add((raw.mdtrt_id, raw.feedetl_sn))
         if raw.mdtrt_id not in visits:
-            visit = visit_of(session, caller, raw.mdtrt_id, raw.psn_no, at)
+            visit = load_visit(session, caller, raw.mdtrt_id, raw.psn_no, at)
             if visit.status not in ("registered", "admitted"):
                 raise Conflict(f"visit {visit.mdtrt_id} is {visit.status}: no more fee lines", field=f"{at}.mdtrt_id")
             visits[raw.mdtrt_id] = visit_context(session, visit, clock.today())
@@ -227,10 +268,9 @@ def upload_fees(session: Session, caller: Caller, lines: Sequence[Any], where: s
         if abs(cnt * pric * 100 - amount) > max(Decimal(1), cnt / 100):
             raise InputError(f"{yuan(amount)} is not cnt × pric ({cnt} × {pric})", field=f"{at}.det_item_fee_sumamt")
         prepared.append((at, raw, amount, cnt, pric, clock.parse_datetime(raw.fee_ocur_time, f"{at}.fee_ocur_time")))
-    existing = set(session.execute(select(FeeLine.mdtrt_id, FeeLine.feedetl_sn).where(
-        FeeLine.mdtrt_id.in_(list(visits)), FeeLine.feedetl_sn.in_([p[1].feedetl_sn for p in prepared]))).tuples())
+    existing = {(mdtrt_id, sn) for mdtrt_id in visits for sn in sql.values(session, UPLOADED_SNS, mdtrt_id=mdtrt_id)}
     rules = catalogue_rules(session, {p[1].med_list_codg.strip().upper() for p in prepared}, clock.today())
-    results = []
+    results, rows = [], []
     for at, raw, amount, cnt, pric, when in prepared:
         if (raw.mdtrt_id, raw.feedetl_sn) in existing:
             raise Conflict(f"feedetl_sn {raw.feedetl_sn} was already uploaded for this visit", field=f"{at}.feedetl_sn")
@@ -241,16 +281,17 @@ def upload_fees(session: Session, caller: Caller, lines: Sequence[Any], where: s
         patient = engine.Patient(clock.age_on(ctx.person.brdy, when.date()), ctx.person.gend)
         split = engine.classify(engine.FeeLine(raw.feedetl_sn, raw.med_list_codg, amount, cnt, pric), rule_of(item), patient,
                                 ctx.hosp_lv, ctx.policy.yi_selfpay_prop)
-        row = FeeLine(mdtrt_id=raw.mdtrt_id, feedetl_sn=raw.feedetl_sn, chrg_bchno=raw.chrg_bchno, med_list_codg=raw.med_list_codg.strip().upper(),
-                      medins_list_codg=raw.medins_list_codg, med_list_name=item.med_list_name if item else "", list_type=item.list_type if item else "",
-                      rxno=raw.rxno, fee_ocur_time=when, cnt=cnt, pric=pric, det_item_fee_sumamt_fen=amount,
-                      bilg_dept_codg=raw.bilg_dept_codg, bilg_dept_name=raw.bilg_dept_name, bilg_dr_codg=raw.bilg_dr_codg,
-                      bilg_dr_name=raw.bilg_dr_name, chrgitm_lv=split.chrgitm_lv, med_chrgitm_type=split.med_chrgitm_type,
-                      selfpay_prop=split.selfpay_prop, pric_uplmt_fen=split.pric_uplmt_fen, fulamt_ownpay_fen=split.fulamt_ownpay,
-                      overlmt_fen=split.overlmt, preselfpay_fen=split.preselfpay, inscp_scp_fen=split.inscp,
-                      lmt_used_flag=split.lmt_used_flag, memo=split.memo, status="open")
-        session.add(row)
-        results.append(line_result(row))
+        row = dict(mdtrt_id=raw.mdtrt_id, feedetl_sn=raw.feedetl_sn, chrg_bchno=raw.chrg_bchno, med_list_codg=raw.med_list_codg.strip().upper(),
+                   medins_list_codg=raw.medins_list_codg, med_list_name=item.med_list_name if item else "", list_type=item.list_type if item else "",
+                   rxno=raw.rxno, fee_ocur_time=when, cnt=cnt, pric=pric, det_item_fee_sumamt_fen=amount,
+                   bilg_dept_codg=raw.bilg_dept_codg, bilg_dept_name=raw.bilg_dept_name, bilg_dr_codg=raw.bilg_dr_codg,
+                   bilg_dr_name=raw.bilg_dr_name, chrgitm_lv=split.chrgitm_lv, med_chrgitm_type=split.med_chrgitm_type,
+                   selfpay_prop=split.selfpay_prop, pric_uplmt_fen=split.pric_uplmt_fen, fulamt_ownpay_fen=split.fulamt_ownpay,
+                   overlmt_fen=split.overlmt, preselfpay_fen=split.preselfpay, inscp_scp_fen=split.inscp,
+                   lmt_used_flag=split.lmt_used_flag, memo=split.memo, status="open", setl_id=None)
+        rows.append(row)
+        results.append(line_result(sql.Record(row)))
+    sql.execute_many(session, INSERT_LINE, rows)
     return results
 
 
@@ -264,7 +305,7 @@ def _decimal(value: Any, field: str) -> Decimal:
     return number
 
 
-def line_result(row: FeeLine) -> dict[str, Any]:
+def line_result(row: Any) -> dict[str, Any]:
     return {
         "feedetl_sn": row.feedetl_sn, "det_item_fee_sumamt": yuan(row.det_item_fee_sumamt_fen), "cnt": Decimal(str(row.cnt)),
         "pric": Decimal(str(row.pric)), "pric_uplmt_amt": yuan(row.pric_uplmt_fen) if row.pric_uplmt_fen is not None else None,
@@ -308,13 +349,20 @@ class SettleRequest:
     invono: str = ""
 
 
-def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bool, where: str = "input.data") -> dict[str, Any]:
-    """Pre-settle (post=False: nothing written) or settle (post=True: one atomic posting)."""
-    visit = visit_of(session, caller, request.mdtrt_id, request.psn_no, where, lock=post)
+def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bool, kind: str = "", where: str = "input.data"
+           ) -> dict[str, Any]:
+    """Pre-settle (post=False: nothing written) or settle (post=True: one atomic posting).
+
+    ``kind`` (outpatient / inpatient) is what the transaction settles; another kind of visit is refused.
+    """
+    visit = load_visit(session, caller, request.mdtrt_id, request.psn_no, where, lock=post)
+    if kind and (visit.kind == "inpatient") != (kind == "inpatient"):
+        use = "2303/2304" if visit.kind == "inpatient" else "2206/2207"
+        raise InputError(f"is a{'n admission' if visit.kind == 'inpatient' else ' ' + visit.kind + ' visit'}: settle it with {use}",
+                         field=f"{where}.mdtrt_id")
     if request.insutype and request.insutype != visit.insutype:
         raise InputError(f"the visit was registered under {visit.insutype}", field=f"{where}.insutype")
-    person = session.get(Person, visit.psn_no)
-    assert person is not None
+    person = registry.person(session, visit.psn_no, where)
     ec_token = registry.verify_credential(session, person, request.cert_type, request.cert_no, request.card_sn, where, caller.fixmedins_code)
     if visit.kind == "inpatient" and not request.mid_setl and visit.status != "discharged":
         raise Conflict(f"admission {visit.mdtrt_id} is {visit.status}: discharge it (2402) or settle mid-stay (mid_setl_flag 1)",
@@ -322,10 +370,9 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
     if visit.kind == "inpatient" and request.mid_setl and visit.status != "admitted":
         raise Conflict(f"admission {visit.mdtrt_id} is {visit.status}: a mid-stay settlement needs an open admission",
                        field=f"{where}.mid_setl_flag")
-    stmt = select(FeeLine).where(FeeLine.mdtrt_id == visit.mdtrt_id, FeeLine.status == "open").order_by(FeeLine.id)
+    lines = sql.fetch(session, OPEN_LINES, mdtrt_id=visit.mdtrt_id)
     if request.chrg_bchno and request.chrg_bchno != "0000" and visit.kind != "inpatient":
-        stmt = stmt.where(FeeLine.chrg_bchno == request.chrg_bchno)
-    lines = session.scalars(stmt).all()
+        lines = [line for line in lines if line.chrg_bchno == request.chrg_bchno]
     if not lines:
         raise Conflict("there are no unsettled fee lines to settle", field=f"{where}.mdtrt_id")
     uploaded = sum(line.det_item_fee_sumamt_fen for line in lines)
@@ -333,10 +380,9 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
         raise InputError(f"{yuan(request.medfee_sumamt)} does not match the unsettled fee lines ({yuan(uploaded)})",
                          field=f"{where}.medfee_sumamt")
     now = clock.now()
-    ctx = visit_context(session, visit, now.date())
+    ctx = visit_context(session, visit, now.date(), person)
     ytd = ledger.year_total(session, visit.psn_no, now.year, lock=post)
-    grants = list(session.scalars(select(MutualAidGrant.grantor_psn_no).where(MutualAidGrant.beneficiary_psn_no == visit.psn_no,
-                                                                               MutualAidGrant.active == 1))) if request.acct_used else []
+    grants = sql.values(session, GRANTORS, psn_no=visit.psn_no) if request.acct_used else []
     accounts = ledger.accounts(session, [visit.psn_no, *grants], lock=post)
     own = accounts.get(visit.psn_no)
     relatives = [accounts[g] for g in sorted(grants) if g in accounts]
@@ -344,7 +390,7 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
     assistance = max((i for i in identities if i in ctx.policy.assistance_ratio), key=lambda i: ctx.policy.assistance_ratio[i], default=None)
     admission_no = visit.admission_no or (ytd.admissions + 1)
     claim = engine.Claim(
-        kind=visit.kind, hosp_lv=ctx.hosp_lv, enrolled=registry.enrolled_types(session, visit.psn_no),
+        kind=visit.kind, hosp_lv=ctx.hosp_lv, enrolled=registry.enrolled_types(ctx.enrolments),
         cvlserv=ctx.enrolment.cvlserv_flag == "1", assistance_identity=assistance,
         unfiled_cross_province=visit.mdtrtarea_admvs[:2] != visit.insuplc_admdvs[:2],
         admission_no=admission_no, admission_dedc_paid=visit.dedc_paid_fen,
@@ -359,12 +405,12 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
         raise InputError(f"paying {yuan(from_account)} from the personal account needs the patient's consumption password or face check: "
                          "ask them to confirm the payment in the app, then settle again", field=f"{where}.acct_used_flag")
     counts_admission = visit.kind == "inpatient" and visit.admission_no == 0 and out.medfee_sumamt > 0
-    row = Settlement(
+    row = sql.Record(dict(
         setl_id=new_id(caller.mdtrtarea_admvs), mdtrt_id=visit.mdtrt_id, psn_no=visit.psn_no, fixmedins_code=caller.fixmedins_code,
-        insutype=visit.insutype, psn_type=ctx.enrolment.psn_type, cvlserv_flag=ctx.enrolment.cvlserv_flag, med_type=request.med_type or visit.med_type, kind=visit.kind,
-        setl_time=now, year=now.year, refd_setl_flag="0", mid_setl_flag="1" if request.mid_setl else "0", medins_setl_id=caller.msgid,
-        mdtrt_cert_type=request.cert_type, clr_type=CLR_TYPE[visit.kind], clr_way="1", clr_optins=visit.insuplc_admdvs,
-        mdtrtarea_admvs=visit.mdtrtarea_admvs, invono=request.invono,
+        insutype=visit.insutype, psn_type=ctx.enrolment.psn_type, cvlserv_flag=ctx.enrolment.cvlserv_flag, med_type=request.med_type or visit.med_type,
+        kind=visit.kind, setl_time=now, year=now.year, refd_setl_flag="0", revs_setl_id=None, mid_setl_flag="1" if request.mid_setl else "0",
+        medins_setl_id=caller.msgid, mdtrt_cert_type=request.cert_type, clr_type=CLR_TYPE[visit.kind], clr_way="1",
+        clr_optins=visit.insuplc_admdvs, mdtrtarea_admvs=visit.mdtrtarea_admvs, invono=request.invono,
         medfee_sumamt=out.medfee_sumamt, fulamt_ownpay_amt=out.fulamt_ownpay_amt, overlmt_selfpay=out.overlmt_selfpay,
         preselfpay_amt=out.preselfpay_amt, inscp_scp_amt=out.inscp_scp_amt, act_pay_dedc=out.act_pay_dedc, hifp_pay=out.hifp_pay,
         pool_prop_selfpay=out.pool_prop_selfpay, cvlserv_pay=out.cvlserv_pay, hifes_pay=0, hifmi_pay=out.hifmi_pay,
@@ -373,29 +419,28 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
         ytd_otp_dedc=out.ytd_delta.otp_dedc, ytd_hifp_otp=out.ytd_delta.hifp_otp, ytd_inscp_self=out.ytd_delta.inscp_self,
         ytd_admission=1 if counts_admission else 0,
         setldetail=json.dumps([fund_json(f) for f in out.funds], ensure_ascii=False), opter=caller.opter, opter_name=caller.opter_name,
-    )
+    ))
     if post:
-        session.add(row)
-        session.flush()
+        sql.execute(session, INSERT_SETTLEMENT, **row.__dict__)
         _apply_totals(ytd, row, +1)
+        ledger.write_year_total(session, ytd)
         posting = ledger.Posting(row.setl_id, visit.psn_no)
         for fund in out.funds:
             posting.add(f"fund:{fund.fund_pay_type}", fund.fund_payamt)
         if own is not None and out.acct_pay:
-            own.balance_fen -= out.acct_pay
+            ledger.move_balance(session, own, -out.acct_pay)
             posting.add(f"acct:{own.psn_no}", out.acct_pay)
         remaining = out.acct_mulaid_pay
         for relative in relatives:
             take = min(remaining, relative.balance_fen)
             if take:
-                relative.balance_fen -= take
+                ledger.move_balance(session, relative, -take)
                 posting.add(f"acct:{relative.psn_no}", take)
                 remaining -= take
         posting.add("cash", out.psn_cash_pay)
         posting.add(f"medins:{caller.fixmedins_code}", -out.medfee_sumamt)
         posting.write(session)
-        for line in lines:
-            line.status, line.setl_id = "settled", row.setl_id
+        sql.execute_many(session, SETTLE_LINE, [{"id": line.id, "setl_id": row.setl_id} for line in lines])
         if visit.kind == "inpatient":
             visit.dedc_paid_fen += out.act_pay_dedc
             if counts_admission:
@@ -404,6 +449,8 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
                 visit.status = "settled"
         else:
             visit.status = "settled"
+        sql.execute(session, UPDATE_VISIT, mdtrt_id=visit.mdtrt_id, status=visit.status, dedc_paid_fen=visit.dedc_paid_fen,
+                    admission_no=visit.admission_no)
     return {"setlinfo": setlinfo(row, person), "setldetail": wire_detail(json.loads(row.setldetail))}
 
 
@@ -412,7 +459,7 @@ def _ytd(row: Any) -> engine.YearToDate:
                              hifmi=row.hifmi, maf=row.maf, inscp_self=row.inscp_self)
 
 
-def _apply_totals(ytd: Any, row: Settlement, sign: int) -> None:
+def _apply_totals(ytd: Any, row: Any, sign: int) -> None:
     """Post a settlement's year-to-date changes (sign -1 undoes them)."""
     ytd.otp_dedc += sign * row.ytd_otp_dedc
     ytd.hifp_otp += sign * row.ytd_hifp_otp
@@ -436,7 +483,7 @@ AMOUNTS = ("medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_
            "psn_cash_pay", "hosp_part_amt", "balc", "acct_mulaid_pay")
 
 
-def setlinfo(row: Settlement, person: Person) -> dict[str, Any]:
+def setlinfo(row: Any, person: Any) -> dict[str, Any]:
     """``setlinfo`` as 2206/2207/2303/2304 answer it (amounts in yuan, 2 places)."""
     info: dict[str, Any] = {
         "mdtrt_id": row.mdtrt_id, "setl_id": row.setl_id, "psn_no": row.psn_no, "psn_name": person.psn_name,
@@ -459,7 +506,7 @@ def wire_detail(detail: list[dict[str, Any]], sign: int = 1) -> list[dict[str, A
 
 def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, psn_no: str, where: str = "input.data") -> dict[str, Any]:
     """2208 / 2305 / 2103: compensating entries; totals, balances and fee lines restored exactly."""
-    original = session.scalar(select(Settlement).where(Settlement.setl_id == setl_id).with_for_update())
+    original = sql.first(session, SETTLEMENT_LOCKED, setl_id=setl_id)
     if original is None or original.fixmedins_code != caller.fixmedins_code:
         raise NotFound(f"no settlement {setl_id} at this institution", field=f"{where}.setl_id")
     if original.mdtrt_id != mdtrt_id:
@@ -470,29 +517,29 @@ def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, ps
         raise InputError(f"{setl_id} is itself a reversal", field=f"{where}.setl_id")
     if original.revs_setl_id:
         raise Conflict(f"settlement {setl_id} was already reversed by {original.revs_setl_id}", field=f"{where}.setl_id")
-    visit = visit_of(session, caller, mdtrt_id, psn_no, where, lock=True)
+    visit = load_visit(session, caller, mdtrt_id, psn_no, where, lock=True)
     ytd = ledger.year_total(session, original.psn_no, original.year, lock=True)
+    posted = ledger.entries(session, setl_id)
     account_moves = ledger.account_entries(session, setl_id)
     accounts = ledger.accounts(session, [a.split(":", 1)[1] for a, _ in account_moves], lock=True)
-    now = clock.now()
-    reversal = Settlement(**{c: getattr(original, c) for c in _COPIED})
-    reversal.setl_id = new_id(caller.mdtrtarea_admvs)
-    reversal.setl_time, reversal.refd_setl_flag, reversal.revs_setl_id = now, "1", original.setl_id
-    reversal.medins_setl_id, reversal.opter, reversal.opter_name = caller.msgid, caller.opter, caller.opter_name
+    reversal = sql.Record({c: getattr(original, c) for c in _COPIED})
+    reversal.__dict__.update(setl_id=new_id(caller.mdtrtarea_admvs), setl_time=clock.now(), refd_setl_flag="1",
+                             revs_setl_id=original.setl_id, medins_setl_id=caller.msgid, opter=caller.opter, opter_name=caller.opter_name)
     for name in _NEGATED:
         setattr(reversal, name, -getattr(original, name))
-    session.add(reversal)
-    session.flush()
-    original.revs_setl_id = reversal.setl_id
-    _apply_totals(ytd, original, -1)
-    posting = ledger.Posting(reversal.setl_id, original.psn_no)
-    for account, amount in session.execute(select(LedgerEntry.account, LedgerEntry.amount_fen).where(LedgerEntry.setl_id == setl_id)).tuples():
-        posting.add(account, -amount)
     for account, amount in account_moves:
-        accounts[account.split(":", 1)[1]].balance_fen += amount
+        ledger.move_balance(session, accounts[account.split(":", 1)[1]], amount)
+    own = accounts.get(original.psn_no) or ledger.accounts(session, [original.psn_no], lock=False).get(original.psn_no)
+    reversal.balc = own.balance_fen if own else 0
+    sql.execute(session, INSERT_SETTLEMENT, **reversal.__dict__)
+    sql.execute(session, MARK_REVERSED, setl_id=original.setl_id, revs_setl_id=reversal.setl_id)
+    _apply_totals(ytd, original, -1)
+    ledger.write_year_total(session, ytd)
+    posting = ledger.Posting(reversal.setl_id, original.psn_no)
+    for account, amount in posted:
+        posting.add(account, -amount)
     posting.write(session)
-    for line in session.scalars(select(FeeLine).where(FeeLine.setl_id == setl_id)):
-        line.status, line.setl_id = "open", None
+    sql.execute(session, REOPEN_LINES, setl_id=setl_id)
     if visit.kind == "inpatient":
         visit.dedc_paid_fen -= original.act_pay_dedc
         if original.ytd_admission:
@@ -500,13 +547,10 @@ def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, ps
         visit.status = "discharged" if visit.endtime else "admitted"
     else:
         visit.status = "registered"
-    own = accounts.get(original.psn_no)
-    reversal.balc = own.balance_fen if own else 0
-    session.flush()
-    person = session.get(Person, original.psn_no)
-    assert person is not None
-    info = setlinfo(reversal, person)
-    return {"setlinfo": info, "setldetail": wire_detail(json.loads(original.setldetail), -1)}
+    sql.execute(session, UPDATE_VISIT, mdtrt_id=visit.mdtrt_id, status=visit.status, dedc_paid_fen=visit.dedc_paid_fen,
+                admission_no=visit.admission_no)
+    person = registry.person(session, original.psn_no, where)
+    return {"setlinfo": setlinfo(reversal, person), "setldetail": wire_detail(json.loads(original.setldetail), -1)}
 
 
 _NEGATED = ("medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc", "hifp_pay",

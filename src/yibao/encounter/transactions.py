@@ -233,12 +233,7 @@ def settle_request(d: SettleData) -> service.SettleRequest:
 
 def _settle(kind: str, post: bool):  # type: ignore[no-untyped-def]
     def handler(ctx: Context, body: InSettle) -> dict:
-        visit = service.visit_of(ctx.session, caller(ctx), body.data.mdtrt_id, body.data.psn_no, "input.data")
-        if (visit.kind == "inpatient") != (kind == "inpatient"):
-            use = "2303/2304" if visit.kind == "inpatient" else "2206/2207"
-            raise InputError(f"is a{'n admission' if visit.kind == 'inpatient' else ' ' + visit.kind + ' visit'}: settle it with {use}",
-                             field="input.data.mdtrt_id")
-        return service.settle(ctx.session, caller(ctx), settle_request(body.data), post=post)
+        return service.settle(ctx.session, caller(ctx), settle_request(body.data), post=post, kind=kind)
 
     return handler
 

@@ -16,8 +16,6 @@ from typing import Any
 import msgspec
 import structlog
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from yibao.config import Settings
@@ -30,9 +28,20 @@ from yibao.gateway.models import GatewayMessage, GatewayNonce
 from yibao.gateway.signin import require_sign_in
 from yibao.gateway.table import Context, Transaction, build_table, path_index
 from yibao.observability import GATEWAY_LATENCY, GATEWAY_REQUESTS
+from yibao.store import sql
 from yibao.store.db import Database
 
 log = structlog.get_logger("yibao.gateway")
+
+_NONCE = GatewayNonce.__table__
+_MESSAGE = GatewayMessage.__table__
+# one statement: insert unless present; no row back means the nonce was seen before
+RECORD_NONCE = sql.Statement("INSERT INTO gateway_nonce (access_key, nonce, seen_at) VALUES (:access_key, :nonce, :seen_at) "
+                             "ON CONFLICT DO NOTHING RETURNING nonce", _NONCE)
+STORED_ANSWER = sql.Statement("SELECT request_sm3, response FROM gateway_message WHERE fixmedins_code = :fixmedins_code AND msgid = :msgid",
+                              _MESSAGE)
+STORE_ANSWER = sql.Statement("INSERT INTO gateway_message (fixmedins_code, msgid, infno, request_sm3, response, created_at) "
+                             "VALUES (:fixmedins_code, :msgid, :infno, :request_sm3, :response, :created_at)", _MESSAGE)
 
 
 @dataclass
@@ -127,12 +136,12 @@ class GatewayService:
         try:
             with self.db.unit_of_work() as session:
                 self._record_nonce(session, caller)
-                stored = session.get(GatewayMessage, (envelope.fixmedins_code, envelope.msgid))
+                stored = sql.first(session, STORED_ANSWER, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid)
                 if stored is not None:
                     return self._replay(stored, fingerprint, envelope.msgid)
                 sign_no = None
                 if tx.needs_sign_in:
-                    sign_no = require_sign_in(session, envelope.sign_no, envelope.fixmedins_code, self.settings.sign_in_ttl_s).sign_no
+                    sign_no = require_sign_in(session, envelope.sign_no, envelope.fixmedins_code, self.settings.sign_in_ttl_s)
                 ctx = Context(session, envelope, caller.fixmedins_code, self.settings, received, sign_no)
                 answer = tx.handler(ctx, data)
                 if isinstance(answer, Answer) and answer.file_content is not None:
@@ -141,14 +150,14 @@ class GatewayService:
                 output = answer.output if isinstance(answer, Answer) else answer
                 encoded = ENCODER.encode(response(admdvs=self.settings.platform_admdvs, received=received, infcode=0, output=output))
                 if tx.store_answer:
-                    session.add(GatewayMessage(fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid, infno=tx.infno,
-                                               request_sm3=fingerprint, response=encoded.decode(), created_at=received))
-                    session.flush()
+                    session.flush()  # what the handler left to the ORM goes first, so a failure surfaces here
+                    sql.execute(session, STORE_ANSWER, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid, infno=tx.infno,
+                                request_sm3=fingerprint, response=encoded.decode(), created_at=received)
                 return Reply(encoded)
         except IntegrityError:
             # A concurrent call with the same msgid (or nonce) committed first.
             with self.db.unit_of_work(write=False) as session:
-                stored = session.get(GatewayMessage, (envelope.fixmedins_code, envelope.msgid))
+                stored = sql.first(session, STORED_ANSWER, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid)
                 if stored is not None:
                     return self._replay(stored, fingerprint, envelope.msgid)
             raise AuthError("nonce was already used: replayed request") from None
@@ -158,25 +167,20 @@ class GatewayService:
         finally:
             self._housekeeping()
 
-    def _replay(self, stored: GatewayMessage, fingerprint: str, msgid: str) -> Reply:
+    def _replay(self, stored: sql.Record, fingerprint: str, msgid: str) -> Reply:
         if stored.request_sm3 != fingerprint:
             raise Conflict(f"{msgid} was already used for a different request; use a new msgid", field="msgid")
         return Reply(stored.response.encode())
 
     def _record_nonce(self, session: Any, caller: auth.Caller) -> None:
-        # one statement: insert unless present; no row inserted means the nonce was seen before
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        inserted = session.execute(insert(GatewayNonce).values(access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now())
-                                   .on_conflict_do_nothing().returning(GatewayNonce.nonce)).scalar()
-        if inserted is None:
+        if not sql.values(session, RECORD_NONCE, access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now()):
             raise AuthError("nonce was already used: replayed request")
 
     def _burn_nonce(self, caller: auth.Caller) -> None:
         """Keep the nonce of a refused request, so the same signed bytes cannot be sent again."""
         try:
             with self.db.unit_of_work() as session:
-                if session.get(GatewayNonce, (caller.access_key, caller.nonce)) is None:
-                    session.add(GatewayNonce(access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now()))
+                sql.values(session, RECORD_NONCE, access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now())
         except (IntegrityError, YibaoError):
             pass
 

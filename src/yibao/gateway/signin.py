@@ -14,6 +14,7 @@ from yibao.core.schema import Required
 from yibao.gateway.models import SignIn
 from yibao.gateway.table import Context, TransactionSet
 from yibao.registry.models import Operator
+from yibao.store import sql
 
 TRANSACTIONS = TransactionSet()
 
@@ -72,14 +73,18 @@ def sign_out(ctx: Context, data: In9002) -> dict:
     return {"signoutoutb": {"sign_time": clock.fmt_datetime(record.signout_time)}}
 
 
-def require_sign_in(session: Session, sign_no: str, fixmedins_code: str, ttl_s: int) -> SignIn:
+SIGN_IN = sql.Statement("SELECT fixmedins_code, sign_time, signout_time FROM sign_in WHERE sign_no = :sign_no", SignIn.__table__)
+
+
+def require_sign_in(session: Session, sign_no: str, fixmedins_code: str, ttl_s: int) -> str:
+    """The sign_no, when it is a live sign-in of this institution."""
     if not sign_no:
         raise AuthError("sign in with 9001 first and send its sign_no", field="sign_no")
-    record = session.get(SignIn, sign_no)
+    record = sql.first(session, SIGN_IN, sign_no=sign_no)
     if record is None or record.fixmedins_code != fixmedins_code:
         raise AuthError(f"'{sign_no[:30]}' is not a sign-in of {fixmedins_code}", field="sign_no")
     if record.signout_time is not None:
         raise AuthError(f"sign-in {sign_no} was signed out at {clock.fmt_datetime(record.signout_time)}", field="sign_no")
     if record.sign_time + timedelta(seconds=ttl_s) < clock.now():
         raise AuthError(f"sign-in {sign_no} has expired; sign in again with 9001", field="sign_no")
-    return record
+    return sign_no

@@ -3,6 +3,7 @@
 Everything here runs inside the settlement's own transaction. Rows that concurrent
 settlements of one person share (the year total, the accounts) are locked in a fixed order
 (year total, then accounts by psn_no) so two settlements never interleave or deadlock.
+These are hot-path statements (`yibao.store.sql`): records in, one statement per change.
 """
 
 from __future__ import annotations
@@ -10,39 +11,56 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from yibao.core import clock
 from yibao.ledger.models import LedgerEntry, YearTotal
 from yibao.registry.models import Account
+from yibao.store import sql
+
+TOTALS = ("otp_dedc", "hifp_otp", "hifp", "hifob", "cvlserv", "hifmi", "maf", "inscp_self", "admissions", "settlements")
+_YEAR = YearTotal.__table__
+# created if missing and locked in one statement (the no-op update takes PostgreSQL's row lock)
+YEAR_TOTAL_LOCKED = sql.Statement(
+    f"INSERT INTO year_total (psn_no, year, {', '.join(TOTALS)}) VALUES (:psn_no, :year, {', '.join('0' for _ in TOTALS)}) "
+    "ON CONFLICT (psn_no, year) DO UPDATE SET settlements = year_total.settlements RETURNING *", _YEAR)
+YEAR_TOTAL = sql.Statement("SELECT * FROM year_total WHERE psn_no = :psn_no AND year = :year", _YEAR)
+WRITE_YEAR_TOTAL = sql.Statement(f"UPDATE year_total SET {', '.join(f'{t} = :{t}' for t in TOTALS)} WHERE psn_no = :psn_no AND year = :year",
+                                 _YEAR)
+ACCOUNT_LOCKED = sql.Statement("SELECT * FROM account WHERE psn_no = :psn_no", Account.__table__, lock=True)
+ACCOUNT = sql.Statement("SELECT * FROM account WHERE psn_no = :psn_no", Account.__table__)
+MOVE_BALANCE = sql.Statement("UPDATE account SET balance_fen = balance_fen + :delta WHERE psn_no = :psn_no", Account.__table__)
+INSERT_ENTRY = sql.Statement.insert(LedgerEntry.__table__, skip=("id",))
+ENTRIES = sql.Statement("SELECT account, amount_fen FROM ledger_entry WHERE setl_id = :setl_id ORDER BY id", LedgerEntry.__table__)
 
 
-def year_total(session: Session, psn_no: str, year: int, *, lock: bool) -> YearTotal:
-    """The person's row for the year, created if missing; locked for update when settling."""
+def year_total(session: Session, psn_no: str, year: int, *, lock: bool) -> sql.Record:
+    """The person's row for the year, created if missing and locked when settling; zeros when reading an absent one."""
     if lock:
-        dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        session.execute(insert(YearTotal).values(psn_no=psn_no, year=year, otp_dedc=0, hifp_otp=0, hifp=0, hifob=0, cvlserv=0,
-                                                 hifmi=0, maf=0, inscp_self=0, admissions=0, settlements=0)
-                        .on_conflict_do_nothing())
-        return session.scalars(select(YearTotal).where(YearTotal.psn_no == psn_no, YearTotal.year == year).with_for_update()
-                               .execution_options(populate_existing=True)).one()
-    row = session.get(YearTotal, (psn_no, year))
-    return row if row is not None else YearTotal(psn_no=psn_no, year=year, otp_dedc=0, hifp_otp=0, hifp=0, hifob=0, cvlserv=0,
-                                                 hifmi=0, maf=0, inscp_self=0, admissions=0, settlements=0)
+        found = sql.first(session, YEAR_TOTAL_LOCKED, psn_no=psn_no, year=year)
+        assert found is not None
+        return found
+    return sql.first(session, YEAR_TOTAL, psn_no=psn_no, year=year) or sql.Record({"psn_no": psn_no, "year": year, **{t: 0 for t in TOTALS}})
 
 
-def accounts(session: Session, psn_nos: Iterable[str], *, lock: bool) -> dict[str, Account]:
-    ordered = sorted(set(psn_nos))
-    if not ordered:
-        return {}
-    stmt = select(Account).where(Account.psn_no.in_(ordered)).order_by(Account.psn_no)
-    if lock:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    return {a.psn_no: a for a in session.scalars(stmt)}
+def write_year_total(session: Session, total: sql.Record) -> None:
+    sql.execute(session, WRITE_YEAR_TOTAL, **{t: getattr(total, t) for t in ("psn_no", "year", *TOTALS)})
+
+
+def accounts(session: Session, psn_nos: Iterable[str], *, lock: bool) -> dict[str, sql.Record]:
+    """Personal accounts by psn_no, read (and locked) in psn_no order."""
+    found = {}
+    for psn_no in sorted(set(psn_nos)):
+        row = sql.first(session, ACCOUNT_LOCKED if lock else ACCOUNT, psn_no=psn_no)
+        if row is not None:
+            found[psn_no] = row
+    return found
+
+
+def move_balance(session: Session, account: sql.Record, delta: int) -> None:
+    """Change an account by ``delta`` fen (negative pays out), in storage and in the record."""
+    sql.execute(session, MOVE_BALANCE, psn_no=account.psn_no, delta=delta)
+    account.balance_fen += delta
 
 
 @dataclass
@@ -60,12 +78,18 @@ class Posting:
         if total != 0:
             raise AssertionError(f"settlement {self.setl_id} does not balance: {total}")
         now = clock.now()
-        session.add_all(LedgerEntry(setl_id=self.setl_id, account=a, amount_fen=v, psn_no=self.psn_no, posted_at=now)
-                        for a, v in self.entries)
+        sql.execute_many(session, INSERT_ENTRY, [{"setl_id": self.setl_id, "account": a, "amount_fen": v, "psn_no": self.psn_no,
+                                                  "posted_at": now} for a, v in self.entries])
+
+
+def entries(session: Session, setl_id: str) -> list[tuple[str, int]]:
+    return [(e.account, e.amount_fen) for e in sql.fetch(session, ENTRIES, setl_id=setl_id)]
 
 
 def account_entries(session: Session, setl_id: str) -> list[tuple[str, int]]:
-    """The personal-account postings of a settlement (own account and relatives' through mutual aid)."""
-    return list(session.execute(select(LedgerEntry.account, func.sum(LedgerEntry.amount_fen))
-                                .where(LedgerEntry.setl_id == setl_id, LedgerEntry.account.like("acct:%"))
-                                .group_by(LedgerEntry.account)).tuples())
+    """The personal-account postings of a settlement (own account and relatives' through mutual aid), summed per account."""
+    sums: dict[str, int] = {}
+    for account, amount in entries(session, setl_id):
+        if account.startswith("acct:"):
+            sums[account] = sums.get(account, 0) + amount
+    return list(sums.items())

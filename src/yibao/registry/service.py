@@ -1,4 +1,8 @@
-"""Finding insured people by credential and describing them the way 1101 answers."""
+"""Finding insured people by credential and describing them the way 1101 answers.
+
+Every counter transaction reads a person, their enrolments and identities, so these reads are
+hot-path statements (`yibao.store.sql`) answering plain records with the models' column names.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +10,39 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import DateTime
 from sqlalchemy.orm import Session
 
 from yibao.core import clock, idcard
 from yibao.core.errors import InputError, NotFound
 from yibao.core.money import yuan
 from yibao.registry.models import Account, Employer, Enrolment, Identity, Person
+from yibao.store import sql
 
 ID_CARD = "01"  # psn_cert_type: resident identity card
 
+_PERSON = Person.__table__
+PERSON = sql.Statement("SELECT * FROM person WHERE psn_no = :psn_no", _PERSON)
+PERSON_BY_CERT = sql.Statement("SELECT * FROM person WHERE psn_cert_type = :psn_cert_type AND certno = :certno", _PERSON)
+PERSON_BY_CARD = sql.Statement("SELECT * FROM person WHERE card_no = :card_no", _PERSON)
+ENROLMENTS = sql.Statement("SELECT e.*, m.emp_name FROM enrolment e LEFT JOIN employer m ON m.emp_no = e.emp_no "
+                           "WHERE e.psn_no = :psn_no ORDER BY e.insutype, e.psn_insu_date", Enrolment.__table__, Employer.__table__)
+IDENTITIES = sql.Statement("SELECT * FROM identity WHERE psn_no = :psn_no AND begntime <= :moment AND (endtime IS NULL OR endtime >= :moment) "
+                           "ORDER BY begntime", Identity.__table__, types={"moment": DateTime()})
+ACCOUNT = sql.Statement("SELECT * FROM account WHERE psn_no = :psn_no", Account.__table__)
 
-def find_by_id_number(session: Session, certno: str, psn_cert_type: str = ID_CARD, field: str = "certno") -> Person:
+
+def find_by_id_number(session: Session, certno: str, psn_cert_type: str = ID_CARD, field: str = "certno") -> sql.Record:
     if psn_cert_type == ID_CARD:
         idcard.validate(certno, field)
-    person = session.scalar(select(Person).where(Person.psn_cert_type == psn_cert_type, Person.certno == certno.strip().upper()))
+    person = sql.first(session, PERSON_BY_CERT, psn_cert_type=psn_cert_type, certno=certno.strip().upper())
     if person is None:
         raise NotFound("no insured person holds this certificate number", field=field)
     return person
 
 
-def find_by_card(session: Session, card_no: str, card_sn: str, field: str = "mdtrt_cert_no") -> Person:
-    person = session.scalar(select(Person).where(Person.card_no == card_no.strip()))
+def find_by_card(session: Session, card_no: str, card_sn: str, field: str = "mdtrt_cert_no") -> sql.Record:
+    person = sql.first(session, PERSON_BY_CARD, card_no=card_no.strip())
     if person is None:
         raise NotFound("no social-security card with this number", field=field)
     if not card_sn or person.card_sn != card_sn.strip():
@@ -42,22 +57,12 @@ def age_in_years(birth: date, on: date) -> Decimal:
     return (Decimal(tenths) / 10).quantize(Decimal("0.1"))
 
 
-def person_answer(session: Session, person: Person, as_of: datetime | None = None) -> dict[str, Any]:
+def person_answer(session: Session, person: Any, as_of: datetime | None = None) -> dict[str, Any]:
     """``baseinfo``, ``insuinfo[]`` and ``idetinfo[]`` of 1101."""
     moment = as_of or clock.now()
-    enrolments = session.execute(
-        select(Enrolment, Employer.emp_name)
-        .outerjoin(Employer, Employer.emp_no == Enrolment.emp_no)
-        .where(Enrolment.psn_no == person.psn_no, Enrolment.psn_insu_date <= moment.date())
-        .order_by(Enrolment.insutype)
-    ).all()
-    account = session.get(Account, person.psn_no)
-    identities = session.scalars(
-        select(Identity)
-        .where(Identity.psn_no == person.psn_no, Identity.begntime <= moment)
-        .where(or_(Identity.endtime.is_(None), Identity.endtime >= moment))
-        .order_by(Identity.begntime)
-    ).all()
+    enrolments = [e for e in enrolments_of(session, person.psn_no) if e.psn_insu_date <= moment.date()]
+    account = sql.first(session, ACCOUNT, psn_no=person.psn_no)
+    identities = sql.fetch(session, IDENTITIES, psn_no=person.psn_no, moment=moment)
     return {
         "baseinfo": {
             "psn_no": person.psn_no,
@@ -79,9 +84,9 @@ def person_answer(session: Session, person: Person, as_of: datetime | None = Non
                 "paus_insu_date": clock.fmt_date(e.paus_insu_date),
                 "cvlserv_flag": e.cvlserv_flag,
                 "insuplc_admdvs": e.insuplc_admdvs,
-                "emp_name": emp_name or "",
+                "emp_name": e.emp_name or "",
             }
-            for e, emp_name in enrolments
+            for e in enrolments
         ],
         "idetinfo": [
             {
@@ -96,7 +101,7 @@ def person_answer(session: Session, person: Person, as_of: datetime | None = Non
     }
 
 
-def verify_credential(session: Session, person: Person, cert_type: str, cert_no: str, card_sn: str, where: str,
+def verify_credential(session: Session, person: Any, cert_type: str, cert_no: str, card_sn: str, where: str,
                       fixmedins_code: str) -> Any:
     """The credential a counter presents must belong to the person it names (psn_no).
 
@@ -131,15 +136,21 @@ def looks_like_ec_token(text: str) -> bool:
     return len(text) == 40 and text[6:8] == "ec" and text[:6].isdigit()
 
 
-def person(session: Session, psn_no: str, where: str) -> Person:
-    found = session.get(Person, psn_no)
+def person(session: Session, psn_no: str, where: str) -> sql.Record:
+    found = sql.first(session, PERSON, psn_no=psn_no)
     if found is None:
         raise NotFound("no insured person with this psn_no", field=f"{where}.psn_no")
     return found
 
 
-def active_enrolment(session: Session, psn_no: str, insutype: str, on: date, where: str) -> Enrolment:
-    rows = session.scalars(select(Enrolment).where(Enrolment.psn_no == psn_no, Enrolment.insutype == insutype)).all()
+def enrolments_of(session: Session, psn_no: str) -> list[sql.Record]:
+    """Every enrolment of the person (all insurance types, all periods), with the employer's name."""
+    return sql.fetch(session, ENROLMENTS, psn_no=psn_no)
+
+
+def active_enrolment(enrolments: list[sql.Record], insutype: str, on: date, where: str) -> sql.Record:
+    """The enrolment in ``insutype`` in force on a day, if it pays benefits."""
+    rows = [e for e in enrolments if e.insutype == insutype]
     if not rows:
         raise InputError(f"the person is not enrolled in insutype {insutype}", field=f"{where}.insutype")
     current = [e for e in rows if e.psn_insu_date <= on]
@@ -152,10 +163,9 @@ def active_enrolment(session: Session, psn_no: str, insutype: str, on: date, whe
     return enrolment
 
 
-def enrolled_types(session: Session, psn_no: str) -> frozenset[str]:
-    return frozenset(session.scalars(select(Enrolment.insutype).where(Enrolment.psn_no == psn_no, Enrolment.psn_insu_stas == "1")))
+def enrolled_types(enrolments: list[sql.Record]) -> frozenset[str]:
+    return frozenset(e.insutype for e in enrolments if e.psn_insu_stas == "1")
 
 
 def identities_on(session: Session, psn_no: str, moment: datetime) -> list[str]:
-    return list(session.scalars(select(Identity.psn_idet_type).where(Identity.psn_no == psn_no, Identity.begntime <= moment)
-                                .where(or_(Identity.endtime.is_(None), Identity.endtime >= moment))))
+    return [i.psn_idet_type for i in sql.fetch(session, IDENTITIES, psn_no=psn_no, moment=moment)]

@@ -44,11 +44,16 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     settings = settings or Settings()
     db = db or Database.from_settings(settings)
     gateway = GatewayService(db, settings)
+    # On SQLite a call is ~1 ms of CPU and writers queue on one lock anyway, so it runs on the event loop:
+    # handing it to a thread costs more than the call. PostgreSQL calls wait on the network; they get threads.
+    inline = db.is_sqlite
 
     async def dispatch(request: Request[Any, Any, Any], path_infno: str | None) -> Response[bytes]:
         body, oversized = await _read_body(request, settings.max_body_bytes)
         headers = {k.lower(): v for k, v in request.headers.items()}
         query = {k: v for k, v in request.query_params.items()}
+        if inline:
+            return _http(gateway.call(body, headers, query, path_infno, oversized))
         reply = await anyio.to_thread.run_sync(lambda: gateway.call(body, headers, query, path_infno, oversized))
         return _http(reply)
 

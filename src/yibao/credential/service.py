@@ -329,12 +329,17 @@ class Code:
     ttl_s: int
 
 
+DEVICE = sql.Statement("SELECT chnl_id, device_no FROM ec_device WHERE device_id = :device_id", Device.__table__)
+CREDENTIAL_STATUS = sql.Statement("SELECT status FROM ec_credential WHERE psn_no = :psn_no", Credential.__table__)
+
+
 def issue_code(session: Session, settings: Settings, user: UserSession, subject_psn_no: str) -> Code:
+    """A display code, sealed without writing anything: one HMAC and one SM4 pass after two indexed reads."""
     require_access(session, user.psn_no, subject_psn_no)
-    device = session.get(Device, user.device_id)
+    device = sql.first(session, DEVICE, device_id=user.device_id)
     assert device is not None
-    subject_credential = session.scalar(select(Credential).where(Credential.psn_no == subject_psn_no))
-    if subject_psn_no == user.psn_no and (subject_credential is None or subject_credential.status != "active"):
+    status = sql.values(session, CREDENTIAL_STATUS, psn_no=subject_psn_no)
+    if subject_psn_no == user.psn_no and status != ["active"]:
         raise Refused("revoked", "the credential is not active")
     current, _ = keys(session)
     issued = int(time.time())

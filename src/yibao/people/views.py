@@ -205,16 +205,17 @@ class PeopleController(Controller):
         return _run(request, go)
 
     @post("/people/{psn_no:str}/codes", sync_to_thread=True, status_code=201, summary="A fresh dynamic QR code (refresh every minute)")
-    def code(self, request: Request[Any, Any, Any], psn_no: str) -> dict[str, Any]:
+    def code(self, request: Request[Any, Any, Any], psn_no: str, svg: bool = True) -> dict[str, Any]:
+        """``svg=false`` for an app that draws the QR symbol itself from ``code`` (saves the server ~2 ms a code)."""
         settings: Settings = request.app.state.settings
 
         def go(session: Session, user: UserSession | None) -> dict[str, Any]:
             assert user is not None
             issued = credential.issue_code(session, settings, user, psn_no)
             return {"code": issued.text, "psn_no": psn_no, "ttl_s": issued.ttl_s, "expires_at": issued.expires_at.isoformat(sep=" "),
-                    "svg": render_svg(issued.text)}
+                    "svg": render_svg(issued.text) if svg else None}
 
-        return _run(request, go, write=True)
+        return _run(request, go)
 
     @get("/me/family", sync_to_thread=True)
     def family(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:

@@ -7,6 +7,8 @@ PostgreSQL runs READ COMMITTED; services lock the rows they change (``SELECT …
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -66,6 +68,44 @@ def _tune_sqlite(engine: Engine, busy_ms: int, max_bytes: int) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+class WriterLock:
+    """One writer at a time for a SQLite file, across the threads of a process and across processes.
+
+    SQLite allows one writer; a second one waits in SQLite's busy handler, which polls by sleeping
+    (1, 2, 5 … 100 ms) and turns contention into long tails. Writers here queue instead: on a lock
+    in the process, then on ``flock`` of a file beside the database, which the kernel hands over
+    the moment it is released. Re-entrant within a thread.
+    """
+
+    def __init__(self, database_path: str | None) -> None:
+        self._local = threading.RLock()
+        self._depth = 0
+        self._fd = os.open(database_path + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o644) if database_path else None
+
+    def __enter__(self) -> "WriterLock":
+        self._local.acquire()
+        self._depth += 1
+        if self._depth == 1 and self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._depth -= 1
+                self._local.release()
+                raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._local.release()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class Database:
     """An engine plus sessions; `unit_of_work` is the only way services get one."""
 
@@ -73,9 +113,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url, busy_ms=busy_ms, max_bytes=max_bytes)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        # SQLite has one writer at a time and its busy handler waits by sleeping (1, 2, 5 … 100 ms), which
-        # turns contention into long tails; writers of this process queue on a lock instead.
-        self._write_lock = threading.RLock() if self.is_sqlite else None
+        self._write_lock = WriterLock(_sqlite_file(url)) if self.is_sqlite else None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False, autoflush=False
@@ -113,6 +151,13 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._write_lock is not None:
+            self._write_lock.close()
+
+
+def _sqlite_file(url: str) -> str | None:
+    database = make_url(url).database
+    return database if database and database != ":memory:" and not database.startswith("file:") else None
 
 
 def _is_full(error: OperationalError) -> bool:

@@ -139,6 +139,9 @@ def test_code_decodes_once_into_an_ec_token(http, counter: CounterClient, people
     assert out["data"]["idNo"] == people[1].certno and out["data"]["userName"] == people[1].psn_name
     screenshot = decode(counter, code)
     assert screenshot["infcode"] == -1 and "screenshot" in screenshot["err_msg"]
+    # an app that draws the symbol itself asks for the text alone
+    bare = app.post(f"/api/v1/people/{people[1].psn_no}/codes?svg=false").json()
+    assert bare["svg"] is None and decode(counter, bare["code"])["infcode"] == 0
     looked_up = ok(counter.call("1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": token, "psn_cert_type": "01"}}))
     assert looked_up["baseinfo"]["psn_no"] == people[1].psn_no
     # the Inner Mongolia variant: 02 with the token in card_sn

@@ -40,14 +40,14 @@ def make_engine(url: str, *, busy_ms: int = 30_000, max_bytes: int = 0) -> Engin
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": busy_ms / 1000, "check_same_thread": False}, pool_size=8, max_overflow=16)
-        _tune_sqlite(engine, busy_ms, max_bytes)
+        _tune_sqlite(engine, busy_ms, max_bytes, checkpoint_in_background=_background_checkpoints(url))
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def _tune_sqlite(engine: Engine, busy_ms: int, max_bytes: int) -> None:
+def _tune_sqlite(engine: Engine, busy_ms: int, max_bytes: int, checkpoint_in_background: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit BEGIN is deferred).
@@ -55,6 +55,13 @@ def _tune_sqlite(engine: Engine, busy_ms: int, max_bytes: int) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # a bigger page cache and memory-mapped reads: the hot indexes (nonces, messages, tokens) are keyed at random
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute("PRAGMA mmap_size=1073741824")
+        cursor.execute("PRAGMA journal_size_limit=67108864")  # a restarted log is cut back to 64 MB
+        if checkpoint_in_background:
+            # the WAL is copied back by the Checkpointer thread, not by whichever request commits the 1000th page
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         if max_bytes:
@@ -106,6 +113,54 @@ class WriterLock:
             self._fd = None
 
 
+class Checkpointer:
+    """Copies SQLite's write-ahead log back into the database from a thread of its own.
+
+    Left to SQLite, the request whose commit pushes the log past 1000 pages does the copy (and
+    its fsync) and waits for it (~0.4 ms a call on average, measured). Here one process of those
+    sharing the file (elected by a lock beside it) runs a passive checkpoint every ``interval_s``
+    on its own connection, blocking no one; the sqlite3 module releases the GIL while it copies, so
+    it uses the other core. Once the log holds ``restart_pages``, a short second pass under the
+    writers' lock copies what was committed meanwhile: only a log copied back in full, with no commit
+    in between, lets the next writer start it again from the beginning (otherwise it grows without end).
+    """
+
+    def __init__(self, path: str, writers: "WriterLock", interval_s: float = 0.5, restart_pages: int = 4000) -> None:
+        self._path, self._writers, self._interval, self._restart = path, writers, interval_s, restart_pages
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="yibao-wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import sqlite3
+
+        election = os.open(self._path + ".checkpointer", os.O_RDWR | os.O_CREAT, 0o644)
+        connection = sqlite3.connect(self._path, timeout=1, check_same_thread=False)
+        elected = False
+        try:
+            while not self._stop.wait(self._interval):
+                if not elected:
+                    try:
+                        fcntl.flock(election, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        elected = True
+                    except OSError:
+                        continue  # another process checkpoints; take over if it goes
+                try:
+                    _, pages, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if pages >= self._restart:
+                        with self._writers:
+                            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    pass  # busy or locked: the next round will do it
+        finally:
+            connection.close()
+            os.close(election)  # releases the election lock
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 class Database:
     """An engine plus sessions; `unit_of_work` is the only way services get one."""
 
@@ -114,6 +169,9 @@ class Database:
         self.engine = make_engine(url, busy_ms=busy_ms, max_bytes=max_bytes)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._write_lock = WriterLock(_sqlite_file(url)) if self.is_sqlite else None
+        sqlite_path = _sqlite_file(url) if self.is_sqlite else None
+        self._checkpointer = (Checkpointer(sqlite_path, self._write_lock)
+                              if sqlite_path and self._write_lock and _background_checkpoints(url) else None)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False, autoflush=False
@@ -150,9 +208,17 @@ class Database:
             session.close()
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         self.engine.dispose()
         if self._write_lock is not None:
             self._write_lock.close()
+
+
+def _background_checkpoints(url: str) -> bool:
+    """On for a SQLite file unless YIBAO_SQLITE_CHECKPOINT=auto leaves it to SQLite."""
+    return _sqlite_file(url) is not None and os.environ.get("YIBAO_SQLITE_CHECKPOINT", "background") != "auto"
 
 
 def _sqlite_file(url: str) -> str | None:

@@ -1,0 +1,135 @@
+"""The storage plumbing under the hot path: driver statements, the writers' lock, the WAL checkpointer."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sqlite3
+import time
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from conftest import engine_name
+from sqlalchemy import BigInteger, Column, Date, DateTime, Integer, MetaData, Numeric, String, Table, select
+from sqlalchemy.exc import IntegrityError
+
+from yibao.store import sql
+from yibao.store.db import Database, WriterLock
+
+METADATA = MetaData()
+SAMPLE = Table("store_sample", METADATA, Column("id", Integer, primary_key=True), Column("name", String(20), unique=True),
+               Column("at", DateTime), Column("on_day", Date), Column("ratio", Numeric(5, 4)), Column("fen", BigInteger))
+INSERT = sql.Statement.insert(SAMPLE)
+BY_ID = sql.Statement("SELECT * FROM store_sample WHERE id = :id", SAMPLE)
+BY_ID_LOCKED = sql.Statement("SELECT * FROM store_sample WHERE id = :id", SAMPLE, lock=True)
+AFTER = sql.Statement("SELECT name FROM store_sample WHERE at > :moment AND name LIKE 'n%' ORDER BY id", SAMPLE, types={"moment": DateTime()})
+MOVE = sql.Statement("UPDATE store_sample SET fen = fen + :delta WHERE id = :id", SAMPLE)
+
+
+@pytest.fixture(scope="module")
+def store(db: Database) -> Database:
+    METADATA.create_all(db.engine)
+    return db
+
+
+def test_values_pass_through_the_column_types_both_ways(store: Database) -> None:
+    at = datetime(2026, 11, 22, 9, 30)  # no microseconds: must still compare equal to what SQLAlchemy stores
+    with store.unit_of_work() as session:
+        sql.execute(session, INSERT, id=1, name="n1", at=at, on_day=date(2026, 1, 2), ratio=Decimal("0.1500"), fen=12345)
+        sql.execute_many(session, INSERT, [{"id": i, "name": f"n{i}", "at": datetime(2026, 11, 22, 10, i), "on_day": None,
+                                            "ratio": None, "fen": i} for i in (2, 3)])
+    with store.unit_of_work(write=False) as session:
+        row = sql.first(session, BY_ID, id=1)
+        assert row is not None
+        assert (row.at, row.on_day, row.fen) == (at, date(2026, 1, 2), 12345)
+        assert Decimal(str(row.ratio)) == Decimal("0.15")
+        # what the ORM/Core reads back is the same value: one storage format, two ways in
+        assert session.execute(select(SAMPLE.c.at).where(SAMPLE.c.id == 1)).scalar() == at
+        # a literal % (LIKE) and a typed parameter that is not a column
+        assert sql.values(session, AFTER, moment=at) == ["n2", "n3"]
+        assert sql.first(session, BY_ID, id=99) is None
+
+
+def test_records_change_and_locked_reads_work_on_both_engines(store: Database) -> None:
+    with store.unit_of_work() as session:
+        row = sql.first(session, BY_ID_LOCKED, id=1)
+        assert row is not None
+        assert sql.execute(session, MOVE, id=1, delta=-45) == 1
+        row.fen -= 45
+        assert sql.first(session, BY_ID, id=1).fen == row.fen == 12300  # type: ignore[union-attr]
+    assert BY_ID_LOCKED.plan(store.engine.dialect).text.endswith("FOR UPDATE") == (engine_name() == "postgresql")
+
+
+def test_driver_errors_come_back_as_sqlalchemy_errors_and_roll_back(store: Database) -> None:
+    with pytest.raises(IntegrityError):
+        with store.unit_of_work() as session:
+            sql.execute(session, INSERT, id=10, name="fresh", at=None, on_day=None, ratio=None, fen=0)
+            sql.execute(session, INSERT, id=11, name="n1", at=None, on_day=None, ratio=None, fen=0)  # name is unique
+    with store.unit_of_work(write=False) as session:
+        assert sql.first(session, BY_ID, id=10) is None  # the whole unit of work was rolled back
+
+
+def test_what_the_orm_holds_back_is_written_before_a_driver_read(store: Database) -> None:
+    from yibao.gateway.models import GatewayNonce
+
+    count = sql.Statement("SELECT count(*) AS n FROM gateway_nonce WHERE access_key = :access_key", GatewayNonce.__table__)
+    with store.unit_of_work() as session:
+        session.add(GatewayNonce(access_key="store-test", nonce="n-1", seen_at=datetime(2026, 11, 22)))
+        assert sql.values(session, count, access_key="store-test") == [1]
+        session.rollback()
+
+
+def _hold(path: str, seconds: float, started: "mp.synchronize.Event") -> None:  # type: ignore[name-defined]
+    with WriterLock(path):
+        started.set()
+        time.sleep(seconds)
+
+
+@pytest.mark.skipif(engine_name() != "sqlite", reason="the writers' lock is SQLite's")
+def test_writers_queue_across_processes_and_the_lock_is_reentrant(tmp_path: Path) -> None:
+    path = str(tmp_path / "lock.db")
+    lock = WriterLock(path)
+    with lock, lock:  # re-entrant in one thread
+        pass
+    ctx = mp.get_context("spawn")
+    started = ctx.Event()
+    other = ctx.Process(target=_hold, args=(path, 0.6, started))
+    other.start()
+    try:
+        assert started.wait(30)
+        began = time.monotonic()
+        with lock:
+            waited = time.monotonic() - began
+        assert waited > 0.3, "the second process's writer must wait for the first"
+    finally:
+        other.join(30)
+        lock.close()
+
+
+@pytest.mark.skipif(engine_name() != "sqlite", reason="the write-ahead log is SQLite's")
+def test_the_log_is_copied_back_in_the_background_and_stays_bounded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'wal.db'}"
+    database = Database(url)
+    try:
+        METADATA.create_all(database.engine)
+        blob = "x" * 3000
+        wal = tmp_path / "wal.db-wal"
+        sizes = []
+        for round_ in range(12):
+            for i in range(300):
+                with database.unit_of_work() as session:
+                    sql.execute(session, INSERT, id=round_ * 1000 + i, name=f"{round_}-{i}-{blob}", at=None, on_day=None, ratio=None, fen=0)
+            time.sleep(0.6)  # a checkpoint round
+            sizes.append(wal.stat().st_size if wal.exists() else 0)
+        written = (tmp_path / "wal.db").stat().st_size
+        # ~30 MB went through the log; without restarts it would hold all of it, with them it is reused
+        assert written > 25 * 2**20 and max(sizes) < written / 2, (written, sizes)
+        connection = sqlite3.connect(tmp_path / "wal.db")
+        assert connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # our own connections turn it off, not the file
+        _, pages, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert copied == pages
+        assert connection.execute("SELECT count(*) FROM store_sample").fetchone()[0] == 12 * 300
+        connection.close()
+    finally:
+        database.dispose()

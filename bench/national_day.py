@@ -1,6 +1,6 @@
 """The national-day benchmark: a day's mix of counter traffic through the real HTTP gateway.
 
-    .venv/bin/python bench/national_day.py --people 1000000 --seconds 60 --clients 8 --workers 2
+    .venv/bin/python bench/national_day.py --people 1000000 --seconds 60 --clients 8
     .venv/bin/python bench/national_day.py --database-url postgresql://…   # the same on PostgreSQL
 
 Builds (or reuses) a synthetic region, starts `yibao serve`, activates e-credentials for a pool of
@@ -339,6 +339,7 @@ def percentile(values: list[float], p: float) -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     url = ensure_region(args.people, args.database_url)
     engine = "postgresql" if url.startswith("postgresql") else "sqlite"
+    args.workers = args.workers or (2 if engine == "postgresql" else 1)
     port = args.port
     log = Path(tempfile.mkdtemp(prefix="yibao-bench-")) / "server.log"
     server = start_server(url, port, args.workers, log)
@@ -403,7 +404,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     settlements = counts["outpatient"] + counts["pharmacy"] + counts["inpatient"]
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}", "when": time.strftime("%Y-%m-%d %H:%M"),
-        "engine": engine, "people": args.people, "server_workers": args.workers, "client_processes": args.clients, "client_nice": args.client_nice, "seconds": round(elapsed, 1),
+        "engine": engine, "people": args.people, "server_workers": args.workers, "client_processes": args.clients, "client_nice": args.client_nice, "tag": args.tag, "seconds": round(elapsed, 1),
         "outpatient_settlements_per_s": round(counts["outpatient"] / elapsed, 1), "all_settlements_per_s": round(settlements / elapsed, 1),
         "counts": counts, "errors": errors[:10],
         "latency_ms": {k: {"n": len(v), "p50": percentile(v, .5), "p95": percentile(v, .95), "p99": percentile(v, .99),
@@ -414,7 +415,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def write(result: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"national_day-{result['engine']}-{result['people']}"
+    stem = RESULTS / f"national_day-{result['engine']}-{result['people']}{'-' + result['tag'] if result.get('tag') else ''}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     rows = [f"| {k} | {v['n']:,} | {v['p50']} | {v['p95']} | {v['p99']} | {v['max']} |" for k, v in result["latency_ms"].items()]
     table = "\n".join([
@@ -452,10 +453,13 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="server worker processes; 0: one on SQLite (one writer at a time: a second worker only adds contention, "
+                             "measured), two on PostgreSQL")
     parser.add_argument("--pool", type=int, default=600, help="patients drawn from the region")
     parser.add_argument("--activated", type=int, default=200, help="patients with an activated e-credential (outpatient visits)")
     parser.add_argument("--client-nice", type=int, default=10, help="scheduling niceness of the client processes (0: same as the server)")
+    parser.add_argument("--tag", default="", help="suffix for the result files (e.g. light)")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--port", type=int, default=18766)
     args = parser.parse_args()

@@ -17,7 +17,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Table, event
+from datetime import date, datetime
+
+from sqlalchemy import Date, DateTime, Table, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -77,7 +79,7 @@ class Statement:
         binds = {}
         for name in names:
             kind = self._types.get(name)
-            processor = kind.dialect_impl(dialect).bind_processor(dialect) if kind is not None else None
+            processor = _bind(kind, dialect) if kind is not None else None
             if processor is not None:
                 binds[name] = processor
         found = self._plans[dialect.name] = _Plan(text, binds, dialect)
@@ -88,7 +90,7 @@ class Statement:
             columns = []
             for entry in description:
                 kind = self._types.get(entry[0])
-                columns.append((entry[0], kind.dialect_impl(plan.dialect).result_processor(plan.dialect, entry[1]) if kind is not None else None))
+                columns.append((entry[0], _result(kind, plan.dialect, entry[1]) if kind is not None else None))
             plan.results = tuple(columns)
         return plan.results
 
@@ -101,10 +103,33 @@ def _forget_connection(session: Session, _transaction: Any) -> None:
     session.info.pop(_HELD, None)
 
 
+def _bind(kind: TypeEngine[Any], dialect: Dialect) -> Any:
+    if dialect.name == "sqlite" and isinstance(kind, (DateTime, Date)) and not getattr(kind, "timezone", False):
+        # the text SQLAlchemy's SQLite types store ('2026-11-22 09:30:00.000000', '2026-11-22'), written without
+        # their generic formatter: these run several times a call
+        return _datetime_text if isinstance(kind, DateTime) else date.isoformat
+    return kind.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _result(kind: TypeEngine[Any], dialect: Dialect, type_code: Any) -> Any:
+    if dialect.name == "sqlite" and isinstance(kind, (DateTime, Date)) and not getattr(kind, "timezone", False):
+        return datetime.fromisoformat if isinstance(kind, DateTime) else date.fromisoformat
+    return kind.dialect_impl(dialect).result_processor(dialect, type_code)
+
+
+def _datetime_text(value: datetime) -> str:
+    if type(value) is date:  # a date where a datetime is stored: midnight, as SQLAlchemy writes it
+        value = datetime(value.year, value.month, value.day)
+    elif value.tzinfo is not None:  # SQLAlchemy's SQLite type keeps the wall time and drops the zone
+        value = value.replace(tzinfo=None)
+    return value.isoformat(sep=" ", timespec="microseconds")
+
+
 def _connection(session: Session) -> tuple[Any, Dialect]:
     """The driver's connection of the session's transaction (asked of SQLAlchemy once per transaction)."""
-    # what the ORM holds back goes first, as its own autoflush would do
-    if session.new or session.deleted or session.dirty:
+    # what the ORM holds back goes first, as its own autoflush would do (the hot path loads no entities,
+    # so an empty identity map and no pending objects answer this without walking anything)
+    if (len(session.identity_map) and (session.dirty or session.deleted)) or session.new:
         session.flush()
     held = session.info.get(_HELD)
     if held is None:

@@ -79,7 +79,8 @@ def demo(people: Annotated[int, typer.Option(help="insured people to generate")]
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+def serve(host: str = "127.0.0.1", port: int = 8000,
+          workers: Annotated[int, typer.Option(help="worker processes: keep 1 on SQLite (one writer at a time), one per core on PostgreSQL")] = 1,
           people: Annotated[int, typer.Option(help="people to seed when the database is new")] = 10_000) -> None:
     """Run the HTTP server; a new database is migrated and seeded with demo data first."""
     import uvicorn
@@ -89,6 +90,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
 
     settings = Settings()
     db = _database(settings)
+    if workers > 1 and db.is_sqlite:
+        console.print(f"[yellow]{workers} workers on SQLite: every call writes and SQLite has one writer, so extra workers "
+                      "mostly wait for each other (docs/performance.md); one is faster[/yellow]")
     fresh = is_empty(db.engine)
     upgrade(db.engine)
     db.dispose()

@@ -139,7 +139,7 @@ class LeanHTTP:
             raise ConnectionResetError("server closed the connection")
         self._buffer += chunk
 
-    def _exchange(self, request: bytes) -> "LeanHTTP.Reply":
+    def _exchange(self, request: bytes) -> LeanHTTP.Reply:
         import socket
 
         if self._sock is None:
@@ -179,7 +179,7 @@ class LeanHTTP:
             self._sock = None
         return LeanHTTP.Reply(int(status_line.split()[1]), headers, body)
 
-    def post(self, path: str, content: bytes = b"", headers: dict[str, str] | None = None) -> "LeanHTTP.Reply":
+    def post(self, path: str, content: bytes = b"", headers: dict[str, str] | None = None) -> LeanHTTP.Reply:
         lines = [f"POST {path} HTTP/1.1", f"Host: {self._host}", f"Content-Length: {len(content)}",
                  *(f"{k}: {v}" for k, v in (headers or {}).items())]
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + content

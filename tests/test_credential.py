@@ -7,11 +7,11 @@ import time
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
-
 from conftest import HOSPITAL, SEED, secret_of
 from flows import catalogue_codes, fee, ok, serial
 from helpers import encode, now_ms
+from sqlalchemy import select
+
 from yibao.client import CounterClient
 from yibao.core import clock
 from yibao.credential import codec

@@ -11,7 +11,18 @@ from pathlib import Path
 
 import pytest
 from conftest import engine_name
-from sqlalchemy import BigInteger, Column, Date, DateTime, Integer, MetaData, Numeric, String, Table, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 
 from yibao.store import sql
@@ -80,7 +91,7 @@ def test_what_the_orm_holds_back_is_written_before_a_driver_read(store: Database
         session.rollback()
 
 
-def _hold(path: str, seconds: float, started: "mp.synchronize.Event") -> None:  # type: ignore[name-defined]
+def _hold(path: str, seconds: float, started: mp.synchronize.Event) -> None:  # type: ignore[name-defined]
     with WriterLock(path):
         started.set()
         time.sleep(seconds)

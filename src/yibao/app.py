@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anyio
-from pathlib import Path
-
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import ValidationException
 from litestar.openapi import OpenAPIConfig
@@ -17,8 +16,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yibao import __version__
 from yibao.config import Settings
 from yibao.core.errors import YibaoError
-from yibao.people.views import CounterController, PeopleController, validation_error_handler, yibao_error_handler
 from yibao.gateway.service import GatewayService, Reply
+from yibao.people.views import (
+    CounterController,
+    PeopleController,
+    validation_error_handler,
+    yibao_error_handler,
+)
 from yibao.store.db import Database
 
 GATEWAY_PATH = "/fsi/api/rsfComIfsService/callService"

@@ -18,7 +18,16 @@ from yibao.config import Settings
 from yibao.core import clock, crypto, idcard
 from yibao.core.errors import AuthError, Conflict, InputError, NotFound
 from yibao.credential import codec
-from yibao.credential.models import Channel, Credential, Device, FamilyBinding, QrKey, UsedCode, UserSession, VisitToken
+from yibao.credential.models import (
+    Channel,
+    Credential,
+    Device,
+    FamilyBinding,
+    QrKey,
+    UsedCode,
+    UserSession,
+    VisitToken,
+)
 from yibao.credential.realperson import provider
 from yibao.registry.models import Person
 from yibao.store import sql

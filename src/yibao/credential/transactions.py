@@ -9,8 +9,8 @@ import msgspec
 from yibao.core import clock
 from yibao.core.schema import Required
 from yibao.credential import service
-from yibao.gateway.table import Context, TransactionSet
 from yibao.credential.models import Credential
+from yibao.gateway.table import Context, TransactionSet
 from yibao.registry import service as registry
 from yibao.store import sql
 

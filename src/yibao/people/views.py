@@ -9,8 +9,8 @@ from typing import Annotated, Any, TypeVar
 import anyio
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import Parameter
 from litestar.exceptions import ValidationException
+from litestar.params import Parameter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 

@@ -89,7 +89,7 @@ class WriterLock:
         self._depth = 0
         self._fd = os.open(database_path + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o644) if database_path else None
 
-    def __enter__(self) -> "WriterLock":
+    def __enter__(self) -> WriterLock:
         self._local.acquire()
         self._depth += 1
         if self._depth == 1 and self._fd is not None:
@@ -125,7 +125,7 @@ class Checkpointer:
     in between, lets the next writer start it again from the beginning (otherwise it grows without end).
     """
 
-    def __init__(self, path: str, writers: "WriterLock", interval_s: float = 0.5, restart_pages: int = 4000) -> None:
+    def __init__(self, path: str, writers: WriterLock, interval_s: float = 0.5, restart_pages: int = 4000) -> None:
         self._path, self._writers, self._interval, self._restart = path, writers, interval_s, restart_pages
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="yibao-wal-checkpoint", daemon=True)
@@ -178,7 +178,7 @@ class Database:
         )
 
     @classmethod
-    def from_settings(cls, settings: "Settings") -> "Database":  # noqa: F821 (imported lazily: config imports nothing of ours)
+    def from_settings(cls, settings: Settings) -> Database:  # noqa: F821 (imported lazily: config imports nothing of ours)
         return cls(settings.database_url, busy_ms=settings.sqlite_busy_ms, max_bytes=settings.sqlite_max_bytes)
 
     @contextmanager

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
-
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import Date, DateTime, Table, event
 from sqlalchemy.engine import Dialect
@@ -31,8 +30,6 @@ _PLACEHOLDER = re.compile(r"(?<![:\w]):(\w+)")
 class Record:
     """One result row: attributes named after its columns, changeable (services update and write back)."""
 
-    __slots__ = ("__dict__",)
-
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__ = values
 
@@ -41,7 +38,7 @@ class Record:
 
 
 class _Plan:
-    __slots__ = ("text", "binds", "results", "dbapi_error", "dialect")
+    __slots__ = ("binds", "dbapi_error", "dialect", "results", "text")
 
     def __init__(self, text: str, binds: dict[str, Any], dialect: Dialect) -> None:
         self.text, self.binds, self.dialect = text, binds, dialect
@@ -50,6 +47,8 @@ class _Plan:
 
 
 class Statement:
+    """SQL text bound to the tables whose columns it reads or writes (their types convert the values)."""
+
     def __init__(self, sql: str, *tables: Table, lock: bool = False, types: Mapping[str, TypeEngine[Any]] | None = None) -> None:
         self.sql = " ".join(sql.split())
         self.lock = lock
@@ -60,7 +59,7 @@ class Statement:
         self._plans: dict[str, _Plan] = {}
 
     @classmethod
-    def insert(cls, table: Table, *, skip: tuple[str, ...] = ()) -> "Statement":
+    def insert(cls, table: Table, *, skip: tuple[str, ...] = ()) -> Statement:
         """INSERT of every column of ``table`` but ``skip`` (e.g. an autoincrement id), one :name per column."""
         names = [c.name for c in table.columns if c.name not in skip]
         return cls(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})", table)

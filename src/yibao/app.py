@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import anyio
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import ValidationException
 from litestar.openapi import OpenAPIConfig
@@ -48,18 +47,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     settings = settings or Settings()
     db = db or Database.from_settings(settings)
     gateway = GatewayService(db, settings)
-    # On SQLite a call is ~1 ms of CPU and writers queue on one lock anyway, so it runs on the event loop:
-    # handing it to a thread costs more than the call. PostgreSQL calls wait on the network; they get threads.
-    inline = db.is_sqlite
 
     async def dispatch(request: Request[Any, Any, Any], path_infno: str | None) -> Response[bytes]:
         body, oversized = await _read_body(request, settings.max_body_bytes)
         headers = {k.lower(): v for k, v in request.headers.items()}
         query = {k: v for k, v in request.query_params.items()}
-        if inline:
-            return _http(gateway.call(body, headers, query, path_infno, oversized))
-        reply = await anyio.to_thread.run_sync(lambda: gateway.call(body, headers, query, path_infno, oversized))
-        return _http(reply)
+        return _http(await db.run(lambda: gateway.call(body, headers, query, path_infno, oversized)))
 
     @post(GATEWAY_PATH, request_max_body_size=None, summary="National interface: every transaction by infno", tags=["national interface"])
     async def call_service(request: Request[Any, Any, Any]) -> Response[bytes]:

@@ -30,6 +30,7 @@ from yibao.credential.models import (
 )
 from yibao.credential.realperson import provider
 from yibao.registry.models import Person
+from yibao.registry.service import PERSON
 from yibao.store import sql
 
 MAX_PASSWORD_FAILURES = 5
@@ -370,8 +371,6 @@ COUNT_USE = sql.Statement("UPDATE ec_token SET uses = uses + 1 WHERE ec_token = 
 
 def decode(session: Session, settings: Settings, code_text: str, fixmedins_code: str, business_type: str) -> tuple[sql.Record, sql.Record]:
     """At the counter: a displayed code → who it is and a visit token for this institution."""
-    from yibao.registry.service import PERSON
-
     _, material = keys(session)
     try:
         claims = codec.open_code(code_text, material, int(time.time()))

@@ -46,6 +46,7 @@ ADMITTED = sql.Statement("SELECT mdtrt_id FROM visit WHERE psn_no = :psn_no AND 
 SAME_NUMBER = sql.Statement("SELECT mdtrt_id FROM visit WHERE fixmedins_code = :fixmedins_code AND ipt_otp_no = :ipt_otp_no "
                             "AND kind = :kind AND status <> 'cancelled'", _VISIT)
 INSERT_VISIT = sql.Statement.insert(_VISIT)
+VISIT_DEFAULTS = {column.name: column.default.arg if column.default is not None else None for column in _VISIT.columns}
 UPDATE_VISIT = sql.Statement("UPDATE visit SET status = :status, dedc_paid_fen = :dedc_paid_fen, admission_no = :admission_no "
                              "WHERE mdtrt_id = :mdtrt_id", _VISIT)
 CATALOG_ITEM = sql.Statement("SELECT * FROM catalog_item WHERE med_list_codg = :med_list_codg AND begndate <= :on "
@@ -115,7 +116,7 @@ def open_visit(session: Session, caller: Caller, *, psn_no: str, insutype: str, 
     duplicate = sql.values(session, SAME_NUMBER, fixmedins_code=caller.fixmedins_code, ipt_otp_no=ipt_otp_no, kind=kind)
     if duplicate:
         raise Conflict(f"already registered as mdtrt_id {duplicate[0]}", field=f"{where}.ipt_otp_no" if kind != "inpatient" else f"{where}.ipt_no")
-    visit = sql.Record({column.name: column.default.arg if column.default is not None else None for column in _VISIT.columns})
+    visit = sql.Record(dict(VISIT_DEFAULTS))
     visit.__dict__.update(
         mdtrt_id=new_id(caller.mdtrtarea_admvs), psn_no=psn_no, insutype=insutype, fixmedins_code=caller.fixmedins_code,
         kind=kind, med_type=med_type, ipt_otp_no=ipt_otp_no, mdtrt_cert_type=cert_type, mdtrt_cert_no=cert_no[:64],

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from yibao.core import clock
 from yibao.ledger.models import LedgerEntry, YearTotal
+from yibao.registry import service as registry
 from yibao.registry.models import Account
 from yibao.store import sql
 
@@ -28,7 +29,6 @@ YEAR_TOTAL = sql.Statement("SELECT * FROM year_total WHERE psn_no = :psn_no AND 
 WRITE_YEAR_TOTAL = sql.Statement(f"UPDATE year_total SET {', '.join(f'{t} = :{t}' for t in TOTALS)} WHERE psn_no = :psn_no AND year = :year",
                                  _YEAR)
 ACCOUNT_LOCKED = sql.Statement("SELECT * FROM account WHERE psn_no = :psn_no", Account.__table__, lock=True)
-ACCOUNT = sql.Statement("SELECT * FROM account WHERE psn_no = :psn_no", Account.__table__)
 MOVE_BALANCE = sql.Statement("UPDATE account SET balance_fen = balance_fen + :delta WHERE psn_no = :psn_no", Account.__table__)
 INSERT_ENTRY = sql.Statement.insert(LedgerEntry.__table__, skip=("id",))
 ENTRIES = sql.Statement("SELECT account, amount_fen FROM ledger_entry WHERE setl_id = :setl_id ORDER BY id", LedgerEntry.__table__)
@@ -51,7 +51,7 @@ def accounts(session: Session, psn_nos: Iterable[str], *, lock: bool) -> dict[st
     """Personal accounts by psn_no, read (and locked) in psn_no order."""
     found = {}
     for psn_no in sorted(set(psn_nos)):
-        row = sql.first(session, ACCOUNT_LOCKED if lock else ACCOUNT, psn_no=psn_no)
+        row = sql.first(session, ACCOUNT_LOCKED if lock else registry.ACCOUNT, psn_no=psn_no)
         if row is not None:
             found[psn_no] = row
     return found

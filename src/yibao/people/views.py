@@ -215,11 +215,8 @@ class PeopleController(Controller):
             return {"code": issued.text, "psn_no": psn_no, "ttl_s": issued.ttl_s, "expires_at": issued.expires_at.isoformat(sep=" "),
                     "svg": render_svg(issued.text) if svg else None}
 
-        # Every visit starts here, so on SQLite it runs on the event loop like the gateway's calls: a thread
-        # would hold the GIL against the request that holds the writers' lock and stretch that lock's hold.
-        if request.app.state.db.is_sqlite:
-            return _run(request, go)
-        return await anyio.to_thread.run_sync(lambda: _run(request, go))
+        # every visit starts here: run like the gateway's calls (see Database.run), not in Litestar's thread pool
+        return await request.app.state.db.run(lambda: _run(request, go))
 
     @get("/me/family", sync_to_thread=True)
     def family(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:

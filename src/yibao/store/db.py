@@ -11,16 +11,20 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import TypeVar
 
+import anyio
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from yibao.core.errors import Busy, InputError, StorageFull
+
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -174,8 +178,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url, busy_ms=busy_ms, max_bytes=max_bytes)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self._write_lock = WriterLock(_sqlite_file(url)) if self.is_sqlite else None
         sqlite_path = _sqlite_file(url) if self.is_sqlite else None
+        self._write_lock = WriterLock(sqlite_path) if self.is_sqlite else None
         self._checkpointer = (Checkpointer(sqlite_path, self._write_lock)
                               if sqlite_path and self._write_lock and _background_checkpoints(url) else None)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
@@ -186,6 +190,18 @@ class Database:
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:  # noqa: F821 (imported lazily: config imports nothing of ours)
         return cls(settings.database_url, busy_ms=settings.sqlite_busy_ms, max_bytes=settings.sqlite_max_bytes)
+
+    async def run(self, work: Callable[[], T]) -> T:
+        """Run blocking storage work from async code.
+
+        On SQLite a call is ~1 ms of CPU and writers queue on one lock anyway, so it runs on the event
+        loop: handing it to a thread costs more than the call, and a second thread holding the GIL
+        stretches the writers' lock (measured: ~1.1 → ~2.2 ms a hold). PostgreSQL work waits on the
+        network, so it goes to a thread.
+        """
+        if self.is_sqlite:
+            return work()
+        return await anyio.to_thread.run_sync(work)
 
     @contextmanager
     def unit_of_work(self, *, write: bool = True) -> Iterator[Session]:

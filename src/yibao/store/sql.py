@@ -137,11 +137,17 @@ def _connection(session: Session) -> tuple[Any, Dialect]:
     return held
 
 
+def _bound(plan: _Plan, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Parameters converted by their columns' types (only those that have a converter)."""
+    if not plan.binds:
+        return params
+    return {k: (plan.binds[k](v) if k in plan.binds and v is not None else v) for k, v in params.items()}
+
+
 def _cursor(session: Session, statement: Statement, params: Mapping[str, Any]) -> tuple[Any, _Plan]:
     driver, dialect = _connection(session)
     plan = statement.plan(dialect)
-    if plan.binds:
-        params = {k: (plan.binds[k](v) if k in plan.binds and v is not None else v) for k, v in params.items()}
+    params = _bound(plan, params)
     cursor = driver.cursor()
     try:
         cursor.execute(plan.text, params)
@@ -188,7 +194,7 @@ def execute(session: Session, statement: Statement, **params: Any) -> int:
 def execute_many(session: Session, statement: Statement, rows: Iterable[Mapping[str, Any]]) -> None:
     driver, dialect = _connection(session)
     plan = statement.plan(dialect)
-    batch = [{k: (plan.binds[k](v) if k in plan.binds and v is not None else v) for k, v in row.items()} for row in rows]
+    batch = [_bound(plan, row) for row in rows]
     if not batch:
         return
     cursor = driver.cursor()

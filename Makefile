@@ -4,7 +4,7 @@
 .PHONY: run test install demo bench clean
 
 run: install
-	.venv/bin/yibao serve
+	.venv/bin/yibao serve --demo
 
 test:
 	bash scripts/test.sh

@@ -72,14 +72,15 @@ def render_ms(count: int = 300) -> dict[str, float]:
 
 def http_decode(decodes: int) -> dict[str, float]:
     from yibao.credential.realperson import demo_face
-    from yibao.demo.generator import institution_secret
+    from yibao.gateway import keys
+    from yibao.store.db import Database
     from yibao.gateway.auth import sign_headers
 
     workdir = Path(tempfile.mkdtemp(prefix="yibao-bench-"))
     env = {**os.environ, "YIBAO_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}", "YIBAO_DEMO_SEED": "7"}
     port = 18765
     log = (workdir / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--port", str(port), "--people", "1000"], env=env, stdout=log,
+    server = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--demo", "--port", str(port), "--people", "1000"], env=env, stdout=log,
                               stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -98,7 +99,10 @@ def http_decode(decodes: int) -> dict[str, float]:
                                                             "face": demo_face(certno), "liveness": 0.99}).json()
         auth = {"authorization": f"Bearer {activated['token']}"}
         issue_ms, decode_ms = [], []
-        secret = institution_secret(7, "H37010000001")
+        bench_db = Database(env["YIBAO_DATABASE_URL"])
+        with bench_db.unit_of_work(write=False) as session:
+            secret = keys.active_secret(session, "H37010000001") or ""
+        bench_db.dispose()
         for _ in range(decodes):
             t0 = time.perf_counter()
             code = client.post(f"/api/v1/people/{activated['psn_no']}/codes", headers=auth).json()["code"]

@@ -22,7 +22,7 @@ from national_day import SEED, ensure_region  # noqa: E402
 from yibao.client import CounterClient  # noqa: E402
 from yibao.config import Settings  # noqa: E402
 from yibao.demo import traffic  # noqa: E402
-from yibao.demo.generator import institution_secret  # noqa: E402
+from yibao.gateway import keys  # noqa: E402
 from yibao.gateway.service import GatewayService  # noqa: E402
 from yibao.store.db import Database  # noqa: E402
 
@@ -60,7 +60,9 @@ def main() -> None:
         people = [p for p in traffic.candidates(session, 2000, random.Random(1)) if p.admdvs == "370100"]
         items = traffic.catalogue(session)
     code = "H37010000001"
-    counter = CounterClient("http://in-process", code, institution_secret(SEED, code), http=transport)  # type: ignore[arg-type]
+    with db.unit_of_work(write=False) as session:
+        secret = keys.active_secret(session, code) or ""
+    counter = CounterClient("http://in-process", code, secret, http=transport)  # type: ignore[arg-type]
     counter.sign_in()
     traffic.run({code: counter}, people, items, 30, 1)  # warm caches
     transport.calls = 0

@@ -192,11 +192,23 @@ class LeanHTTP:
             raise
 
 
-def client_loop(index: int, base: str, pool: list[dict[str, str]], items: list[str], deadline: float, queue: Any, nice: int) -> None:
+def gateway_secrets(url: str, codes: list[str]) -> dict[str, str]:
+    """Demo secrets are random and encrypted at rest: read them once from the region's database."""
+    from yibao.gateway import keys
+    from yibao.store.db import Database
+
+    db = Database(url)
+    with db.unit_of_work(write=False) as session:
+        found = {code: keys.active_secret(session, code) or "" for code in codes}
+    db.dispose()
+    return found
+
+
+def client_loop(index: int, base: str, pool: list[dict[str, str]], items: list[str], deadline: float, queue: Any, nice: int,
+                secrets: dict[str, str]) -> None:
     """One client process: a hospital counter and a pharmacy counter serving the pool until the deadline."""
     from yibao.client import CounterClient
     from yibao.core import clock
-    from yibao.demo.generator import institution_secret
 
     rng = random.Random(index)
     if nice:
@@ -204,8 +216,8 @@ def client_loop(index: int, base: str, pool: list[dict[str, str]], items: list[s
         # server process that holds the writers' lock (every other writer waits for it)
         os.nice(nice)
     http = LeanHTTP(base)
-    hospital = CounterClient(base, HOSPITALS[index % len(HOSPITALS)], institution_secret(SEED, HOSPITALS[index % len(HOSPITALS)]), http=http)
-    pharmacy = CounterClient(base, PHARMACIES[index % len(PHARMACIES)], institution_secret(SEED, PHARMACIES[index % len(PHARMACIES)]), http=http)
+    hospital = CounterClient(base, HOSPITALS[index % len(HOSPITALS)], secrets[HOSPITALS[index % len(HOSPITALS)]], http=http)
+    pharmacy = CounterClient(base, PHARMACIES[index % len(PHARMACIES)], secrets[PHARMACIES[index % len(PHARMACIES)]], http=http)
     hospital.sign_in()
     pharmacy.sign_in()
     cpu_started = time.process_time()
@@ -365,7 +377,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sampler = threading.Thread(target=sample_server, args=(server.pid, stop, sampled), daemon=True)
         sampler.start()
         ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=client_loop, args=(i, base, pool[i::args.clients], items, deadline, queue, args.client_nice)) for i in range(args.clients)]
+        procs = [ctx.Process(target=client_loop, args=(i, base, pool[i::args.clients], items, deadline, queue, args.client_nice,
+                                                                 gateway_secrets(url, HOSPITALS + PHARMACIES))) for i in range(args.clients)]
         started = time.time()
         for p in procs:
             p.start()

@@ -26,11 +26,15 @@ from sqlalchemy.engine import make_url
 from yibao.app import create_app
 from yibao.client import CounterClient
 from yibao.config import Settings
-from yibao.demo.generator import generate, institution_secret
+from yibao.demo.generator import generate
 from yibao.store.db import Database
 from yibao.store.migrate import upgrade
 
 PG_URL = os.environ.get("YIBAO_TEST_DATABASE_URL", "")
+# One master key for the test run, shared with the servers the tests start (they inherit the environment).
+os.environ.setdefault("YIBAO_MASTER_KEY", secrets.token_hex(16))
+# The database of the module that is running: demo secrets are random, so tests read them from it.
+_CURRENT: dict[str, Database] = {}
 SEED = 4242
 ON = date(2026, 11, 1)
 HOSPITAL = "H37010000001"  # level 3 in region 370100
@@ -68,7 +72,9 @@ def db(settings: Settings) -> Iterator[Database]:
     upgrade(database.engine)
     with database.unit_of_work() as session:
         generate(session, people=400, seed=SEED, on=ON, institutions_per_kind=2)
+    _CURRENT["db"] = database
     yield database
+    _CURRENT.pop("db", None)
     database.dispose()
 
 
@@ -78,8 +84,23 @@ def http(settings: Settings, db: Database) -> Iterator[TestClient]:
         yield client
 
 
-def secret_of(code: str) -> str:
-    return institution_secret(SEED, code)
+def secret_of(code: str, db: Database | None = None) -> str:
+    """An institution's gateway secret, read from the database (random, encrypted at rest)."""
+    from yibao.gateway import keys
+
+    with (db or _CURRENT["db"]).unit_of_work(write=False) as session:
+        secret = keys.active_secret(session, code)
+    assert secret, f"no key for {code}"
+    return secret
+
+
+def channel_secret_of(chnl_id: str, db: Database | None = None) -> str:
+    from yibao.credential.models import Channel
+
+    with (db or _CURRENT["db"]).unit_of_work(write=False) as session:
+        channel = session.get(Channel, chnl_id)
+        assert channel is not None
+        return channel.secret
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from conftest import HOSPITAL, SEED, secret_of
+from conftest import HOSPITAL, channel_secret_of, secret_of
 from flows import catalogue_codes, fee, ok, serial
 from helpers import encode, now_ms
 from sqlalchemy import select
@@ -17,7 +17,6 @@ from yibao.core import clock
 from yibao.credential import codec
 from yibao.credential import service as credential
 from yibao.credential.realperson import demo_face
-from yibao.demo.generator import channel_secret
 from yibao.gateway.auth import sign_headers
 from yibao.registry.models import Account, Person
 
@@ -101,7 +100,7 @@ def test_third_party_channels_sign_their_calls(http, db) -> None:  # type: ignor
     assert unsigned.status_code == 403 and unsigned.json()["title"] == "channel"
     raw = encode(body)
     ts = str(now_ms())
-    signature = std_hmac.new(channel_secret(SEED, "WECHAT").encode(), f"{ts}\n".encode() + raw, "sm3").hexdigest()
+    signature = std_hmac.new(channel_secret_of("WECHAT").encode(), f"{ts}\n".encode() + raw, "sm3").hexdigest()
     signed = http.post("/api/v1/activations", content=raw, headers={"content-type": "application/json", "x-yb-timestamp": ts,
                                                                     "x-yb-signature": signature})
     assert signed.status_code == 201, signed.text

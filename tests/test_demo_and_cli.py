@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from conftest import fresh_database_url, free_port
+from conftest import fresh_database_url, free_port, secret_of
 from yibao.client import CounterClient
-from yibao.demo.generator import generate, institution_secret
+from yibao.demo.generator import generate
 from yibao.registry.models import Account, Enrolment, Person
 from yibao.store.db import Database
 from yibao.store.migrate import upgrade
@@ -61,7 +61,7 @@ def test_serve_creates_seeds_and_answers(tmp_path: Path) -> None:
     env = {**os.environ, "YIBAO_DATABASE_URL": url, "YIBAO_DEMO_SEED": "99"}
     log_path = tmp_path / "server.log"
     log = log_path.open("w")
-    server = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--port", str(port), "--people", "120"], env=env,
+    server = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--demo", "--port", str(port), "--people", "120"], env=env,
                               stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 90
@@ -74,12 +74,12 @@ def test_serve_creates_seeds_and_answers(tmp_path: Path) -> None:
         else:
             server.kill()
             raise AssertionError(log_path.read_text())
-        client = CounterClient(f"http://127.0.0.1:{port}", "H37010000001", institution_secret(99, "H37010000001"))
-        assert client.sign_in()["infcode"] == 0
         db = Database(url)
         with db.unit_of_work(write=False) as session:
             certno = session.scalar(select(Person.certno).limit(1))
+        client = CounterClient(f"http://127.0.0.1:{port}", "H37010000001", secret_of("H37010000001", db))
         db.dispose()
+        assert client.sign_in()["infcode"] == 0
         answer = client.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "psn_cert_type": "01"}})
         assert answer["infcode"] == 0 and answer["output"]["baseinfo"]["certno"] == certno
     finally:

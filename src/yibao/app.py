@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yibao import __version__
 from yibao.config import Settings
 from yibao.core.errors import YibaoError
+from yibao.deployment import service as deployment
 from yibao.gateway.service import GatewayService, Reply
 from yibao.people.views import (
     CounterController,
@@ -46,6 +47,9 @@ def _http(reply: Reply) -> Response[bytes]:
 def create_app(settings: Settings | None = None, db: Database | None = None) -> Litestar:
     settings = settings or Settings()
     db = db or Database.from_settings(settings)
+    mode = deployment.mode_of(db.engine)
+    # a demo may trade durability for speed; production acknowledges only what is on disk
+    db.use_synchronous("NORMAL" if mode == deployment.DEMO else "FULL")
     gateway = GatewayService(db, settings)
 
     async def dispatch(request: Request[Any, Any, Any], path_infno: str | None) -> Response[bytes]:
@@ -88,6 +92,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         debug=False,
     )
     app.state.db = db
+    app.state.mode = mode
     app.state.gateway = gateway
     app.state.settings = settings
     return app

@@ -57,7 +57,7 @@ def _seed(settings: Settings, people: int, seed: int) -> None:
     console.print(f"[green]seeded[/] {report.people:,} people in {report.households:,} households, {report.enrolments:,} enrolments, "
                   f"{report.accounts:,} accounts, {report.contributions:,} contributions, {report.institutions} institutions, "
                   f"{report.catalogue_rows} catalogue rows")
-    typer.echo(f"sample institution {report.sample['fixmedins_code']}  secret {report.sample['secret']}")
+    typer.echo(f"sample institution {report.sample['fixmedins_code']}: its secret is shown by `yibao keys show {report.sample['fixmedins_code']}`")
 
 
 @db_app.command("upgrade")
@@ -88,13 +88,18 @@ def demo(people: Annotated[int, typer.Option(help="insured people to generate")]
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000,
           workers: Annotated[int, typer.Option(help="worker processes: keep 1 on SQLite (one writer at a time), one per core on PostgreSQL")] = 1,
-          people: Annotated[int, typer.Option(help="people to seed when the database is new")] = 10_000) -> None:
-    """Run the HTTP server; a new database is migrated and seeded with demo data first."""
+          demo: Annotated[bool, typer.Option("--demo", help="seed a new database with a synthetic demo region (also YIBAO_DEMO=1)")] = False,
+          people: Annotated[int, typer.Option(help="people to seed when --demo meets a new database")] = 10_000) -> None:
+    """Run the HTTP server. A new database gets the schema; only with --demo is it seeded with demo data."""
+    import os
+
     import uvicorn
 
+    from yibao.deployment.service import DEMO, mode_of
     from yibao.observability import configure_logging
     from yibao.store.migrate import is_empty, upgrade
 
+    demo = demo or os.environ.get("YIBAO_DEMO", "") == "1"
     settings = Settings()
     db = _database(settings)
     if workers > 1 and db.is_sqlite:
@@ -102,10 +107,23 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
                       "mostly wait for each other (docs/performance.md); one is faster[/yellow]")
     fresh = is_empty(db.engine)
     upgrade(db.engine)
+    mode = mode_of(db.engine)
     db.dispose()
-    if fresh:
+    if fresh and demo:
         console.print("new database: seeding demo data")
         _seed(settings, people, settings.demo_seed)
+        mode = DEMO
+    elif fresh:
+        console.print("new production database: nothing seeded. Add the first institution, operator and people:\n"
+                      "  yibao institution add H37010000001 --name 济南市第一人民医院 --admdvs 370100 --level 3\n"
+                      "  yibao operator add H37010000001 0001 --name 收费员\n"
+                      "  yibao people import people.csv\n"
+                      "(or start again with --demo for a synthetic demo region)")
+    elif demo and mode != DEMO:
+        console.print("[yellow]--demo ignored: this database holds production data; demo data only goes into a new database[/yellow]")
+    if mode == DEMO:
+        console.print("[yellow]demo mode: demo data, the demo face checker and SQLite synchronous=NORMAL (an acknowledged "
+                      "settlement can be lost if the machine loses power); never for real people[/yellow]")
     configure_logging(json=settings.log_json)
     console.print(f"yibao on http://{host}:{port}  (gateway POST /fsi/api/rsfComIfsService/callService, OpenAPI /schema)")
     uvicorn.run("yibao.app:create_app_from_env", factory=True, host=host, port=port, workers=workers, access_log=False, log_level="warning")

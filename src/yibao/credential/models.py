@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from yibao.core.vault import EncryptedBytes, EncryptedText
 from yibao.store.db import Base
 
 
@@ -18,7 +19,7 @@ class Channel(Base):
     chnl_name: Mapped[str] = mapped_column(String(100))
     # national_app | local_app | wechat | alipay | bank
     kind: Mapped[str] = mapped_column(String(20))
-    secret: Mapped[str] = mapped_column(String(128))
+    secret: Mapped[str] = mapped_column(EncryptedText("ec_channel.secret"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
@@ -36,6 +37,8 @@ class Credential(Base):
     holder_psn_no: Mapped[str | None] = mapped_column(String(30))
     pwd_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
     pwd_salt: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # the hash's own parameters ("scrypt:n=16384,r=8,p=1"), so they can be raised without breaking old hashes
+    pwd_params: Mapped[str | None] = mapped_column(String(60))
     pwd_failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -68,6 +71,9 @@ class FamilyBinding(Base):
     status: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     approved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # who removed it (holder or member): a binding the member removed is only re-made with the member's approval
+    removed_by: Mapped[str | None] = mapped_column(String(30))
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime)
     __table_args__ = (UniqueConstraint("holder_psn_no", "member_psn_no"),)
 
 
@@ -76,8 +82,8 @@ class QrKey(Base):
 
     __tablename__ = "ec_qr_key"
     kid: Mapped[int] = mapped_column(Integer, primary_key=True)
-    enc_key: Mapped[bytes] = mapped_column(LargeBinary)
-    mac_key: Mapped[bytes] = mapped_column(LargeBinary)
+    enc_key: Mapped[bytes] = mapped_column(EncryptedBytes("ec_qr_key.enc_key"))
+    mac_key: Mapped[bytes] = mapped_column(EncryptedBytes("ec_qr_key.mac_key"))
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
@@ -117,3 +123,12 @@ class UserSession(Base):
     device_id: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class RateCounter(Base):
+    """Attempts per bucket (e.g. ``signin:ip:1.2.3.4``) in the current fixed window; shared by every worker."""
+
+    __tablename__ = "rate_counter"
+    bucket: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime)
+    hits: Mapped[int] = mapped_column(Integer, default=0)

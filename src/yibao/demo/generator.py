@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from yibao.codes import code_tables, importer
 from yibao.core import clock, crypto, idcard
 from yibao.demo import names
+from yibao.deployment import service as deployment
 from yibao.credential.models import Channel
 from yibao.gateway.models import GatewayClient
 from yibao.ledger.models import MutualAidGrant
@@ -73,15 +74,6 @@ CHANNELS = (
 )
 
 
-def channel_secret(seed: int, chnl_id: str) -> str:
-    return crypto.hmac_sm3_hex(f"yibao-demo-channel-{seed}".encode(), chnl_id.encode())
-
-
-def institution_secret(seed: int, fixmedins_code: str) -> str:
-    """Demo gateway secrets are derived from the seed so a sandbox's keys are reproducible."""
-    return crypto.hmac_sm3_hex(f"yibao-demo-{seed}".encode(), fixmedins_code.encode())
-
-
 def _name(rng: random.Random, gend: str) -> str:
     given = names.GIVEN_MALE if gend == "1" else names.GIVEN_FEMALE
     return rng.choice(names.SURNAMES) + "".join(rng.choice(given) for _ in range(rng.choice((1, 2, 2))))
@@ -99,7 +91,7 @@ def seed_reference_data(session: Session, seed: int) -> list[str]:
         session.merge(Region(admdvs=code, name=label, prov_admdvs=code[:2] + "0000"))
     session.flush()
     code_tables.load(session, version, begndate, values)
-    session.execute(insert(Channel), [{"chnl_id": c, "chnl_name": n, "kind": k, "secret": channel_secret(seed, c), "active": True}
+    session.execute(insert(Channel), [{"chnl_id": c, "chnl_name": n, "kind": k, "secret": crypto.new_secret(), "active": True}
                                       for c, n, k in CHANNELS])
     data = resources.files("yibao.codes.data")
     rows = list(importer.rows_from_text(data.joinpath("demo_catalog.csv").read_text(encoding="utf-8")))
@@ -143,7 +135,9 @@ def seed_institutions(session: Session, rng: random.Random, seed: int, per_kind:
                                         "fixmedins_code": code, "dept_codg": dept_code, "pro_title": rng.choice(names.TITLES)})
             for k in (1, 2):
                 operators.append({"fixmedins_code": code, "opter_no": f"{k:04d}", "opter_name": _name(rng, rng.choice("12")), "active": True})
-            clients.append({"access_key": code, "fixmedins_code": code, "secret": institution_secret(seed, code), "active": True, "created_at": now})
+            # random, never derived from the public seed: `yibao keys show` prints them on request
+            clients.append({"access_key": code, "fixmedins_code": code, "secret": crypto.new_secret(), "active": True, "created_at": now,
+                            "schemes": "yibao,csb,tif"})
         session.execute(insert(Department), departments)
         # doctor codes must be unique across the region's institutions
         session.execute(insert(Doctor), doctors)
@@ -303,12 +297,12 @@ def generate(session: Session, *, people: int, seed: int, on: date | None = None
              progress: Callable[[int], None] | None = None, commit_batches: bool = False) -> DemoReport:
     rng = random.Random(seed)
     on = on or clock.today()
+    deployment.set_mode(session, deployment.DEMO)
     catalog_ver, catalog_rows = seed_reference_data(session, seed)
     institutions = seed_institutions(session, rng, seed, institutions_per_kind)
     report = generate_people(session, rng, people, on, progress, commit_batches)
     report.institutions = institutions
     report.catalogue_rows = int(catalog_rows)
     first = REGIONS[0]
-    report.sample = {"fixmedins_code": f"H{first.admdvs}00001", "secret": institution_secret(seed, f"H{first.admdvs}00001"),
-                     "catalog_ver": catalog_ver}
+    report.sample = {"fixmedins_code": f"H{first.admdvs}00001", "catalog_ver": catalog_ver}
     return report

@@ -13,8 +13,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
-from yibao.core import crypto
+from yibao.core import clock, crypto
 from yibao.core.errors import AuthError
 from yibao.gateway.models import GatewayClient
 
@@ -54,6 +55,22 @@ class Credentials:
     access_key: str
     fixmedins_code: str
     secret: str
+    # the signing schemes this key may be used with (gateway.models.SCHEMES)
+    schemes: frozenset[str] = frozenset(("yibao",))
+    # after a rotation the previous secret works until this moment (Beijing wall time)
+    previous_secret: str | None = None
+    previous_valid_until: datetime | None = None
+
+    def secrets(self) -> tuple[str, ...]:
+        """The secrets that sign valid requests right now: the current one, and the previous one in its grace period."""
+        if self.previous_secret and self.previous_valid_until and self.previous_valid_until > clock.now():
+            return (self.secret, self.previous_secret)
+        return (self.secret,)
+
+    def require_scheme(self, scheme: str) -> None:
+        if scheme not in self.schemes:
+            raise AuthError(f"access key '{self.access_key}' may not sign with the {scheme} scheme "
+                            f"(allowed: {', '.join(sorted(self.schemes))}; `yibao keys schemes` changes it)")
 
 
 class ClientDirectory:
@@ -68,10 +85,11 @@ class ClientDirectory:
         self._cache: dict[str, tuple[float, Credentials | None]] = {}
         self._lock = threading.Lock()
 
-    def get(self, access_key: str) -> Credentials:
+    def get(self, access_key: str, *, refresh: bool = False) -> Credentials:
+        """The key's credentials; ``refresh`` re-reads a cached entry older than a second (after a rotation)."""
         now = time.monotonic()
         hit = self._cache.get(access_key)
-        if hit is None or now - hit[0] > self._ttl:
+        if hit is None or now - hit[0] > self._ttl or (refresh and now - hit[0] > 1.0):
             found = self._load(access_key)
             with self._lock:
                 if len(self._cache) > 100_000:
@@ -89,9 +107,25 @@ def load_from(session_factory: Callable[[], object]) -> Callable[[str], Credenti
             client = session.get(GatewayClient, access_key)
             if client is None or not client.active:
                 return None
-            return Credentials(client.access_key, client.fixmedins_code, client.secret)
+            schemes = frozenset(s.strip() for s in (client.schemes or "").split(",") if s.strip())
+            return Credentials(client.access_key, client.fixmedins_code, client.secret, schemes, client.previous_secret,
+                               client.previous_valid_until)
 
     return load
+
+
+def _verified(clients: ClientDirectory, access_key: str, scheme: str, matches: Callable[[str], bool], mismatch: str) -> Credentials:
+    """The caller's credentials if one of its secrets makes ``matches`` true; a miss re-reads the key once
+    (a secret rotated in the last half minute is not in the cache yet)."""
+    client = clients.get(access_key)
+    client.require_scheme(scheme)
+    if any(matches(secret) for secret in client.secrets()):
+        return client
+    client = clients.get(access_key, refresh=True)
+    client.require_scheme(scheme)
+    if any(matches(secret) for secret in client.secrets()):
+        return client
+    raise AuthError(mismatch)
 
 
 def _fresh(timestamp: str, unit_ms: int, window_s: int, header: str) -> None:
@@ -115,9 +149,8 @@ def authenticate(clients: ClientDirectory, headers: Mapping[str, str], body: byt
         _fresh(ts, 1, window_s, "x-yb-timestamp")
         if not 8 <= len(nonce) <= 128:
             raise AuthError("x-yb-nonce must be 8 to 128 characters")
-        client = clients.get(key)
-        if not crypto.equal(yibao_signature(client.secret, ts, nonce, body), signature.lower()):
-            raise AuthError("x-yb-signature does not match: sign timestamp + '\\n' + nonce + '\\n' + body with HMAC-SM3")
+        client = _verified(clients, key, "yibao", lambda secret: crypto.equal(yibao_signature(secret, ts, nonce, body), signature.lower()),
+                           "x-yb-signature does not match: sign timestamp + '\\n' + nonce + '\\n' + body with HMAC-SM3")
         return Caller(key, client.fixmedins_code, nonce, "HMAC-SM3")
     if "_api_signature" in headers:
         missing = [h for h in CSB_HEADERS if not headers.get(h)]
@@ -126,9 +159,9 @@ def authenticate(clients: ClientDirectory, headers: Mapping[str, str], body: byt
         params = {h: headers[h] for h in CSB_HEADERS if h != "_api_signature"}
         params.update(query)
         _fresh(params["_api_timestamp"], 1, window_s, "_api_timestamp")
-        client = clients.get(params["_api_access_key"])
-        if not crypto.equal(crypto.csb_signature(client.secret, params), headers["_api_signature"]):
-            raise AuthError("_api_signature does not match (CSB: Base64 HMAC-SHA1 over the sorted _api_* parameters)")
+        client = _verified(clients, params["_api_access_key"], "csb",
+                           lambda secret: crypto.equal(crypto.csb_signature(secret, params), headers["_api_signature"]),
+                           "_api_signature does not match (CSB: Base64 HMAC-SHA1 over the sorted _api_* parameters)")
         # CSB carries no nonce: the signature itself is unique per timestamp, so it serves as one.
         return Caller(client.access_key, client.fixmedins_code, "csb:" + headers["_api_signature"], "CSB")
     if "x-tif-signature" in headers:
@@ -137,8 +170,7 @@ def authenticate(clients: ClientDirectory, headers: Mapping[str, str], body: byt
             raise AuthError(f"missing TIF header(s): {', '.join(missing)}")
         key, ts, nonce, signature = (headers[h] for h in TIF_HEADERS)
         _fresh(ts, 1000, window_s, "x-tif-timestamp")
-        client = clients.get(key)
-        if not crypto.equal(crypto.tif_signature(ts, client.secret, nonce), signature.lower()):
-            raise AuthError("x-tif-signature does not match (TIF: hex SHA-256 of timestamp + token + nonce + timestamp)")
+        client = _verified(clients, key, "tif", lambda secret: crypto.equal(crypto.tif_signature(ts, secret, nonce), signature.lower()),
+                           "x-tif-signature does not match (TIF: hex SHA-256 of timestamp + token + nonce + timestamp)")
         return Caller(key, client.fixmedins_code, "tif:" + nonce, "TIF")
     raise AuthError("request is not signed: send x-yb-access-key, x-yb-timestamp, x-yb-nonce and x-yb-signature")

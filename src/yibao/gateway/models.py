@@ -5,18 +5,32 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from yibao.core.vault import EncryptedText
 from yibao.store.db import Base
+
+# signing schemes a key may be used with: yibao's own HMAC-SM3 headers, Alibaba CSB, Tencent TIF
+SCHEMES = ("yibao", "csb", "tif")
 
 
 class GatewayClient(Base):
-    """Credentials of one institution for the gateway. An institution may hold several keys (rotation)."""
+    """Credentials of one institution for the gateway. An institution may hold several keys.
+
+    Secrets are stored encrypted under the master key (core/vault.py). Rotation keeps the access key
+    (the HIS is configured with it) and gives it a new secret; the previous secret keeps working until
+    ``previous_valid_until``, so counters can be switched over one by one.
+    """
 
     __tablename__ = "gateway_client"
     access_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     fixmedins_code: Mapped[str] = mapped_column(ForeignKey("institution.fixmedins_code"), index=True)
-    secret: Mapped[str] = mapped_column(String(128))
+    secret: Mapped[str] = mapped_column(EncryptedText("gateway_client.secret"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # comma-separated subset of SCHEMES; a request signed any other way is refused
+    schemes: Mapped[str] = mapped_column(String(40), default="yibao")
+    previous_secret: Mapped[str | None] = mapped_column(EncryptedText("gateway_client.previous_secret"))
+    previous_valid_until: Mapped[datetime | None] = mapped_column(DateTime)
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class SignIn(Base):

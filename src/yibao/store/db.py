@@ -1,6 +1,6 @@
 """Engines, sessions and the unit of work.
 
-SQLite runs in WAL mode with ``synchronous=NORMAL`` and a busy timeout; write transactions
+SQLite runs in WAL mode with ``synchronous=FULL`` (NORMAL in a demo) and a busy timeout; write transactions
 start with ``BEGIN IMMEDIATE`` so two writers never deadlock upgrading a read lock.
 PostgreSQL runs READ COMMITTED; services lock the rows they change (``SELECT … FOR UPDATE``).
 """
@@ -39,27 +39,39 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def make_engine(url: str, *, busy_ms: int = 30_000, max_bytes: int = 0) -> Engine:
+class Durability:
+    """SQLite's ``synchronous`` for new connections: FULL (an acknowledged commit survives a power cut) unless
+    the deployment is a demo, which may trade that for speed (NORMAL: survives a crash of the process only)."""
+
+    def __init__(self) -> None:
+        self.synchronous = os.environ.get("YIBAO_SQLITE_SYNCHRONOUS", "").upper() or "FULL"
+
+
+def make_engine(url: str, *, busy_ms: int = 30_000, max_bytes: int = 0, durability: Durability | None = None) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(parsed.database)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                # the database holds personal data: readable by its owner only, from the first byte
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         engine = create_engine(url, connect_args={"timeout": busy_ms / 1000, "check_same_thread": False}, pool_size=8, max_overflow=16)
-        _tune_sqlite(engine, busy_ms, max_bytes, checkpoint_in_background=_background_checkpoints(url))
+        _tune_sqlite(engine, busy_ms, max_bytes, checkpoint_in_background=_background_checkpoints(url), durability=durability or Durability())
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def _tune_sqlite(engine: Engine, busy_ms: int, max_bytes: int, checkpoint_in_background: bool) -> None:
+def _tune_sqlite(engine: Engine, busy_ms: int, max_bytes: int, checkpoint_in_background: bool, durability: Durability) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit BEGIN is deferred).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={'NORMAL' if durability.synchronous == 'NORMAL' else 'FULL'}")
         # a bigger page cache and memory-mapped reads: the hot indexes (nonces, messages, tokens) are keyed at random
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.execute("PRAGMA mmap_size=1073741824")
@@ -97,7 +109,7 @@ class WriterLock:
     def __init__(self, database_path: str | None) -> None:
         self._local = threading.RLock()
         self._depth = 0
-        self._fd = os.open(database_path + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o644) if database_path else None
+        self._fd = os.open(database_path + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o600) if database_path else None
 
     def __enter__(self) -> WriterLock:
         self._local.acquire()
@@ -144,7 +156,7 @@ class Checkpointer:
     def _run(self) -> None:
         import sqlite3
 
-        election = os.open(self._path + ".checkpointer", os.O_RDWR | os.O_CREAT, 0o644)
+        election = os.open(self._path + ".checkpointer", os.O_RDWR | os.O_CREAT, 0o600)
         connection = sqlite3.connect(self._path, timeout=1, check_same_thread=False)
         elected = False
         try:
@@ -176,7 +188,8 @@ class Database:
 
     def __init__(self, url: str, *, busy_ms: int = 30_000, max_bytes: int = 0) -> None:
         self.url = url
-        self.engine = make_engine(url, busy_ms=busy_ms, max_bytes=max_bytes)
+        self.durability = Durability()
+        self.engine = make_engine(url, busy_ms=busy_ms, max_bytes=max_bytes, durability=self.durability)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         sqlite_path = _sqlite_file(url) if self.is_sqlite else None
         self._write_lock = WriterLock(sqlite_path) if self.is_sqlite else None
@@ -228,6 +241,15 @@ class Database:
             raise
         finally:
             session.close()
+
+    def use_synchronous(self, level: str) -> None:
+        """Set SQLite's ``synchronous`` (FULL or NORMAL) for every connection from now on; an explicit
+        ``YIBAO_SQLITE_SYNCHRONOUS`` wins. Pooled connections are closed so none keeps the old level."""
+        if os.environ.get("YIBAO_SQLITE_SYNCHRONOUS") or level == self.durability.synchronous:
+            return
+        self.durability.synchronous = level
+        if self.is_sqlite:
+            self.engine.dispose()
 
     def dispose(self) -> None:
         if self._checkpointer is not None:

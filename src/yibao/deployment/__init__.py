@@ -1,0 +1,1 @@
+"""How this platform runs: production (the default) or demo, recorded in the database itself."""

@@ -62,8 +62,10 @@ def ensure_region(people: int, database_url: str | None) -> str:
     return url
 
 
-def start_server(url: str, port: int, workers: int, log: Path) -> subprocess.Popen:
+def start_server(url: str, port: int, workers: int, log: Path, synchronous: str = "") -> subprocess.Popen:
     env = {**os.environ, "YIBAO_DATABASE_URL": url, "YIBAO_DEMO_SEED": str(SEED)}
+    if synchronous:  # SQLite: FULL (production's default) or NORMAL (a demo's)
+        env["YIBAO_SQLITE_SYNCHRONOUS"] = synchronous
     proc = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--port", str(port), "--workers", str(workers)], env=env,
                             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     for _ in range(600):
@@ -354,7 +356,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     args.workers = args.workers or (2 if engine == "postgresql" else 1)
     port = args.port
     log = Path(tempfile.mkdtemp(prefix="yibao-bench-")) / "server.log"
-    server = start_server(url, port, args.workers, log)
+    server = start_server(url, port, args.workers, log, args.synchronous)
     base = f"http://127.0.0.1:{port}"
     try:
         pool = patients(url, args.pool)
@@ -417,7 +419,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     settlements = counts["outpatient"] + counts["pharmacy"] + counts["inpatient"]
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}", "when": time.strftime("%Y-%m-%d %H:%M"),
-        "engine": engine, "people": args.people, "server_workers": args.workers, "client_processes": args.clients, "client_nice": args.client_nice, "tag": args.tag, "seconds": round(elapsed, 1),
+        "engine": engine, "people": args.people, "server_workers": args.workers, "client_processes": args.clients, "client_nice": args.client_nice, "tag": args.tag,
+        "sqlite_synchronous": (args.synchronous or "NORMAL (demo default)") if engine == "sqlite" else None, "seconds": round(elapsed, 1),
         "outpatient_settlements_per_s": round(counts["outpatient"] / elapsed, 1), "all_settlements_per_s": round(settlements / elapsed, 1),
         "counts": counts, "errors": errors[:10],
         "latency_ms": {k: {"n": len(v), "p50": percentile(v, .5), "p95": percentile(v, .95), "p99": percentile(v, .99),
@@ -474,6 +477,8 @@ def main() -> None:
     parser.add_argument("--client-nice", type=int, default=10, help="scheduling niceness of the client processes (0: same as the server)")
     parser.add_argument("--tag", default="", help="suffix for the result files (e.g. light)")
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--synchronous", choices=("FULL", "NORMAL"), default="",
+                        help="SQLite: FULL (production: an acknowledged settlement survives a power cut) or NORMAL (the demo's default)")
     parser.add_argument("--port", type=int, default=18766)
     args = parser.parse_args()
     result = run(args)

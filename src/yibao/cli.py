@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -28,6 +31,14 @@ keys_app = typer.Typer(help="Institutions' gateway keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(keys_app, name="keys")
+institution_app = typer.Typer(help="Designated institutions (hospitals and pharmacies).", no_args_is_help=True)
+operator_app = typer.Typer(help="Operators who sign in (9001) for an institution.", no_args_is_help=True)
+people_app = typer.Typer(help="Insured people.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail: `yibao audit` lists the latest events (filters below).", invoke_without_command=True)
+app.add_typer(institution_app, name="institution")
+app.add_typer(operator_app, name="operator")
+app.add_typer(people_app, name="people")
+app.add_typer(audit_app, name="audit")
 ledger_app = typer.Typer(help="The settlement ledger.", no_args_is_help=True)
 policy_app = typer.Typer(help="Policy parameters.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
@@ -40,10 +51,42 @@ def _progress() -> Progress:
                     console=console)
 
 
-def _database(settings: Settings):  # type: ignore[no-untyped-def]
+class CliError(Exception):
+    """A reason to stop, printed as one line (no traceback)."""
+
+
+def _database(settings: Settings, *, must_exist: bool = True):  # type: ignore[no-untyped-def]
+    """The configured database. Commands that read or administer one refuse a SQLite file that is not there, rather
+    than create an empty database wherever they happen to run (only serve, db upgrade and demo create one)."""
+    from sqlalchemy.engine import make_url
+
+    import yibao.store.models  # noqa: F401  every table, so foreign keys between domains resolve when the ORM flushes
     from yibao.store.db import Database
 
-    return Database.from_settings(settings)
+    url = make_url(settings.database_url)
+    if must_exist and url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        path = Path(url.database)
+        if not path.exists():
+            raise CliError(f"no database at {path.resolve()}: run this where you ran `yibao serve`, or set YIBAO_DATABASE_URL "
+                           "(`yibao db upgrade` creates a new one)")
+    db = Database.from_settings(settings)
+    if must_exist:
+        from yibao.store.migrate import is_current
+
+        if not is_current(db.engine):
+            db.dispose()
+            raise CliError(f"the database at {url.render_as_string(hide_password=True)} has no schema or an old one: run `yibao db upgrade`")
+    return db
+
+
+def _grace(text: str) -> timedelta:
+    import re
+
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text or "")
+    if not match:
+        raise CliError(f"--grace '{text}' is not a duration: write 0, 30m, 24h or 7d")
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 3600}[match.group(2)]
+    return timedelta(seconds=int(match.group(1)) * unit)
 
 
 def _seed(settings: Settings, people: int, seed: int) -> None:
@@ -54,6 +97,12 @@ def _seed(settings: Settings, people: int, seed: int) -> None:
         task = progress.add_task(f"demo region, {people:,} people", total=people)
         report = generate(session, people=people, seed=seed, progress=lambda n: progress.advance(task, n), commit_batches=True)
     db.dispose()
+    if db.is_sqlite and db.engine.url.database:
+        import sqlite3
+
+        # the seed went through the write-ahead log: copy it back and cut the log to nothing, not leave gigabytes beside the database
+        with sqlite3.connect(db.engine.url.database, timeout=60) as connection:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     console.print(f"[green]seeded[/] {report.people:,} people in {report.households:,} households, {report.enrolments:,} enrolments, "
                   f"{report.accounts:,} accounts, {report.contributions:,} contributions, {report.institutions} institutions, "
                   f"{report.catalogue_rows} catalogue rows")
@@ -65,9 +114,13 @@ def db_upgrade() -> None:
     """Create or migrate the schema to the latest version."""
     from yibao.store.migrate import upgrade
 
+    from yibao.deployment.bootstrap import seed_reference
+
     settings = Settings()
-    db = _database(settings)
+    db = _database(settings, must_exist=False)
     upgrade(db.engine)
+    with db.unit_of_work() as session:
+        seed_reference(session)  # national code tables and regions (idempotent)
     console.print(f"schema up to date on {db.engine.url.render_as_string(hide_password=True)}")
     db.dispose()
 
@@ -79,7 +132,7 @@ def demo(people: Annotated[int, typer.Option(help="insured people to generate")]
     from yibao.store.migrate import reset
 
     settings = Settings()
-    db = _database(settings)
+    db = _database(settings, must_exist=False)
     reset(db.engine)
     db.dispose()
     _seed(settings, people, settings.demo_seed if seed is None else seed)
@@ -91,8 +144,6 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
           demo: Annotated[bool, typer.Option("--demo", help="seed a new database with a synthetic demo region (also YIBAO_DEMO=1)")] = False,
           people: Annotated[int, typer.Option(help="people to seed when --demo meets a new database")] = 10_000) -> None:
     """Run the HTTP server. A new database gets the schema; only with --demo is it seeded with demo data."""
-    import os
-
     import uvicorn
 
     from yibao.deployment.service import DEMO, mode_of
@@ -101,25 +152,32 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
 
     demo = demo or os.environ.get("YIBAO_DEMO", "") == "1"
     settings = Settings()
-    db = _database(settings)
+    db = _database(settings, must_exist=False)
     if workers > 1 and db.is_sqlite:
         console.print(f"[yellow]{workers} workers on SQLite: every call writes and SQLite has one writer, so extra workers "
                       "mostly wait for each other (docs/performance.md); one is faster[/yellow]")
     fresh = is_empty(db.engine)
     upgrade(db.engine)
     mode = mode_of(db.engine)
-    db.dispose()
+    console.print(f"database {db.engine.url.render_as_string(hide_password=True)} ({mode})")
     if fresh and demo:
+        db.dispose()
         console.print("new database: seeding demo data")
         _seed(settings, people, settings.demo_seed)
         mode = DEMO
-    elif fresh:
-        console.print("new production database: nothing seeded. Add the first institution, operator and people:\n"
+    else:
+        from yibao.deployment.bootstrap import seed_reference
+
+        with db.unit_of_work() as session:
+            seed_reference(session)  # national code tables and regions: idempotent
+        db.dispose()
+    if fresh and not demo:
+        console.print("new production database: national code tables loaded, no institutions or people. Add them:\n"
                       "  yibao institution add H37010000001 --name 济南市第一人民医院 --admdvs 370100 --level 3\n"
                       "  yibao operator add H37010000001 0001 --name 收费员\n"
                       "  yibao people import people.csv\n"
                       "(or start again with --demo for a synthetic demo region)")
-    elif demo and mode != DEMO:
+    if not fresh and demo and mode != DEMO:
         console.print("[yellow]--demo ignored: this database holds production data; demo data only goes into a new database[/yellow]")
     if mode == DEMO:
         console.print("[yellow]demo mode: demo data, the demo face checker and SQLite synchronous=NORMAL (an acknowledged "
@@ -130,74 +188,195 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
 
 
 @catalog_app.command("import")
-def catalog_import(file: Path, name: Annotated[str | None, typer.Option(help="version name")] = None) -> None:
-    """Import drugs, service items or consumables from CSV or Excel as a new catalogue version."""
+def catalog_import(file: Annotated[Path, typer.Argument(help="CSV (UTF-8) or .xlsx with a header row; columns below")],
+                   name: Annotated[str | None, typer.Option(help="version name")] = None) -> None:
+    """Import drugs, herbal pieces, service items or consumables as a new catalogue version.
+
+    Required columns: med_list_codg (the national code), med_list_name, list_type (101 Western/Chinese patent drugs, 102 herbal
+    pieces, 103/104 preparations, 201 service items, 301 consumables), med_chrgitm_type (01–14), chrgitm_lv (01 甲, 02 乙, 03 丙),
+    begndate (yyyy-MM-dd). Optional: selfpay_prop (0–1; default by level), pric_uplmt_amt (price cap, yuan), lmt_gend (1/2),
+    lmt_age_min, lmt_age_max, lmt_hosp_lv (1–3), rx_flag (1 prescription only), spec, dosform, pacunt, prodentp_name, enddate, memo.
+
+    Rows that fail are listed (row, column, reason) and not imported; the good rows land together as one version, compared with the
+    version in force: new codes added, changed ones replaced, unchanged ones skipped.
+    """
     from yibao.codes import importer
-    from yibao.core.errors import YibaoError
 
     if not file.exists():
-        console.print(f"[red]{file} does not exist[/]")
-        raise typer.Exit(2)
+        raise CliError(f"{file} does not exist")
     settings = Settings()
     db = _database(settings)
-    try:
-        rows = list(importer.read_rows(file))
-    except YibaoError as error:
-        console.print(f"[red]{error.message}[/]")
-        raise typer.Exit(2) from None
+    rows = list(importer.read_rows(file))
     good, rejected, count = importer.validate(rows)
     report = importer.ImportReport(rows_read=count, rejected=rejected)
+    rejected_rows = len({r.row for r in rejected})
     if good:
         with _progress() as progress, db.unit_of_work() as session:
             task = progress.add_task(f"importing {file.name}", total=len(good))
             version = importer.new_version(session, name or file.name, str(file))
-            version.rows_rejected = len(rejected)
+            version.rows_rejected = rejected_rows
             report.ver = version.ver
             report.added, report.changed, report.unchanged = importer.apply(session, good, version, lambda n: progress.advance(task, n))
     db.dispose()
-    console.print(f"read {report.rows_read} rows: [green]{report.added} added[/], {report.changed} changed, {report.unchanged} unchanged, "
-                  f"[red]{len(report.rejected)} rejected[/]" + (f"; version {report.ver}" if report.ver else ""))
+    console.print(f"read {report.rows_read} rows, {rejected_rows} rejected")
+    if report.ver:
+        console.print(f"[green]committed version {report.ver}[/]: {report.added} added, {report.changed} changed, "
+                      f"{report.unchanged} unchanged")
+    else:
+        console.print("[yellow]nothing committed[/]: no row was valid")
+    _print_rejected(report.rejected)
     if report.rejected:
-        table = Table("row", "column", "reason", title="rejected rows")
-        for r in report.rejected[:200]:
-            table.add_row(str(r.row), r.column, r.reason)
-        console.print(table)
         raise typer.Exit(1)
 
 
 @keys_app.command("show")
 def keys_show(fixmedins_code: str) -> None:
-    """Print an institution's gateway access keys and secrets (local administration only)."""
-    from sqlalchemy import select
-
-    from yibao.gateway.models import GatewayClient
+    """Print an institution's gateway access keys and secrets (local administration only; never logged)."""
+    from yibao.gateway import keys
 
     db = _database(Settings())
     with db.unit_of_work(write=False) as session:
-        clients = session.scalars(select(GatewayClient).where(GatewayClient.fixmedins_code == fixmedins_code)).all()
-        for c in clients:
-            typer.echo(f"access_key {c.access_key}  secret {c.secret}  {'active' if c.active else 'revoked'}")
-    if not clients:
-        console.print(f"[red]no keys for {fixmedins_code}[/]")
-        raise typer.Exit(1)
+        found = keys.of_institution(session, fixmedins_code)
+    db.dispose()
+    if not found:
+        raise CliError(f"no keys for {fixmedins_code}")
+    for k in found:
+        grace = f"  previous secret valid until {k.previous_valid_until:%Y-%m-%d %H:%M:%S}" if k.previous_valid_until else ""
+        typer.echo(f"access_key {k.access_key}  secret {k.secret}  {'active' if k.active else 'revoked'}  schemes {k.schemes}{grace}")
 
 
 @keys_app.command("rotate")
-def keys_rotate(fixmedins_code: str) -> None:
-    """Give an institution a new secret; the old one stops working at once."""
-    from sqlalchemy import select
+def keys_rotate(fixmedins_code: str,
+                grace: Annotated[str, typer.Option(help="how long the old secret keeps working: 0 (revoke at once), 30m, 24h, 7d")] = "24h") -> None:
+    """Give an institution's key a new secret; the old one keeps working for the grace period, then stops."""
+    from yibao.gateway import keys
 
-    from yibao.core import crypto
-    from yibao.gateway.models import GatewayClient
+    period = _grace(grace)
+    db = _database(Settings())
+    with db.unit_of_work() as session:
+        view = keys.rotate(session, fixmedins_code, grace=period)
+    db.dispose()
+    typer.echo(f"access_key {view.access_key}  new secret {view.secret}")
+    if view.previous_valid_until:
+        console.print(f"the previous secret works until {view.previous_valid_until:%Y-%m-%d %H:%M:%S} (Beijing time); switch the counters over before then")
+    else:
+        console.print("the previous secret no longer works")
+
+
+@keys_app.command("schemes")
+def keys_schemes(access_key: str, schemes: Annotated[str, typer.Argument(help="comma-separated: yibao, csb, tif")]) -> None:
+    """Choose which signing schemes a key may use (a request signed any other way is refused)."""
+    from yibao.gateway import keys
 
     db = _database(Settings())
     with db.unit_of_work() as session:
-        client = session.scalar(select(GatewayClient).where(GatewayClient.fixmedins_code == fixmedins_code, GatewayClient.active))
-        if client is None:
-            console.print(f"[red]no active key for {fixmedins_code}[/]")
-            raise typer.Exit(1)
-        client.secret = crypto.new_secret()
-        typer.echo(f"access_key {client.access_key}  new secret {client.secret}")
+        view = keys.set_schemes(session, access_key, schemes)
+    db.dispose()
+    typer.echo(f"access_key {view.access_key}  schemes {view.schemes}")
+
+
+@institution_app.command("add")
+def institution_add(fixmedins_code: Annotated[str, typer.Argument(help="letter + 11 digits, the first six the region: H37010000001")],
+                    name: Annotated[str, typer.Option(help="the institution's name")],
+                    admdvs: Annotated[str | None, typer.Option(help="region (defaults to digits 2–7 of the code)")] = None,
+                    type_: Annotated[str | None, typer.Option("--type", help="1 medical institution, 2 pharmacy (default from the letter)")] = None,
+                    level: Annotated[int | None, typer.Option(help="hospital level 1, 2 or 3")] = None,
+                    addr: Annotated[str, typer.Option(help="address")] = "",
+                    region_name: Annotated[str | None, typer.Option(help="name of the region, if the platform does not know it yet")] = None,
+                    schemes: Annotated[str, typer.Option(help="signing schemes its key may use: yibao, csb, tif")] = "yibao") -> None:
+    """Add a designated hospital or pharmacy and issue its gateway key (the secret is printed once here)."""
+    from yibao.registry import admin
+
+    db = _database(Settings())
+    with db.unit_of_work() as session:
+        view = admin.add_institution(session, fixmedins_code=fixmedins_code, name=name, admdvs=admdvs, kind=type_, level=level, addr=addr,
+                                     region_name=region_name, schemes=schemes)
+    db.dispose()
+    console.print(f"[green]added[/] {view.fixmedins_code} {name}")
+    typer.echo(f"access_key {view.access_key}  secret {view.secret}  schemes {view.schemes}")
+    console.print("give the secret to the institution's HIS vendor over a safe channel; `yibao keys show` prints it again")
+
+
+@operator_app.command("add")
+def operator_add(fixmedins_code: str, opter_no: Annotated[str, typer.Argument(help="the operator's number (opter_no in 9001)")],
+                 name: Annotated[str, typer.Option(help="the operator's name")]) -> None:
+    """Allow an operator (a clerk or a terminal) to sign in for an institution."""
+    from yibao.registry import admin
+
+    db = _database(Settings())
+    with db.unit_of_work() as session:
+        operator = admin.add_operator(session, fixmedins_code=fixmedins_code, opter_no=opter_no, name=name)
+        code, number, label = operator.fixmedins_code, operator.opter_no, operator.opter_name
+    db.dispose()
+    console.print(f"[green]added[/] operator {number} {label} of {code}")
+
+
+@people_app.command("import")
+def people_import(file: Annotated[Path, typer.Argument(help="CSV (UTF-8) or .xlsx, one enrolment per row; columns below")]) -> None:
+    """Import insured people: one row per enrolment.
+
+    Required columns: certno (resident ID number), psn_name, insutype (310/320/330/390/392/510), psn_type,
+    insuplc_admdvs, psn_insu_date (yyyy-MM-dd). Optional: psn_no, naty, tel, psn_insu_stas, cvlserv_flag, emp_no, emp_name,
+    card_no, card_sn, acct_balance (yuan, 310 only). Rejected rows are listed and not written; the good rows land together.
+    """
+    from yibao.codes.importer import read_rows
+    from yibao.registry import people_import as importer
+
+    if not file.exists():
+        raise CliError(f"{file} does not exist")
+    db = _database(Settings())
+    good, rejected, count = importer.validate(read_rows(file))
+    report = importer.PeopleReport(rows_read=count, rejected=rejected)
+    if good:
+        with _progress() as progress, db.unit_of_work() as session:
+            task = progress.add_task(f"importing {file.name}", total=len(good))
+            importer.apply(session, good, report, lambda n: progress.advance(task, n))
+    db.dispose()
+    console.print(f"read {report.rows_read} rows: [green]{report.people_added} people and {report.enrolments_added} enrolments added[/], "
+                  f"{report.unchanged} already there, [red]{report.rejected_rows} rows rejected[/]")
+    _print_rejected(report.rejected)
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+def _print_rejected(rejected: list) -> None:  # type: ignore[type-arg]
+    if not rejected:
+        return
+    table = Table("row", "column", "reason", title="rejected rows (nothing of them was written)")
+    for r in rejected[:200]:
+        table.add_row(str(r.row), r.column, r.reason)
+    console.print(table)
+    if len(rejected) > 200:
+        console.print(f"… and {len(rejected) - 200} more reasons")
+
+
+@audit_app.callback()
+def audit_list(ctx: typer.Context,
+               kind: Annotated[str | None, typer.Option(help="event kind, * as wildcard: gateway.refused, person.*, key.rotate …")] = None,
+               institution: Annotated[str | None, typer.Option(help="fixmedins_code")] = None,
+               actor: Annotated[str | None, typer.Option(help="access key, psn_no or IP that acted")] = None,
+               subject: Annotated[str | None, typer.Option(help="whom it concerns (psn_no, access key …)")] = None,
+               outcome: Annotated[str | None, typer.Option(help="ok or refused")] = None,
+               since: Annotated[str | None, typer.Option(help="yyyy-MM-dd or yyyy-MM-dd HH:mm:ss (Beijing time)")] = None,
+               limit: Annotated[int, typer.Option(help="rows, newest first")] = 50) -> None:
+    """List the audit trail, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from yibao.audit import service as audit
+    from yibao.core import clock
+
+    start = None
+    if since:
+        start = clock.parse_datetime(since, "since")
+    db = _database(Settings())
+    with db.unit_of_work(write=False) as session:
+        rows = audit.query(session, kind=kind, fixmedins_code=institution, actor=actor, subject=subject, outcome=outcome, since=start,
+                           limit=max(1, min(limit, 10_000)))
+        table = Table("time", "kind", "outcome", "actor", "subject", "institution", "infno", "reason", title=f"audit trail ({len(rows)} rows)")
+        for r in rows:
+            table.add_row(f"{r.at:%Y-%m-%d %H:%M:%S}", r.kind, r.outcome, r.actor, r.subject, r.fixmedins_code, r.infno, r.reason[:120])
+    db.dispose()
+    console.print(table)
 
 
 @app.command()
@@ -208,23 +387,28 @@ def call(infno: str, input_json: Annotated[str, typer.Argument(help="the transac
     """Sign in (9001) and send one signed transaction; print both messages."""
     from yibao.client import CounterClient, pretty
 
+    try:
+        payload = json.loads(input_json)
+    except json.JSONDecodeError as error:
+        raise CliError(f"the input is not JSON ({error.msg} at character {error.pos}): pass the transaction's input object, "
+                       "e.g. '{\"data\":{\"mdtrt_cert_type\":\"02\",…}}'") from None
+    if not isinstance(payload, dict):
+        raise CliError("the input must be a JSON object, e.g. '{\"data\":{…}}'")
     if secret is None:
-        from sqlalchemy import select
-
-        from yibao.gateway.models import GatewayClient
+        from yibao.gateway import keys
 
         db = _database(Settings())
         with db.unit_of_work(write=False) as session:
-            secret = session.scalar(select(GatewayClient.secret).where(GatewayClient.fixmedins_code == fixmedins_code, GatewayClient.active))
+            secret = keys.active_secret(session, fixmedins_code)
+        db.dispose()
         if secret is None:
-            console.print(f"[red]no key for {fixmedins_code} in the local database; pass --secret[/]")
-            raise typer.Exit(1)
+            raise CliError(f"no key for {fixmedins_code} in the local database; pass --secret")
     client = CounterClient(url, fixmedins_code, secret, mdtrtarea_admvs=admvs)
     signed = client.sign_in()
     if signed.get("infcode") != 0:
         print(pretty(signed))
         raise typer.Exit(1)
-    request = client.envelope(infno, json.loads(input_json))
+    request = client.envelope(infno, payload)
     print("→", pretty(request))
     answer = client.send(request)
     print("←", pretty(answer))
@@ -240,34 +424,31 @@ def simulate(visits: Annotated[int, typer.Option(help="visits to simulate")] = 1
     import random
     from decimal import Decimal
 
-    from sqlalchemy import select
-
     from yibao.client import CounterClient
     from yibao.demo import traffic
-    from yibao.gateway.models import GatewayClient
+    from yibao.gateway import keys
 
     db = _database(Settings())
     with db.unit_of_work(write=False) as session:
         codes = traffic.institutions(session, region)
-        secrets = dict(session.execute(select(GatewayClient.fixmedins_code, GatewayClient.secret)
-                                       .where(GatewayClient.fixmedins_code.in_(codes), GatewayClient.active)).tuples().all())
+        secrets = {code: keys.active_secret(session, code) for code in codes}
         candidates = [p for p in traffic.candidates(session, people * 2, random.Random(seed)) if p.admdvs == region][:people]
         items = traffic.catalogue(session)
     db.dispose()
     clients = {}
     for code in codes:
-        client = CounterClient(url, code, secrets[code], mdtrtarea_admvs=region)
-        if client.sign_in().get("infcode") != 0:
-            console.print(f"[red]{code} could not sign in[/]")
-            raise typer.Exit(1)
+        client = CounterClient(url, code, secrets[code] or "", mdtrtarea_admvs=region)
+        answer = client.sign_in()
+        if answer.get("infcode") != 0:
+            raise CliError(f"{code} could not sign in: {answer.get('err_msg')}")
         clients[code] = client
     with _progress() as progress:
         task = progress.add_task("visits", total=visits)
         report = traffic.run(clients, candidates, items, visits, seed, lambda n: progress.advance(task, n))
     console.print(f"outpatient {report.outpatient}, inpatient {report.inpatient}, pharmacy {report.pharmacy}, "
                   f"reversals {report.reversals}, refused {report.refused}; billed {Decimal(report.settled_fen) / 100:,.2f} 元")
-    for error in report.errors[:5]:
-        console.print(f"[yellow]refused[/] {error}")
+    for reason, times in report.reasons.most_common(10):
+        console.print(f"[yellow]refused {times}×[/] {reason}")
 
 
 @ledger_app.command("check")
@@ -335,7 +516,46 @@ def _policy_text(name: str, value: object) -> str:
 
 
 def main() -> None:
+    """Run the command; a foreseeable failure is one line on stderr and exit code 2, never a traceback."""
+    import httpx
+    from sqlalchemy.exc import OperationalError
+
+    from yibao.core.errors import YibaoError
+    from yibao.core.vault import VaultError
+
     try:
-        app()
+        code = app(standalone_mode=False)
+        if isinstance(code, int):
+            sys.exit(code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except SystemExit:
+        raise
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except CliError as error:
+        _fail(str(error))
+    except YibaoError as error:
+        _fail(error.message)
+    except VaultError as error:
+        _fail(str(error))
+    except httpx.ConnectError as error:
+        _fail(f"no server answered ({error}): is `yibao serve` running at that address?")
+    except httpx.HTTPError as error:
+        _fail(f"the server did not answer properly: {error}")
+    except OperationalError as error:
+        _fail(f"the database cannot be used: {str(error.orig or error).splitlines()[0]}")
+    except click.exceptions.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(1)
+    except Exception as error:  # a bug: still one line, the traceback only when asked for
+        if os.environ.get("YIBAO_DEBUG") == "1":
+            raise
+        _fail(f"internal error: {type(error).__name__}: {error} (YIBAO_DEBUG=1 shows the traceback)")
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"yibao: {' '.join(message.split())}\n")  # one line, whatever the terminal's width
+    sys.exit(2)

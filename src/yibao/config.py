@@ -31,3 +31,5 @@ class Settings:
     sqlite_busy_ms: int = field(default_factory=lambda: int(os.environ.get("YIBAO_SQLITE_BUSY_MS", "30000")))
     sqlite_max_bytes: int = field(default_factory=lambda: int(os.environ.get("YIBAO_SQLITE_MAX_BYTES", "0")))
     log_json: bool = field(default_factory=lambda: os.environ.get("YIBAO_LOG_JSON", "0") == "1")
+    # institution keys are cached this long per worker: a rotated-out or revoked secret stops working within it
+    key_cache_s: float = field(default_factory=lambda: float(os.environ.get("YIBAO_KEY_CACHE_S", "30")))

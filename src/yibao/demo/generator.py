@@ -19,15 +19,16 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from yibao.codes import code_tables, importer
+from yibao.codes import importer
 from yibao.core import clock, crypto, idcard
 from yibao.demo import names
+from yibao.deployment import bootstrap
 from yibao.deployment import service as deployment
 from yibao.credential.models import Channel
 from yibao.gateway.models import GatewayClient
 from yibao.ledger.models import MutualAidGrant
 from yibao.registry.models import (
-    Account, Contribution, Department, Doctor, Employer, Enrolment, Household, Identity, Institution, Operator, Person, Region,
+    Account, Contribution, Department, Doctor, Employer, Enrolment, Household, Identity, Institution, Operator, Person,
 )
 
 
@@ -85,14 +86,9 @@ def _birth(rng: random.Random, on: date, age: int) -> date:
 
 def seed_reference_data(session: Session, seed: int) -> list[str]:
     """Regions, code tables, the demo catalogue; returns the catalogue version."""
-    version, begndate, values = code_tables.bundled_code_tables()
-    labels = {v.value: v.label for v in values if v.type == "admdvs"}
-    for code, label in labels.items():
-        session.merge(Region(admdvs=code, name=label, prov_admdvs=code[:2] + "0000"))
-    session.flush()
-    code_tables.load(session, version, begndate, values)
+    bootstrap.seed_reference(session)
     session.execute(insert(Channel), [{"chnl_id": c, "chnl_name": n, "kind": k, "secret": crypto.new_secret(), "active": True}
-                                      for c, n, k in CHANNELS])
+                                      for c, n, k in CHANNELS if c != bootstrap.PLATFORM_WEB[0]])
     data = resources.files("yibao.codes.data")
     rows = list(importer.rows_from_text(data.joinpath("demo_catalog.csv").read_text(encoding="utf-8")))
     good, rejected, _count = importer.validate(rows)

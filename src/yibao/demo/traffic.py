@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -30,6 +31,8 @@ class TrafficReport:
     refused: int = 0
     settled_fen: int = 0
     errors: list[str] = field(default_factory=list)
+    # every refusal's err_msg, counted: why calls were refused, not only that they were
+    reasons: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ def run(clients: dict[str, CounterClient], people: list[Candidate], items: list[
         answer = client.call(infno, body)
         if answer.get("infcode") != 0:
             report.refused += 1
+            report.reasons[f"{infno}: {answer.get('err_msg')}"] += 1
             if len(report.errors) < 20:
                 report.errors.append(f"{infno}: {answer.get('err_msg')}")
             return None

@@ -86,10 +86,11 @@ class ClientDirectory:
         self._lock = threading.Lock()
 
     def get(self, access_key: str, *, refresh: bool = False) -> Credentials:
-        """The key's credentials; ``refresh`` re-reads a cached entry older than a second (after a rotation)."""
+        """The key's credentials; ``refresh`` re-reads an entry older than a quarter second (a secret rotated since it was
+        cached), so a flood of bad signatures costs at most four reads a second per key."""
         now = time.monotonic()
         hit = self._cache.get(access_key)
-        if hit is None or now - hit[0] > self._ttl or (refresh and now - hit[0] > 1.0):
+        if hit is None or now - hit[0] > self._ttl or (refresh and now - hit[0] > 0.25):
             found = self._load(access_key)
             with self._lock:
                 if len(self._cache) > 100_000:

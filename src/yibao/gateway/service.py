@@ -57,7 +57,7 @@ class GatewayService:
         self.settings = settings
         self.table = build_table()
         self.paths = path_index(self.table)
-        self.clients = auth.ClientDirectory(auth.load_from(lambda: db.unit_of_work(write=False)))
+        self.clients = auth.ClientDirectory(auth.load_from(lambda: db.unit_of_work(write=False)), settings.key_cache_s)
         self._calls = 0
 
     def infno_for_path(self, path: str) -> str | None:

@@ -202,6 +202,9 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:  # noqa: F821 (imported lazily: config imports nothing of ours)
+        from yibao.core import vault
+
+        vault.current()  # a missing or malformed master key stops the start, not the first request that needs a secret
         return cls(settings.database_url, busy_ms=settings.sqlite_busy_ms, max_bytes=settings.sqlite_max_bytes)
 
     async def run(self, work: Callable[[], T]) -> T:

@@ -26,6 +26,16 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def is_current(engine: Engine) -> bool:
+    """True when the schema is at the newest migration (an administrative command can run on it)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
+    with engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads()) == heads
+
+
 def is_empty(engine: Engine) -> bool:
     """True when the schema has never been created (first start)."""
     return "person" not in inspect(engine).get_table_names()

@@ -77,9 +77,13 @@ def test_serve_creates_seeds_and_answers(tmp_path: Path) -> None:
         db = Database(url)
         with db.unit_of_work(write=False) as session:
             certno = session.scalar(select(Person.certno).limit(1))
-        client = CounterClient(f"http://127.0.0.1:{port}", "H37010000001", secret_of("H37010000001", db))
+        secret = secret_of("H37010000001", db)
+        client = CounterClient(f"http://127.0.0.1:{port}", "H37010000001", secret)
         db.dispose()
         assert client.sign_in()["infcode"] == 0
+        # demo secrets are random, never printed at start (yibao keys show prints them on request)
+        output = log_path.read_text()
+        assert secret not in output and "demo mode" in output
         answer = client.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "psn_cert_type": "01"}})
         assert answer["infcode"] == 0 and answer["output"]["baseinfo"]["certno"] == certno
     finally:

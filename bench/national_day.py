@@ -63,7 +63,9 @@ def ensure_region(people: int, database_url: str | None) -> str:
 
 
 def start_server(url: str, port: int, workers: int, log: Path, synchronous: str = "") -> subprocess.Popen:
-    env = {**os.environ, "YIBAO_DATABASE_URL": url, "YIBAO_DEMO_SEED": str(SEED)}
+    # every simulated phone activates from this one address: lift the per-IP limits that would stop a real flood
+    env = {**os.environ, "YIBAO_DATABASE_URL": url, "YIBAO_DEMO_SEED": str(SEED), "YIBAO_RATE_ACTIVATION_IP": "1000000",
+           "YIBAO_RATE_SIGN_IN_IP": "1000000"}
     if synchronous:  # SQLite: FULL (production's default) or NORMAL (a demo's)
         env["YIBAO_SQLITE_SYNCHRONOUS"] = synchronous
     proc = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--port", str(port), "--workers", str(workers)], env=env,

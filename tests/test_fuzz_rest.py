@@ -60,3 +60,53 @@ def test_rest_api_never_fails_on_generated_input(api_schema, bearer) -> None:  #
         run()
         checked.append(f"{operation.method.upper()} {operation.path}")
     assert len(checked) == len(operations)
+
+
+def _problem(reply, where: str) -> dict:  # type: ignore[no-untyped-def]
+    assert 400 <= reply.status_code < 500, f"{where}: {reply.status_code} {reply.text[:300]}"
+    assert reply.headers["content-type"].startswith("application/problem+json"), f"{where}: {reply.text[:300]}"
+    body = reply.json()
+    assert any("\u4e00" <= c <= "\u9fff" for c in body["detail"]), f"{where}: {body}"  # a person reads it: Chinese
+    return body
+
+
+SIGN_IN = b'{"certno":"370112198212308842","name":"a","password":"135790","device_id":"d"'
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize(("method", "path", "body", "field"), [
+    ("POST", "/api/v1/activations", b'{"chnl_id":"NHSA_WEB","certno":"1","name":"a","password":"1","face":"f","liveness":1e400}', "liveness"),
+    ("POST", "/api/v1/password/reset", b'{"certno":"1","name":"a","password":"1","face":"f","liveness":-1e400}', "liveness"),
+    ("POST", "/api/v1/me/visits/x/authorize-payment", b'{"password":"","liveness":1e400}', "liveness"),
+    ("POST", "/api/v1/activations", b'{"chnl_id":"NHSA_WEB","certno":"1","name":"a","password":"1","face":"f","liveness":7}', "liveness"),
+    ("POST", "/api/v1/activations", b'{"chnl_id":"\xff\xfe","certno":"1","name":"a","password":"1","face":"f"}', "body"),
+    ("POST", "/api/v1/sessions", SIGN_IN + b',"unasked":"\xc3\x28"}', "body"),
+    ("POST", "/api/v1/sessions", DEEP, "body"),
+    ("POST", "/api/v1/sessions", SIGN_IN + b',"unasked":' + DEEP + b"}", "body"),
+    ("POST", "/api/v1/sessions", SIGN_IN + b',"unasked":1e400}', "body"),
+    ("POST", "/api/v1/sessions", b'{"certno":' + b"9" * 40 + b',"name":"a","password":"1","device_id":"d"}', "certno"),
+    ("POST", "/api/v1/sessions", b'{"certno":"' + b"1" * 100 + b'","name":"a","password":"1","device_id":"d"}', "certno"),
+    ("POST", "/api/v1/sessions", b'{"certno":"1","name":"a","password":"1"}', "device_id"),
+    ("POST", "/api/v1/sessions", b"", "body"),
+    ("POST", "/api/v1/me/family/1000000000000000000000000000000/approve", b'{"password":"135790"}', "binding_id"),
+    ("DELETE", "/api/v1/me/family/1000000000000000000000000000000", None, "binding_id"),
+    ("POST", "/api/v1/me/family/0/approve", b'{"password":"135790"}', "binding_id"),
+    ("POST", "/api/v1/me/family", b'{"certno":"1","name":"a","relation":1e400}', "relation"),
+    ("GET", "/api/v1/demo/face?certno=" + "1" * 100, None, "certno"),
+    ("POST", "/api/v1/counter/decode", b'{"code":1e400}', "code"),
+])
+def test_bad_input_is_a_4xx_problem_naming_the_field(http, bearer, method: str, path: str, body: bytes | None,  # type: ignore[no-untyped-def]
+                                                      field: str) -> None:
+    reply = http.request(method, path, content=body, headers={"content-type": "application/json", "authorization": f"Bearer {bearer}"})
+    assert _problem(reply, path).get("field") == field
+
+
+def test_oversized_bodies_and_nul_characters_are_refused(http, bearer) -> None:  # type: ignore[no-untyped-def]
+    huge = b'{"certno":"1","name":"a","password":"1","face":"' + b"A" * (2 * 1024 * 1024) + b'"}'
+    reply = http.post("/api/v1/password/reset", content=huge, headers={"content-type": "application/json"})
+    assert reply.status_code == 413 and _problem(reply, "huge")["status"] == 413
+    # NUL is refused by PostgreSQL's text columns: still a 4xx, on either engine
+    nul = http.post("/api/v1/sessions", json={"certno": "370112198212308842", "name": "a", "password": "135790", "device_id": "\u0000"})
+    _problem(nul, "nul device")
+    path = http.get("/api/v1/people/%00/account", headers={"authorization": f"Bearer {bearer}"})
+    _problem(path, "nul path")

@@ -372,11 +372,15 @@ def audit_list(ctx: typer.Context,
     with db.unit_of_work(write=False) as session:
         rows = audit.query(session, kind=kind, fixmedins_code=institution, actor=actor, subject=subject, outcome=outcome, since=start,
                            limit=max(1, min(limit, 10_000)))
-        table = Table("time", "kind", "outcome", "actor", "subject", "institution", "infno", "reason", title=f"audit trail ({len(rows)} rows)")
-        for r in rows:
-            table.add_row(f"{r.at:%Y-%m-%d %H:%M:%S}", r.kind, r.outcome, r.actor, r.subject, r.fixmedins_code, r.infno, r.reason[:120])
+        # one line an event, every field named: readable at any terminal width, and greppable
+        lines = [f"{r.at:%Y-%m-%d %H:%M:%S}  {r.kind}  {r.outcome}"
+                 + "".join(f"  {name}={value}" for name, value in (("actor", r.actor), ("subject", r.subject),
+                                                                  ("institution", r.fixmedins_code), ("infno", r.infno), ("ip", r.ip)) if value)
+                 + (f"  reason={r.reason}" if r.reason else "") for r in rows]
     db.dispose()
-    console.print(table)
+    for line in lines:
+        typer.echo(line)
+    console.print(f"[dim]{len(lines)} events, newest first[/]")
 
 
 @app.command()

@@ -33,3 +33,24 @@ class Settings:
     log_json: bool = field(default_factory=lambda: os.environ.get("YIBAO_LOG_JSON", "0") == "1")
     # institution keys are cached this long per worker: a rotated-out or revoked secret stops working within it
     key_cache_s: float = field(default_factory=lambda: float(os.environ.get("YIBAO_KEY_CACHE_S", "30")))
+    # real-person (face) provider: an HTTPS endpoint and the HMAC-SM3 key both sides sign with; none configured means a
+    # production database refuses activation and password reset (a demo database falls back to the deterministic checker)
+    face_provider_url: str = field(default_factory=lambda: os.environ.get("YIBAO_FACE_PROVIDER", ""))
+    face_provider_key: str = field(default_factory=lambda: os.environ.get("YIBAO_FACE_PROVIDER_KEY", ""), repr=False)
+    face_min_score: float = field(default_factory=lambda: float(os.environ.get("YIBAO_FACE_MIN_SCORE", "0.8")))
+    face_timeout_s: float = field(default_factory=lambda: float(os.environ.get("YIBAO_FACE_TIMEOUT_S", "5")))
+    # scrypt cost for new password hashes (a power of two); older hashes keep theirs and are re-hashed at the next sign-in
+    password_scrypt_n: int = field(default_factory=lambda: int(os.environ.get("YIBAO_PASSWORD_SCRYPT_N", str(2**14))))
+    # people's API rate limits: attempts per fixed window, per account (the ID number typed, or the signed-in person) and
+    # per client IP, counted in rate_counter so every worker shares them; over the limit answers 429 with Retry-After
+    rate_window_s: int = field(default_factory=lambda: int(os.environ.get("YIBAO_RATE_WINDOW_S", "900")))
+    rate_sign_in_account: int = field(default_factory=lambda: int(os.environ.get("YIBAO_RATE_SIGN_IN_ACCOUNT", "10")))
+    rate_sign_in_ip: int = field(default_factory=lambda: int(os.environ.get("YIBAO_RATE_SIGN_IN_IP", "300")))
+    rate_activation_account: int = field(default_factory=lambda: int(os.environ.get("YIBAO_RATE_ACTIVATION_ACCOUNT", "10")))
+    rate_activation_ip: int = field(default_factory=lambda: int(os.environ.get("YIBAO_RATE_ACTIVATION_IP", "100")))
+    rate_reset_account: int = field(default_factory=lambda: int(os.environ.get("YIBAO_RATE_RESET_ACCOUNT", "5")))
+    rate_reset_ip: int = field(default_factory=lambda: int(os.environ.get("YIBAO_RATE_RESET_IP", "30")))
+    rate_bind_account: int = field(default_factory=lambda: int(os.environ.get("YIBAO_RATE_BIND_ACCOUNT", "10")))
+    rate_bind_ip: int = field(default_factory=lambda: int(os.environ.get("YIBAO_RATE_BIND_IP", "100")))
+    # a fee line may be dated this much before its visit began (clocks of HIS and platform differ), never earlier
+    fee_time_tolerance_s: int = field(default_factory=lambda: int(os.environ.get("YIBAO_FEE_TIME_TOLERANCE_S", "600")))

@@ -298,21 +298,21 @@ def test_a_reset_ends_every_session_and_phone(http, db, counter) -> None:  # typ
     assert first.get("/api/v1/me").status_code == 401 and second.get("/api/v1/me").status_code == 401
     used = counter.call("1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": token}})
     assert used["infcode"] == -1 and "revoked" in used["err_msg"]
-    assert sign_in(http, person, "285160", first.device_id).json()["title"] == "device"
+    assert sign_in(http, person, "285160", first.device_id).json()["title"] == "real-name"  # the phone was stopped
     assert App(http, person, "285160").get("/api/v1/me").status_code == 200
     assert [e.outcome for e in events(db, "person.password_reset", subject=person.psn_no)] == ["ok"]
 
 
 def test_a_refused_reset_is_audited(http, db) -> None:  # type: ignore[no-untyped-def]
     (person,) = adults(db, 1)
-    App(http, person, "604913")
+    phone = App(http, person, "604913")
     refused = http.post("/api/v1/password/reset", json={"certno": person.certno, "name": person.psn_name, "face": "face:someone-else",
                                                         "password": "285160"})
     assert refused.status_code == 403 and refused.json()["title"] == "face"
     masked = person.certno[:4] + "*" * 10 + person.certno[-4:]
     trail = [e for e in events(db, "person.password_reset") if e.subject == masked]
     assert trail and trail[-1].outcome == "refused" and trail[-1].reason.startswith("face")
-    assert sign_in(http, person, "604913", "x").json()["title"] == "device"  # the password did not change
+    assert sign_in(http, person, "604913", phone.device_id).status_code == 201  # the password did not change
 
 
 # -- family bindings the member removed ---------------------------------------------------------------
@@ -395,3 +395,15 @@ def test_the_trail_has_sign_ins_and_activations_but_no_password_or_face(http, db
         faces = [demo_face(p.certno) for p in session.scalars(select(Person))]
     secrets_used = ["826103", "392817", "246135", "371590", "739150", "410628", "150372", "285160", WRONG, "face:someone-else"]
     assert not [s for s in secrets_used + faces if s in trail]
+
+
+def test_a_stranger_with_the_id_and_name_learns_nothing_and_cannot_lock_the_account(http, db) -> None:  # type: ignore[no-untyped-def]
+    """From a phone that is not the person's, a wrong password is answered exactly like a wrong name, and never counts."""
+    (person,) = adults(db, 1)
+    phone = App(http, person, "604913")
+    stranger = [sign_in(http, person, "111111", "f" * 32) for _ in range(7)]
+    wrong_name = http.post("/api/v1/sessions", json={"certno": person.certno, "name": person.psn_name + "某", "password": "111111",
+                                                     "device_id": "f" * 32})
+    assert {(r.status_code, r.json()["title"], r.json()["detail"]) for r in stranger} == {
+        (wrong_name.status_code, wrong_name.json()["title"], wrong_name.json()["detail"])}
+    assert sign_in(http, person, "604913", phone.device_id).status_code == 201  # not locked

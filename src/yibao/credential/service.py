@@ -372,11 +372,13 @@ def sign_in(session: Session, settings: Settings, *, certno: str, name: str, pas
     person = real_name(session, certno, name, activated=True, message=SIGN_IN_REAL_NAME)
     credential = session.scalar(select(Credential).where(Credential.psn_no == person.psn_no))
     assert credential is not None
-    # the password before the device: only someone who knows it learns whether this phone is registered
-    verify_password(credential, password, settings)
+    # The phone before the password, and its refusal the same as a wrong name: someone who only knows a stranger's ID
+    # number and name learns nothing (not whether they are insured or activated) and cannot lock the stranger out by
+    # guessing from another phone. Wrong passwords count from the person's own registered phones.
     device = session.get(Device, device_id) if device_id else None
     if device is None or device.psn_no != person.psn_no or device.status != "active":
-        raise Refused("device", "本机尚未激活医保码或已停用，请在本机刷脸激活", "device_id")
+        raise Refused("real-name", SIGN_IN_REAL_NAME, "certno")
+    verify_password(credential, password, settings)
     return person, open_session(session, person.psn_no, device.device_id, settings)
 
 

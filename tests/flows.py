@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import secrets
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -72,11 +74,36 @@ def cert(person: Person) -> dict[str, str]:
     return {"mdtrt_cert_type": "02", "mdtrt_cert_no": person.certno}
 
 
+def visit_token(db: Database, person: Person, fixmedins_code: str, *, confirmed: bool = True) -> str:
+    """An ecToken of the person at the institution as 1162 leaves it (from an active phone), with the account payment
+    confirmed in the app (pay_authorized_at) unless ``confirmed`` is False."""
+    from yibao.credential.models import Channel, Device, VisitToken
+
+    now = clock.now()
+    token = f"{fixmedins_code[1:7]}ec{secrets.token_hex(16)}"
+    with db.unit_of_work() as session:
+        device = Device(device_id=secrets.token_hex(16), psn_no=person.psn_no, chnl_id=session.scalar(select(Channel.chnl_id).limit(1)),
+                        device_no=10_000_000 + secrets.randbelow(10**9), label="test phone", status="active", registered_at=now)
+        session.add(device)
+        session.add(VisitToken(ec_token=token, psn_no=person.psn_no, fixmedins_code=fixmedins_code, business_type="01101",
+                               device_id=device.device_id, issued_at=now, expires_at=now + timedelta(hours=1), uses=0, max_uses=50,
+                               pay_authorized_at=now if confirmed else None))
+    return token
+
+
+def confirmed_cert(db: Database, person: Person, fixmedins_code: str = "H37010000001") -> dict[str, str]:
+    """The ID number with the e-credential's confirmed ecToken in card_sn (as one province sends it): may pay from the account."""
+    return {**cert(person), "card_sn": visit_token(db, person, fixmedins_code)}
+
+
 def outpatient(counter: CounterClient, person: Person, insutype: str, lines: list[tuple[str, str]], *, acct: str = "1",
-               med_type: str = "11", settle: bool = True) -> dict[str, Any]:
-    """Register, upload diagnoses and fees, pre-settle and settle; returns the 2207 output (or 2206's)."""
+               med_type: str = "11", settle: bool = True, credential: dict[str, str] | None = None) -> dict[str, Any]:
+    """Register, upload diagnoses and fees, pre-settle and settle; returns the 2207 output (or 2206's).
+
+    ``credential`` defaults to the ID number (02), with which the account pays only up to the region's threshold."""
+    credential = credential or cert(person)
     reg = ok(counter.call("2201", {"data": {"psn_no": person.psn_no, "insutype": insutype, "begntime": clock.fmt_datetime(clock.now()),
-                                             **cert(person), "ipt_otp_no": serial("MZ"), "atddr_no": "D37010000001", "dr_name": "医生",
+                                             **credential, "ipt_otp_no": serial("MZ"), "atddr_no": "D37010000001", "dr_name": "医生",
                                              "dept_code": "A03", "dept_name": "内科", "caty": "A03", "med_type": med_type}}))
     mdtrt_id = reg["data"]["mdtrt_id"]
     ok(counter.call("2203", {"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "med_type": med_type,
@@ -86,7 +113,7 @@ def outpatient(counter: CounterClient, person: Person, insutype: str, lines: lis
                                            "diag_time": clock.fmt_datetime(clock.now()), "vali_flag": "1"}]}))
     ok(counter.call("2204", {"feedetail": [fee(mdtrt_id, person.psn_no, code, amount) for code, amount in lines]}))
     total = sum(Decimal(a) for _, a in lines)
-    data = {"psn_no": person.psn_no, **cert(person), "med_type": med_type, "medfee_sumamt": total, "psn_setlway": "01",
+    data = {"psn_no": person.psn_no, **credential, "med_type": med_type, "medfee_sumamt": total, "psn_setlway": "01",
             "mdtrt_id": mdtrt_id, "chrg_bchno": "B1", "acct_used_flag": acct, "insutype": insutype}
     pre = ok(counter.call("2206", {"data": data}))
     if not settle:

@@ -83,3 +83,20 @@ def test_cancel_admission_and_discharge(counter: CounterClient, db, codes) -> No
         assert session.scalar(select(Visit.status).where(Visit.mdtrt_id == mdtrt_id)) == "cancelled"
     gone = counter.call("2301", {"feedetail": [fee(mdtrt_id, person.psn_no, codes["yi"], "100.00")]})
     assert gone["infcode"] == -1 and "cancelled" in gone["err_msg"]
+
+
+def test_an_inpatient_fee_line_lies_within_the_admission(counter: CounterClient, db, codes) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    person = person_with(db, "310", retired=True)
+    mdtrt_id = admit(counter, person)
+    line = fee(mdtrt_id, person.psn_no, codes["jia"], "100.00")
+    line["fee_ocur_time"] = clock.fmt_datetime(clock.now() - timedelta(days=2))
+    before = counter.call("2301", {"feedetail": [line]})
+    assert before["infcode"] == -1 and before["err_msg"].startswith("input.feedetail[0].fee_ocur_time:"), before["err_msg"]
+    assert "before the visit began" in before["err_msg"]
+    line["fee_ocur_time"] = clock.fmt_datetime(clock.now() + timedelta(hours=1))
+    ahead = counter.call("2301", {"feedetail": [line]})
+    assert ahead["infcode"] == -1 and "in the future" in ahead["err_msg"]
+    line["fee_ocur_time"] = clock.fmt_datetime(clock.now())
+    ok(counter.call("2301", {"feedetail": [line]}))

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from flows import catalogue_codes, cert, fee, ok, outpatient, person_with, serial
+from flows import catalogue_codes, cert, confirmed_cert, fee, ok, outpatient, person_with, serial
 from yibao.client import CounterClient
 from yibao.core import clock
 from yibao.ledger.models import YearTotal
@@ -32,8 +32,11 @@ def test_outpatient_visit_settles_and_reverses(counter: CounterClient, db, codes
     person = person_with(db, "310", retired=False, min_balance=100_000)
     with db.unit_of_work(write=False) as session:
         balance = session.get(Account, person.psn_no).balance_fen
-    pre = outpatient(counter, person, "310", [(codes["jia"], "300.00"), (codes["yi"], "200.00"), (codes["bing"], "50.00")], settle=False)
-    out = outpatient(counter, person, "310", [(codes["jia"], "300.00"), (codes["yi"], "200.00"), (codes["bing"], "50.00")])
+    # 550.00 from the account is above the region's 200.00: the patient confirmed it in the app (the ecToken in card_sn)
+    credential = confirmed_cert(db, person)
+    lines = [(codes["jia"], "300.00"), (codes["yi"], "200.00"), (codes["bing"], "50.00")]
+    pre = outpatient(counter, person, "310", lines, settle=False, credential=credential)
+    out = outpatient(counter, person, "310", lines, credential=credential)
     info = out["setlinfo"]
     check_invariants(info)
     assert len(info["setl_id"]) == 30 and info["medins_setl_id"].startswith("H37010000001")
@@ -51,7 +54,7 @@ def test_outpatient_visit_settles_and_reverses(counter: CounterClient, db, codes
     with db.unit_of_work(write=False) as session:
         assert session.get(YearTotal, (person.psn_no, clock.now().year)).otp_dedc == 0
         assert session.get(Account, person.psn_no).balance_fen == balance
-    again = ok(counter.call("2207", {"data": {"psn_no": person.psn_no, **cert(person), "med_type": "11", "medfee_sumamt": Decimal("550.00"),
+    again = ok(counter.call("2207", {"data": {"psn_no": person.psn_no, **credential, "med_type": "11", "medfee_sumamt": Decimal("550.00"),
                                               "psn_setlway": "01", "mdtrt_id": info["mdtrt_id"], "chrg_bchno": "B1", "acct_used_flag": "1",
                                               "insutype": "310"}}))
     assert {k: v for k, v in again["setlinfo"].items() if k not in ("setl_id", "setl_time", "medins_setl_id")} == \
@@ -120,3 +123,58 @@ def test_pharmacy_purchase_needs_a_prescription_for_rx_drugs(http, db, codes) ->
     outpatient_at_pharmacy = pharmacy.call("2201", {"data": {**common, "begntime": clock.fmt_datetime(clock.now()), "ipt_otp_no": "X1",
                                                              "med_type": "11"}})
     assert outpatient_at_pharmacy["infcode"] == -1 and outpatient_at_pharmacy["err_msg"].startswith("input.data.med_type:")
+
+
+# -- a fee line happens within its visit ----------------------------------------------------------------
+
+@pytest.mark.parametrize(("offset_s", "accepted"), [(-11 * 60, False), (-9 * 60, True), (250, True), (400, False), (-10 * 365 * 86400, False)])
+def test_a_fee_line_lies_within_its_visit(counter: CounterClient, db, codes, offset_s: int, accepted: bool) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    person = person_with(db, "310", retired=False)
+    begun = clock.now()
+    reg = ok(counter.call("2201", {"data": {"psn_no": person.psn_no, "insutype": "310", "begntime": clock.fmt_datetime(begun),
+                                             **cert(person), "ipt_otp_no": serial("FT")}}))
+    line = fee(reg["data"]["mdtrt_id"], person.psn_no, codes["jia"], "10.00")
+    line["fee_ocur_time"] = clock.fmt_datetime(begun + timedelta(seconds=offset_s))
+    answer = counter.call("2204", {"feedetail": [line]})
+    if accepted:
+        assert answer["infcode"] == 0, answer["err_msg"]
+    else:
+        assert answer["infcode"] == -1 and answer["err_msg"].startswith("input.feedetail[0].fee_ocur_time:"), answer["err_msg"]
+        assert ("before the visit began" if offset_s < 0 else "in the future") in answer["err_msg"]
+
+
+def test_a_back_dated_line_cannot_escape_an_age_restriction(counter: CounterClient, db) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from yibao.registry.models import Enrolment, Person
+
+    children_only = "XR03DCA041A008010698832"  # 孟鲁司特钠咀嚼片 in the demo catalogue: 限14岁及以下
+    with db.unit_of_work(write=False) as session:
+        adult = session.scalars(select(Person).join(Enrolment, Enrolment.psn_no == Person.psn_no)
+                                .where(Enrolment.insutype == "310", Enrolment.psn_insu_stas == "1",
+                                       Person.brdy < clock.today().replace(year=clock.today().year - 30))
+                                .order_by(Person.psn_no)).first()
+    reg = ok(counter.call("2201", {"data": {"psn_no": adult.psn_no, "insutype": "310", "begntime": clock.fmt_datetime(clock.now()),
+                                             **cert(adult), "ipt_otp_no": serial("AG")}}))
+    line = fee(reg["data"]["mdtrt_id"], adult.psn_no, children_only, "30.00")
+    line["fee_ocur_time"] = f"{adult.brdy.year + 10}-06-01 10:00:00"  # when the patient was ten
+    back_dated = counter.call("2204", {"feedetail": [line]})
+    assert back_dated["infcode"] == -1 and back_dated["err_msg"].startswith("input.feedetail[0].fee_ocur_time:"), back_dated["err_msg"]
+    line["fee_ocur_time"] = clock.fmt_datetime(clock.now())
+    today = ok(counter.call("2204", {"feedetail": [line]}))["result"][0]
+    assert today["fulamt_ownpay_amt"] == Decimal("30.00") and "14岁" in today["memo"]
+
+
+def test_a_pharmacy_drug_line_lies_within_the_purchase(http, db, codes) -> None:  # type: ignore[no-untyped-def]
+    from conftest import secret_of
+
+    pharmacy = CounterClient("http://testserver", "P37010000007", secret_of("P37010000007"), http=http)
+    ok(pharmacy.sign_in())
+    person = person_with(db, "310", retired=False)
+    drug = {"feedetl_sn": "1", "med_list_codg": codes["otc_capped"], "det_item_fee_sumamt": Decimal("10.00"), "cnt": 1, "pric": Decimal("10"),
+            "fee_ocur_time": "2020-01-01 09:00:00"}
+    answer = pharmacy.call("2101", {"data": {"psn_no": person.psn_no, "insutype": "310", **cert(person), "medfee_sumamt": Decimal("10.00")},
+                                    "drugdetail": [drug]})
+    assert answer["infcode"] == -1 and answer["err_msg"].startswith("input.drugdetail[0].fee_ocur_time:"), answer["err_msg"]

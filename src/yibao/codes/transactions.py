@@ -64,7 +64,8 @@ for _infno, (_title, _kind, _types) in catalog.CATALOG_FILES.items():
 
 
 class PageQuery(msgspec.Struct):
-    page_num: Annotated[int, msgspec.Meta(ge=1)] = 1
+    # bounded so the row offset (page_num - 1) × page_size stays a 32-bit number every database takes
+    page_num: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     page_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
     updt_time: str = ""
     med_list_codg: str = ""

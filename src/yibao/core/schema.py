@@ -80,6 +80,41 @@ def _coerce(value: Any, info: mi.Type) -> Any:
     return value
 
 
+# No envelope of the interface nests more than a handful of levels; a deeper document is refused before
+# anything walks it recursively (fingerprinting, conversion), so it cannot exhaust the stack.
+MAX_DEPTH = 32
+
+
+class _TooDeep(Exception):
+    def __init__(self) -> None:
+        self.path: list[str] = []
+
+
+def _descend(value: Any, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise _TooDeep
+    for child in value.values() if type(value) is dict else value:
+        if type(child) is dict or type(child) is list:
+            try:
+                _descend(child, depth + 1)
+            except _TooDeep as deep:  # the rare path names the key: found again by identity
+                items = value.items() if type(value) is dict else enumerate(value)
+                key = next(k for k, v in items if v is child)
+                deep.path.append(f"[{key}]" if type(key) is int else f".{key}")
+                raise
+
+
+def check_depth(value: Any, prefix: str = "") -> None:
+    """Refuse objects and arrays nested deeper than `MAX_DEPTH`, naming where (``input.data.x[0]…``)."""
+    if type(value) is not dict and type(value) is not list:
+        return
+    try:
+        _descend(value, 1)
+    except _TooDeep as deep:
+        path = (prefix + "".join(reversed(deep.path))).lstrip(".")
+        raise InputError(f"JSON is nested deeper than {MAX_DEPTH} levels", field=path[:80] + ("…" if len(path) > 80 else "")) from None
+
+
 def convert(value: Any, tp: type[T], prefix: str = "input") -> T:
     """Validate ``value`` (decoded JSON) as ``tp``; errors name the field under ``prefix``."""
     try:

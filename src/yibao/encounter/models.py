@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yibao.store.db import Base
@@ -44,7 +44,9 @@ class Visit(Base):
     # this admission's number in its year (1 = first), fixed at its first settlement; 0 before
     admission_no: Mapped[int] = mapped_column(Integer, default=0)
     __table_args__ = (
-        UniqueConstraint("fixmedins_code", "ipt_otp_no", "kind"),
+        # an institution's numbers are unique among its visits that stand: a cancelled registration's may be used again
+        Index("ux_visit_open_number", "fixmedins_code", "ipt_otp_no", "kind", unique=True,
+              sqlite_where=text("status <> 'cancelled'"), postgresql_where=text("status <> 'cancelled'")),
         Index("ix_visit_psn_no_begntime", "psn_no", "begntime"),
     )
 

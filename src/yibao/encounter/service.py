@@ -10,15 +10,17 @@ discharge) use the ORM entity from `visit_of`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Date, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yibao.codes.models import CatalogItem
@@ -113,9 +115,10 @@ def open_visit(session: Session, caller: Caller, *, psn_no: str, insutype: str, 
         already = sql.values(session, ADMITTED, psn_no=psn_no)
         if already:
             raise Conflict(f"the person is already admitted (mdtrt_id {already[0]}); discharge first", field=f"{where}.psn_no")
+    number_field = f"{where}.ipt_otp_no" if kind != "inpatient" else f"{where}.ipt_no"
     duplicate = sql.values(session, SAME_NUMBER, fixmedins_code=caller.fixmedins_code, ipt_otp_no=ipt_otp_no, kind=kind)
     if duplicate:
-        raise Conflict(f"already registered as mdtrt_id {duplicate[0]}", field=f"{where}.ipt_otp_no" if kind != "inpatient" else f"{where}.ipt_no")
+        raise Conflict(f"already registered as mdtrt_id {duplicate[0]}", field=number_field)
     visit = sql.Record(dict(VISIT_DEFAULTS))
     visit.__dict__.update(
         mdtrt_id=new_id(caller.mdtrtarea_admvs), psn_no=psn_no, insutype=insutype, fixmedins_code=caller.fixmedins_code,
@@ -123,7 +126,13 @@ def open_visit(session: Session, caller: Caller, *, psn_no: str, insutype: str, 
         begntime=begntime, status="admitted" if kind == "inpatient" else "registered",
         mdtrtarea_admvs=caller.mdtrtarea_admvs, insuplc_admdvs=enrolment.insuplc_admdvs, dedc_paid_fen=0, admission_no=0,
         **{k: v for k, v in details.items() if v is not None})
-    sql.execute(session, INSERT_VISIT, **visit.__dict__)
+    try:
+        sql.execute(session, INSERT_VISIT, **visit.__dict__)
+    except IntegrityError as error:
+        # the one unique rule of a new visit (its number among the institution's open visits), met by a concurrent call
+        if "ipt_otp_no" in str(error.orig) or "ux_visit_open_number" in str(error.orig):
+            raise Conflict("was registered by a concurrent call; query it with 5201", field=number_field) from None
+        raise
     return visit
 
 
@@ -169,14 +178,17 @@ def cancel_visit(session: Session, visit: Visit, where: str) -> None:
     visit.status = "cancelled"
 
 
-def record_diagnoses(session: Session, visit: Visit, diagnoses: Sequence[Any]) -> None:
+def record_diagnoses(session: Session, visit: Visit, diagnoses: Sequence[Any], where: str = "input.diseinfo") -> None:
     """Replace the visit's diagnoses with the uploaded list (2203 / 2401 / 2402)."""
     for old in session.scalars(select(Diagnosis).where(Diagnosis.mdtrt_id == visit.mdtrt_id)):
         session.delete(old)
-    for d in diagnoses:
-        session.add(Diagnosis(mdtrt_id=visit.mdtrt_id, diag_type=d.diag_type, diag_srt_no=int(d.diag_srt_no or 0), diag_code=d.diag_code,
-                              diag_name=d.diag_name, maindiag_flag=d.maindiag_flag or ("1" if str(d.diag_srt_no) == "1" else "0"),
-                              diag_time=clock.parse_datetime(d.diag_time, "diag_time") if d.diag_time else None,
+    for i, d in enumerate(diagnoses):
+        number = (d.diag_srt_no or "0").strip()
+        if not number.isdecimal() or len(number) > 4:  # diag_srt_no is 数值型(2): a small whole number
+            raise InputError(f"'{number[:20]}' is not a diagnosis sequence number (0–9999)", field=f"{where}[{i}].diag_srt_no")
+        session.add(Diagnosis(mdtrt_id=visit.mdtrt_id, diag_type=d.diag_type, diag_srt_no=int(number), diag_code=d.diag_code,
+                              diag_name=d.diag_name, maindiag_flag=d.maindiag_flag or ("1" if number == "1" else "0"),
+                              diag_time=clock.parse_datetime(d.diag_time, f"{where}[{i}].diag_time") if d.diag_time else None,
                               vali_flag=d.vali_flag or "1"))
 
 
@@ -245,10 +257,23 @@ def visit_context(session: Session, visit: sql.Record, on: date, person: sql.Rec
     return VisitContext(visit, person, enrolments, enrolment, inst.medins_lv or 1, policy)
 
 
-def upload_fees(session: Session, caller: Caller, lines: Sequence[Any], where: str = "input.feedetail") -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class FeeWindow:
+    """When a fee line may have happened: from its visit's begin (less ``before``) to now plus ``ahead`` (clock skew).
+
+    A line dated outside its visit would be classified on the wrong day: a back-dated line could escape an age
+    restriction the patient has since grown into (or out of)."""
+
+    before: timedelta
+    ahead: timedelta
+
+
+def upload_fees(session: Session, caller: Caller, lines: Sequence[Any], window: FeeWindow, where: str = "input.feedetail"
+                ) -> list[dict[str, Any]]:
     """2204 / 2301: store fee lines with their catalogue split; answer one result per line."""
     if not lines:
         raise InputError("at least one fee line is required", field=where)
+    latest = clock.now() + window.ahead
     visits: dict[str, VisitContext] = {}
     seen: set[tuple[str, str]] = set()
     prepared = []
@@ -263,12 +288,18 @@ def upload_fees(session: Session, caller: Caller, lines: Sequence[Any], where: s
                 raise Conflict(f"visit {visit.mdtrt_id} is {visit.status}: no more fee lines", field=f"{at}.mdtrt_id")
             visits[raw.mdtrt_id] = visit_context(session, visit, clock.today())
         amount = to_fen(raw.det_item_fee_sumamt, f"{at}.det_item_fee_sumamt")
-        cnt, pric = _decimal(raw.cnt, f"{at}.cnt"), _decimal(raw.pric, f"{at}.pric")
+        cnt, pric = _decimal(raw.cnt, f"{at}.cnt", MAX_CNT), _decimal(raw.pric, f"{at}.pric", MAX_PRIC)
         if amount < 0 or cnt <= 0 or pric < 0:
             raise InputError("amounts must not be negative and cnt must be positive", field=f"{at}.det_item_fee_sumamt")
         if abs(cnt * pric * 100 - amount) > max(Decimal(1), cnt / 100):
             raise InputError(f"{yuan(amount)} is not cnt × pric ({cnt} × {pric})", field=f"{at}.det_item_fee_sumamt")
-        prepared.append((at, raw, amount, cnt, pric, clock.parse_datetime(raw.fee_ocur_time, f"{at}.fee_ocur_time")))
+        when = clock.parse_datetime(raw.fee_ocur_time, f"{at}.fee_ocur_time")
+        begun = visits[raw.mdtrt_id].visit.begntime
+        if when < begun - window.before:
+            raise InputError(f"{clock.fmt_datetime(when)} is before the visit began ({clock.fmt_datetime(begun)})", field=f"{at}.fee_ocur_time")
+        if when > latest:
+            raise InputError(f"{clock.fmt_datetime(when)} is in the future", field=f"{at}.fee_ocur_time")
+        prepared.append((at, raw, amount, cnt, pric, when))
     existing = {(mdtrt_id, sn) for mdtrt_id in visits for sn in sql.values(session, UPLOADED_SNS, mdtrt_id=mdtrt_id)}
     rules = catalogue_rules(session, {p[1].med_list_codg.strip().upper() for p in prepared}, clock.today())
     results, rows = [], []
@@ -296,13 +327,20 @@ def upload_fees(session: Session, caller: Caller, lines: Sequence[Any], where: s
     return results
 
 
-def _decimal(value: Any, field: str) -> Decimal:
+# fee_line.cnt is Numeric(16,4) and pric Numeric(16,6): larger values would not fit the columns
+MAX_CNT = Decimal("999999999999.9999")
+MAX_PRIC = Decimal("9999999999.999999")
+
+
+def _decimal(value: Any, field: str, largest: Decimal) -> Decimal:
     try:
         number = Decimal(str(value).strip())
     except Exception:
-        raise InputError(f"'{value}' is not a number", field=field) from None
+        raise InputError(f"'{str(value)[:24]}' is not a number", field=field) from None
     if not number.is_finite():
-        raise InputError(f"'{value}' is not a number", field=field)
+        raise InputError(f"'{str(value)[:24]}' is not a number", field=field)
+    if number.copy_abs() > largest:  # copy_abs: abs() would overflow on 1e999999999
+        raise InputError(f"'{str(value)[:24]}' is larger than {largest}", field=field)
     return number
 
 
@@ -351,8 +389,8 @@ class SettleRequest:
 
 
 def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bool, kind: str = "", where: str = "input.data"
-           ) -> dict[str, Any]:
-    """Pre-settle (post=False: nothing written) or settle (post=True: one atomic posting).
+           ) -> tuple[dict[str, Any], str]:
+    """Pre-settle (post=False: nothing written) or settle (post=True: one atomic posting): the output and a warning.
 
     ``kind`` (outpatient / inpatient) is what the transaction settles; another kind of visit is refused.
     """
@@ -402,9 +440,21 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
                                Decimal(str(line.selfpay_prop)), line.pric_uplmt_fen, line.lmt_used_flag, line.memo) for line in lines]
     out = engine.settle(ctx.policy, claim, _ytd(ytd), splits)
     from_account = out.acct_pay + out.acct_mulaid_pay
-    if post and ec_token is not None and from_account > ctx.policy.pay_auth_threshold and ec_token.pay_authorized_at is None:
-        raise InputError(f"paying {yuan(from_account)} from the personal account needs the patient's consumption password or face check: "
-                         "ask them to confirm the payment in the app, then settle again", field=f"{where}.acct_used_flag")
+    warning = ""
+    if (from_account > ctx.policy.pay_auth_threshold and request.cert_type in ctx.policy.pay_auth_cert_types
+            and (ec_token is None or ec_token.pay_authorized_at is None)):
+        # The patient confirms in the app, on the visit's ecToken (credential/service.authorize_payment).
+        if ec_token is not None:
+            # The token is in hand (01, or 02 with it in card_sn): the patient can confirm now, so the settlement waits.
+            if post:
+                raise InputError(f"paying {yuan(from_account)} from the personal account needs the patient's consumption password or face "
+                                 "check: ask them to confirm the payment in the app, then settle again", field=f"{where}.acct_used_flag")
+        else:
+            # An ID number or a card carries no confirmation: the account does not pay and the patient pays in cash.
+            # Pre-settlement (2206/2303) answers the same, so the counter shows the patient what 2207/2304 will charge.
+            out = engine.settle(ctx.policy, dataclasses.replace(claim, acct_used=False), _ytd(ytd), splits)
+            warning = (f"the personal account did not pay: {yuan(from_account)} from it needs the patient's confirmation, and credential "
+                       f"type {request.cert_type} carries none (present the e-credential: mdtrt_cert_type 01 or its ecToken in card_sn)")
     counts_admission = visit.kind == "inpatient" and visit.admission_no == 0 and out.medfee_sumamt > 0
     row = sql.Record(dict(
         setl_id=new_id(caller.mdtrtarea_admvs), mdtrt_id=visit.mdtrt_id, psn_no=visit.psn_no, fixmedins_code=caller.fixmedins_code,
@@ -452,7 +502,7 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
             visit.status = "settled"
         sql.execute(session, UPDATE_VISIT, mdtrt_id=visit.mdtrt_id, status=visit.status, dedc_paid_fen=visit.dedc_paid_fen,
                     admission_no=visit.admission_no)
-    return {"setlinfo": setlinfo(row, person), "setldetail": wire_detail(json.loads(row.setldetail))}
+    return {"setlinfo": setlinfo(row, person), "setldetail": wire_detail(json.loads(row.setldetail))}, warning
 
 
 def _ytd(row: Any) -> engine.YearToDate:

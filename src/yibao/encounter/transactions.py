@@ -6,6 +6,7 @@ Outpatient 2201–2208, inpatient 2401/2402/2404/2405 and 2301–2305, pharmacy 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -15,6 +16,7 @@ from yibao.core.errors import InputError
 from yibao.core.money import to_fen
 from yibao.core.schema import Required
 from yibao.encounter import queries, service
+from yibao.gateway.envelope import Answer
 from yibao.gateway.table import Context, TransactionSet
 
 TRANSACTIONS = TransactionSet()
@@ -32,6 +34,16 @@ def amount(value: Any, field: str) -> int:
     return fen
 
 
+def fee_window(ctx: Context) -> service.FeeWindow:
+    """Fee lines may be dated a little before their visit began and no later than a signature could be (clock skew)."""
+    return service.FeeWindow(timedelta(seconds=ctx.settings.fee_time_tolerance_s), timedelta(seconds=ctx.settings.signature_window_s))
+
+
+def settled(result: tuple[dict, str]) -> Answer:
+    output, warning = result
+    return Answer(output=output, warn_msg=warning)
+
+
 def flag(value: str, field: str) -> bool:
     if value not in ("0", "1"):
         raise InputError(f"'{value}' must be 0 or 1", field=field)
@@ -46,7 +58,8 @@ class Registration(msgspec.Struct):
     begntime: Required
     mdtrt_cert_type: Required
     ipt_otp_no: Required
-    mdtrt_cert_no: str = ""
+    # the credential must identify the person named by psn_no (registry.verify_credential): never blank
+    mdtrt_cert_no: Required
     card_sn: str = ""
     atddr_no: str = ""
     dr_name: str = ""
@@ -171,7 +184,7 @@ class In2204(msgspec.Struct):
 @TRANSACTIONS.register("2204", "门诊费用明细上传", In2204, paths=("/fsi/api/outpatientDocInfoService/outpatientFeeListUp",))
 def upload_fees(ctx: Context, body: In2204) -> dict:
     """2204 and 2301 share the fee-line format and the catalogue split."""
-    return {"result": service.upload_fees(ctx.session, caller(ctx), body.feedetail)}
+    return {"result": service.upload_fees(ctx.session, caller(ctx), body.feedetail, fee_window(ctx))}
 
 
 class FeeCancel(msgspec.Struct):
@@ -199,7 +212,7 @@ class SettleData(msgspec.Struct):
     mdtrt_id: Required
     mdtrt_cert_type: Required
     medfee_sumamt: Any
-    mdtrt_cert_no: str = ""
+    mdtrt_cert_no: Required
     card_sn: str = ""
     med_type: str = ""
     psn_setlway: str = "01"
@@ -232,8 +245,8 @@ def settle_request(d: SettleData) -> service.SettleRequest:
 
 
 def _settle(kind: str, post: bool):  # type: ignore[no-untyped-def]
-    def handler(ctx: Context, body: InSettle) -> dict:
-        return service.settle(ctx.session, caller(ctx), settle_request(body.data), post=post, kind=kind)
+    def handler(ctx: Context, body: InSettle) -> Answer:
+        return settled(service.settle(ctx.session, caller(ctx), settle_request(body.data), post=post, kind=kind))
 
     return handler
 
@@ -273,7 +286,7 @@ class Admission(msgspec.Struct):
     med_type: Required
     ipt_no: Required
     begntime: Required
-    mdtrt_cert_no: str = ""
+    mdtrt_cert_no: Required
     card_sn: str = ""
     coner_name: str = ""
     tel: str = ""
@@ -397,7 +410,7 @@ class PharmacyData(msgspec.Struct):
     insutype: Required
     mdtrt_cert_type: Required
     medfee_sumamt: Any
-    mdtrt_cert_no: str = ""
+    mdtrt_cert_no: Required
     card_sn: str = ""
     ipt_otp_no: str = ""
     acct_used_flag: str = "0"
@@ -426,7 +439,7 @@ class In2101(msgspec.Struct):
 
 
 def _pharmacy(post: bool):  # type: ignore[no-untyped-def]
-    def run(ctx: Context, body: In2101) -> dict:
+    def run(ctx: Context, body: In2101) -> Answer:
         d = body.data
         now = clock.now()
         visit = service.open_visit(ctx.session, caller(ctx), psn_no=d.psn_no, insutype=d.insutype, med_type="41",
@@ -437,15 +450,15 @@ def _pharmacy(post: bool):  # type: ignore[no-untyped-def]
                            fee_ocur_time=x.fee_ocur_time or clock.fmt_datetime(now) or "", det_item_fee_sumamt=x.det_item_fee_sumamt,
                            cnt=x.cnt, pric=x.pric, medins_list_codg=x.medins_list_codg, rxno=x.rxno, rx_circ_flag=x.rx_circ_flag,
                            bilg_dr_codg=x.bilg_dr_codg, bilg_dr_name=x.bilg_dr_name) for x in body.drugdetail]
-        service.upload_fees(ctx.session, caller(ctx), lines, where="input.drugdetail")
+        service.upload_fees(ctx.session, caller(ctx), lines, fee_window(ctx), where="input.drugdetail")
         ctx.session.flush()
         request = service.SettleRequest(psn_no=d.psn_no, mdtrt_id=visit.mdtrt_id, insutype=d.insutype, med_type="41",
                                         medfee_sumamt=amount(d.medfee_sumamt, "input.data.medfee_sumamt"),
                                         acct_used=flag(d.acct_used_flag or "0", "input.data.acct_used_flag"), cert_type=d.mdtrt_cert_type,
                                         cert_no=d.mdtrt_cert_no, card_sn=d.card_sn, invono=d.invono)
-        return service.settle(ctx.session, caller(ctx), request, post=post)
+        return settled(service.settle(ctx.session, caller(ctx), request, post=post))
 
-    def handler(ctx: Context, body: In2101) -> dict:
+    def handler(ctx: Context, body: In2101) -> Answer:
         if post:
             return run(ctx, body)
         # A pre-settlement leaves nothing behind: the registration and lines live in a savepoint rolled back here.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import unicodedata
 from typing import Any
 
 import msgspec
@@ -17,6 +18,20 @@ from yibao.gateway.table import Context, TransactionSet
 
 TRANSACTIONS = TransactionSet()
 MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_NAME = 100  # stored_file.filename
+
+
+def file_name(name: str, field: str) -> str:
+    """A name that 9102 can send back in a header: no control characters (a CR or LF would split the header), no
+    invisible format characters (a right-to-left override disguises an extension), and one that fits the column."""
+    bad = next((c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")), None)
+    if bad is not None:
+        raise InputError(f"contains the control character U+{ord(bad):04X}", field=field)
+    if len(name) > MAX_NAME:
+        raise InputError(f"is longer than {MAX_NAME} characters", field=field)
+    if not name.strip():
+        raise InputError("required field is empty (必填项为空)", field=field)
+    return name
 
 
 class UploadIn(msgspec.Struct):
@@ -45,7 +60,8 @@ def upload(ctx: Context, data: In9101) -> dict:
         raise InputError("file content is required (Base64 text or a list of bytes)", field=field)
     if len(content) > MAX_FILE_BYTES:
         raise InputError(f"file is larger than {MAX_FILE_BYTES} bytes", field=field)
-    stored = service.save(ctx.session, body.filename[:100], content, owner_code=ctx.fixmedins_code)
+    name = file_name(body.filename, "input.fsUploadIn.filename")
+    stored = service.save(ctx.session, name, content, owner_code=ctx.fixmedins_code)
     return {"file_qury_no": stored.file_qury_no, "filename": stored.filename, "dld_endtime": clock.fmt_date(stored.dld_end_time)}
 
 

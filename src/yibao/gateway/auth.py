@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,22 @@ from yibao.gateway.models import GatewayClient
 YB_HEADERS = ("x-yb-access-key", "x-yb-timestamp", "x-yb-nonce", "x-yb-signature")
 CSB_HEADERS = ("_api_name", "_api_version", "_api_timestamp", "_api_access_key", "_api_signature")
 TIF_HEADERS = ("x-tif-paasid", "x-tif-timestamp", "x-tif-nonce", "x-tif-signature")
+# gateway_client.access_key is String(64): a longer key cannot exist, so it is refused before any lookup
+MAX_ACCESS_KEY = 64
+# gateway_nonce.nonce is String(128) and holds TIF's nonce and CSB's signature behind a 4-character prefix
+NONCE_MIN, NONCE_MAX = 8, 128
+PREFIXED_MAX = NONCE_MAX - len("tif:")
+
+
+class Refused(AuthError):
+    """Authentication failed. ``reason`` labels the metric; ``fixmedins_code`` is set when the access key is
+    known (its owner's audit trail records the failure), empty for a stranger (only counted)."""
+
+    def __init__(self, message: str, reason: str, access_key: str = "", fixmedins_code: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.access_key = access_key
+        self.fixmedins_code = fixmedins_code
 
 
 @dataclass(frozen=True)
@@ -69,37 +86,69 @@ class Credentials:
 
     def require_scheme(self, scheme: str) -> None:
         if scheme not in self.schemes:
-            raise AuthError(f"access key '{self.access_key}' may not sign with the {scheme} scheme "
-                            f"(allowed: {', '.join(sorted(self.schemes))}; `yibao keys schemes` changes it)")
+            raise Refused(f"access key '{self.access_key}' may not sign with the {scheme} scheme "
+                          f"(allowed: {', '.join(sorted(self.schemes))}; `yibao keys schemes` changes it)", "scheme",
+                          self.access_key, self.fixmedins_code)
 
 
 class ClientDirectory:
     """Institution keys, read from storage and kept for ``ttl_s`` (a rotated or revoked key takes effect within it).
 
     Every call needs its caller's key; reading it once per half minute instead of once per call
-    keeps a transaction off the hot path.
+    keeps a transaction off the hot path. Both caches are bounded LRUs: known keys (``max_known``), and
+    a small one of keys that were not found (``max_misses``, kept a few seconds), so a flood of random
+    access keys costs a read each but no memory beyond that bound, and never evicts the real keys.
     """
 
-    def __init__(self, load: Callable[[str], Credentials | None], ttl_s: float = 30.0) -> None:
+    def __init__(self, load: Callable[[str], Credentials | None], ttl_s: float = 30.0, *, max_known: int = 10_000,
+                 max_misses: int = 256) -> None:
         self._load, self._ttl = load, ttl_s
-        self._cache: dict[str, tuple[float, Credentials | None]] = {}
+        self._miss_ttl = min(ttl_s, 5.0)  # a key issued just after a failed try works within seconds
+        self._max_known, self._max_misses = max_known, max_misses
+        self._known: OrderedDict[str, tuple[float, Credentials]] = OrderedDict()
+        self._misses: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._known) + len(self._misses)
 
     def get(self, access_key: str, *, refresh: bool = False) -> Credentials:
         """The key's credentials; ``refresh`` re-reads an entry older than a quarter second (a secret rotated since it was
         cached), so a flood of bad signatures costs at most four reads a second per key."""
+        if len(access_key) > MAX_ACCESS_KEY:
+            raise Refused(f"access key is longer than {MAX_ACCESS_KEY} characters", "malformed")
         now = time.monotonic()
-        hit = self._cache.get(access_key)
-        if hit is None or now - hit[0] > self._ttl or (refresh and now - hit[0] > 0.25):
-            found = self._load(access_key)
+        hit = self._known.get(access_key)
+        if hit is not None and now - hit[0] <= self._ttl and not (refresh and now - hit[0] > 0.25):
             with self._lock:
-                if len(self._cache) > 100_000:
-                    self._cache.clear()
-                self._cache[access_key] = (now, found)
-            hit = (now, found)
-        if hit[1] is None:
-            raise AuthError(f"unknown or revoked access key '{access_key[:64]}'")
-        return hit[1]
+                if access_key in self._known:
+                    self._known.move_to_end(access_key)
+            return hit[1]
+        if hit is None:
+            missed = self._misses.get(access_key)
+            if missed is not None and now - missed <= self._miss_ttl:
+                raise _unknown(access_key)
+        found = self._load(access_key)
+        with self._lock:
+            if found is None:
+                self._known.pop(access_key, None)
+                self._misses[access_key] = now
+                self._misses.move_to_end(access_key)
+                while len(self._misses) > self._max_misses:
+                    self._misses.popitem(last=False)
+            else:
+                self._misses.pop(access_key, None)
+                self._known[access_key] = (now, found)
+                self._known.move_to_end(access_key)
+                while len(self._known) > self._max_known:
+                    self._known.popitem(last=False)
+        if found is None:
+            raise _unknown(access_key)
+        return found
+
+
+def _unknown(access_key: str) -> Refused:
+    return Refused(f"unknown or revoked access key '{access_key}'", "unknown_key")
 
 
 def load_from(session_factory: Callable[[], object]) -> Callable[[str], Credentials | None]:
@@ -126,39 +175,56 @@ def _verified(clients: ClientDirectory, access_key: str, scheme: str, matches: C
     client.require_scheme(scheme)
     if any(matches(secret) for secret in client.secrets()):
         return client
-    raise AuthError(mismatch)
+    raise Refused(mismatch, "signature", client.access_key, client.fixmedins_code)
 
 
 def _fresh(timestamp: str, unit_ms: int, window_s: int, header: str) -> None:
     try:
-        sent_ms = int(timestamp) * unit_ms
+        sent_ms = int(timestamp[:20]) * unit_ms
     except ValueError:
-        raise AuthError(f"{header} must be a Unix time in {'milliseconds' if unit_ms == 1 else 'seconds'}") from None
+        raise Refused(f"{header} must be a Unix time in {'milliseconds' if unit_ms == 1 else 'seconds'}", "malformed") from None
     skew = abs(time.time() * 1000 - sent_ms)
     if skew > window_s * 1000:
-        raise AuthError(f"{header} is {int(skew // 1000)} s away from the platform clock (allowed {window_s} s): stale or replayed request")
+        raise Refused(f"{header} is {int(skew // 1000)} s away from the platform clock (allowed {window_s} s): stale or replayed request",
+                      "stale")
+
+
+def _bounded(key: str, header: str) -> None:
+    if len(key) > MAX_ACCESS_KEY:
+        raise Refused(f"{header} is longer than {MAX_ACCESS_KEY} characters", "malformed")
+
+
+def _nonce(nonce: str, header: str, longest: int = NONCE_MAX) -> None:
+    if not NONCE_MIN <= len(nonce) <= longest:
+        raise Refused(f"{header} must be {NONCE_MIN} to {longest} characters", "malformed")
 
 
 def authenticate(clients: ClientDirectory, headers: Mapping[str, str], body: bytes, query: Mapping[str, str],
                  window_s: int) -> Caller:
-    """Verify the signature headers; return the caller. The nonce is checked by the caller's transaction."""
+    """Verify the signature headers; return the caller. The nonce is checked by the caller's transaction.
+
+    Every failure is a `Refused`: cheap checks (lengths, clock) come before the key is looked up.
+    """
     if "x-yb-signature" in headers:
         missing = [h for h in YB_HEADERS if not headers.get(h)]
         if missing:
-            raise AuthError(f"missing signature header(s): {', '.join(missing)}")
+            raise Refused(f"missing signature header(s): {', '.join(missing)}", "malformed")
         key, ts, nonce, signature = (headers[h] for h in YB_HEADERS)
+        _bounded(key, "x-yb-access-key")
         _fresh(ts, 1, window_s, "x-yb-timestamp")
-        if not 8 <= len(nonce) <= 128:
-            raise AuthError("x-yb-nonce must be 8 to 128 characters")
+        _nonce(nonce, "x-yb-nonce")
         client = _verified(clients, key, "yibao", lambda secret: crypto.equal(yibao_signature(secret, ts, nonce, body), signature.lower()),
                            "x-yb-signature does not match: sign timestamp + '\\n' + nonce + '\\n' + body with HMAC-SM3")
         return Caller(key, client.fixmedins_code, nonce, "HMAC-SM3")
     if "_api_signature" in headers:
         missing = [h for h in CSB_HEADERS if not headers.get(h)]
         if missing:
-            raise AuthError(f"missing CSB header(s): {', '.join(missing)}")
+            raise Refused(f"missing CSB header(s): {', '.join(missing)}", "malformed")
         params = {h: headers[h] for h in CSB_HEADERS if h != "_api_signature"}
         params.update(query)
+        _bounded(params["_api_access_key"], "_api_access_key")
+        if len(headers["_api_signature"]) > PREFIXED_MAX:  # it serves as the nonce: bounded like one
+            raise Refused(f"_api_signature is longer than {PREFIXED_MAX} characters", "malformed")
         _fresh(params["_api_timestamp"], 1, window_s, "_api_timestamp")
         client = _verified(clients, params["_api_access_key"], "csb",
                            lambda secret: crypto.equal(crypto.csb_signature(secret, params), headers["_api_signature"]),
@@ -168,10 +234,12 @@ def authenticate(clients: ClientDirectory, headers: Mapping[str, str], body: byt
     if "x-tif-signature" in headers:
         missing = [h for h in TIF_HEADERS if not headers.get(h)]
         if missing:
-            raise AuthError(f"missing TIF header(s): {', '.join(missing)}")
+            raise Refused(f"missing TIF header(s): {', '.join(missing)}", "malformed")
         key, ts, nonce, signature = (headers[h] for h in TIF_HEADERS)
+        _bounded(key, "x-tif-paasid")
         _fresh(ts, 1000, window_s, "x-tif-timestamp")
+        _nonce(nonce, "x-tif-nonce", PREFIXED_MAX)
         client = _verified(clients, key, "tif", lambda secret: crypto.equal(crypto.tif_signature(ts, secret, nonce), signature.lower()),
                            "x-tif-signature does not match (TIF: hex SHA-256 of timestamp + token + nonce + timestamp)")
         return Caller(key, client.fixmedins_code, "tif:" + nonce, "TIF")
-    raise AuthError("request is not signed: send x-yb-access-key, x-yb-timestamp, x-yb-nonce and x-yb-signature")
+    raise Refused("request is not signed: send x-yb-access-key, x-yb-timestamp, x-yb-nonce and x-yb-signature", "unsigned")

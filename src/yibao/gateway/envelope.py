@@ -61,16 +61,18 @@ class Answer:
     output: Any = None
     file_name: str | None = None
     file_content: bytes | None = None
+    # told to the counter beside a successful answer (e.g. the account did not pay: see encounter.service.settle)
+    warn_msg: str = ""
 
 
-def response(*, admdvs: str, received: datetime, infcode: int, output: Any = None, err_msg: str = "") -> dict[str, Any]:
+def response(*, admdvs: str, received: datetime, infcode: int, output: Any = None, err_msg: str = "", warn_msg: str = "") -> dict[str, Any]:
     return {
         "infcode": infcode,
         "inf_refmsgid": new_refmsgid(admdvs, received),
         "refmsg_time": clock.fmt_compact_ms(received),
         "respond_time": clock.fmt_compact_ms(clock.now()),
         "err_msg": err_msg[:200],
-        "warn_msg": "",
+        "warn_msg": warn_msg[:200],
         "cainfo": "",
         "signtype": "",
         "output": output,

@@ -8,26 +8,32 @@ nonce is kept), so bad input never leaves anything half-written.
 
 from __future__ import annotations
 
+import re
+import threading
 import time
+import unicodedata
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 import structlog
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from yibao.audit import service as audit
 from yibao.config import Settings
 from yibao.core import clock, crypto
 from yibao.core.errors import AuthError, Conflict, InputError, YibaoError
-from yibao.core.schema import convert
+from yibao.core.schema import MAX_DEPTH, check_depth, convert
 from yibao.gateway import auth
 from yibao.gateway.envelope import DECODER, ENCODER, Answer, Envelope, response
 from yibao.gateway.models import GatewayMessage, GatewayNonce
 from yibao.gateway.signin import require_sign_in
 from yibao.gateway.table import Context, Transaction, build_table, path_index
-from yibao.observability import GATEWAY_LATENCY, GATEWAY_REQUESTS
+from yibao.observability import GATEWAY_AUDIT_SUPPRESSED, GATEWAY_AUTH_REFUSED, GATEWAY_LATENCY, GATEWAY_REQUESTS, ensure_logging
 from yibao.store import sql
 from yibao.store.db import Database
 
@@ -42,6 +48,11 @@ STORED_ANSWER = sql.Statement("SELECT request_sm3, response FROM gateway_message
                               _MESSAGE)
 STORE_ANSWER = sql.Statement("INSERT INTO gateway_message (fixmedins_code, msgid, infno, request_sm3, response, created_at) "
                              "VALUES (:fixmedins_code, :msgid, :infno, :request_sm3, :response, :created_at)", _MESSAGE)
+# SQLite names the table in its message ("UNIQUE constraint failed: visit.ipt_otp_no, …"); PostgreSQL in diag.table_name
+_SQLITE_VIOLATION = re.compile(r"(UNIQUE|NOT NULL|CHECK|FOREIGN KEY) constraint failed(?:: (\w+)\.)?")
+_PG_VIOLATION = {"23505": "unique", "23503": "foreign key", "23502": "not null", "23514": "check"}
+# authentication failures of a known key reach the audit trail at most once per key per this many seconds
+AUTH_FAILURE_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -55,83 +66,93 @@ class GatewayService:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
+        ensure_logging(settings.log_json)
         self.table = build_table()
         self.paths = path_index(self.table)
         self.clients = auth.ClientDirectory(auth.load_from(lambda: db.unit_of_work(write=False)), settings.key_cache_s)
         self._calls = 0
+        # access key → when its last authentication failure was written (bounded: only known keys get here)
+        self._failures_written: OrderedDict[str, float] = OrderedDict()
+        self._failures_lock = threading.Lock()
 
     def infno_for_path(self, path: str) -> str | None:
         return self.paths.get(path.rstrip("/"))
 
     def unknown_path(self, path: str) -> Reply:
         GATEWAY_REQUESTS.labels(infno="----", infcode="-1").inc()
-        return self._refusal(InputError(f"no transaction is served at {path}"), clock.now())
+        return self._refusal(InputError(f"no transaction is served at {path[:100]}"), clock.now())
 
     def call(self, body: bytes, headers: Mapping[str, str], query: Mapping[str, str] | None = None,
              path_infno: str | None = None, oversized: bool = False) -> Reply:
         received = clock.now()
         started = time.perf_counter()
-        infno = path_infno or "----"
+        label = path_infno or "----"  # the metric's infno: only served transactions, so strangers cannot add series
+        infno = path_infno or ""  # the audit trail's: what the caller asked for
+        caller: auth.Caller | None = None
         try:
             if oversized:
                 raise InputError(f"request body is larger than {self.settings.max_body_bytes} bytes")
-            envelope, tx, data, caller = self._admit(body, headers, query or {}, path_infno)
-            infno = tx.infno
-            reply = self._run(envelope, tx, data, caller, body, received)
+            caller = auth.authenticate(self.clients, headers, body, query or {}, self.settings.signature_window_s)
+            envelope = self._envelope(body, caller, path_infno)
+            infno = envelope.infno
+            tx, data = self._input(envelope)
+            label = tx.infno
+            reply = self._run(envelope, tx, data, caller, received)
             outcome = "0"
+        except auth.Refused as error:
+            outcome = "-1"
+            GATEWAY_AUTH_REFUSED.labels(reason=error.reason).inc()
+            if error.fixmedins_code:
+                self._auth_failed(error, infno)
+            reply = self._refusal(error, received)
+            log.info("refused", infno=label, error=error.message, reason=error.reason)
         except YibaoError as error:
             outcome = "-1"
+            if caller is not None:
+                self._refused(caller, infno, error)
             reply = self._refusal(error, received)
-            log.info("refused", infno=infno, error=error.message)
+            log.info("refused", infno=label, error=error.message)
         except Exception:
             outcome = "error"
-            log.exception("gateway call failed", infno=infno)
+            log.exception("gateway call failed", infno=label)
             reply = Reply(ENCODER.encode(response(admdvs=self.settings.platform_admdvs, received=received, infcode=-1,
                                                   err_msg="internal error in the platform; retry with the same msgid")))
-        GATEWAY_REQUESTS.labels(infno=infno, infcode=outcome).inc()
-        GATEWAY_LATENCY.labels(infno=infno).observe(time.perf_counter() - started)
+        GATEWAY_REQUESTS.labels(infno=label, infcode=outcome).inc()
+        GATEWAY_LATENCY.labels(infno=label).observe(time.perf_counter() - started)
         return reply
 
     # -- steps -------------------------------------------------------------------------
 
-    def _admit(self, body: bytes, headers: Mapping[str, str], query: Mapping[str, str], path_infno: str | None
-               ) -> tuple[Envelope, Transaction, Any, auth.Caller]:
-        caller = auth.authenticate(self.clients, headers, body, query, self.settings.signature_window_s)
-        try:
-            document = DECODER.decode(body)
-        except msgspec.DecodeError as error:
-            self._burn_nonce(caller)
-            raise InputError(f"request body is not valid JSON ({error})") from None
+    def _envelope(self, body: bytes, caller: auth.Caller, path_infno: str | None) -> Envelope:
+        document = _decode(body, "request body")
         if not isinstance(document, dict):
-            self._burn_nonce(caller)
             raise InputError("request body must be a JSON object (the envelope)")
-        try:
-            envelope = convert(document, Envelope, prefix="")
-            if path_infno and envelope.infno != path_infno:
-                raise InputError(f"'{envelope.infno}' does not match the path's transaction {path_infno}", field="infno")
-            if envelope.fixmedins_code != caller.fixmedins_code:
-                raise AuthError(f"{envelope.fixmedins_code} is not the institution of access key {caller.access_key}", field="fixmedins_code")
-            clock.parse_datetime(envelope.inf_time, "inf_time")
-            tx = self.table.get(envelope.infno)
-            if tx is None:
-                raise InputError(f"unknown transaction '{envelope.infno}'", field="infno")
-            raw_input = envelope.input
-            if isinstance(raw_input, str):
-                try:
-                    raw_input = DECODER.decode(raw_input.encode()) if raw_input.strip() else {}
-                except msgspec.DecodeError:
-                    raise InputError("is a string but not JSON", field="input") from None
-            if raw_input is None:
-                raise InputError("required field is missing", field="input")
-            if not isinstance(raw_input, dict):
-                raise InputError("must be a JSON object", field="input")
-            data = convert(raw_input, tx.input_type, prefix="input")
-        except YibaoError:
-            self._burn_nonce(caller)
-            raise
-        return envelope, tx, data, caller
+        # depth needs at least that many brackets: most calls skip the walk
+        if body.count(b"{") + body.count(b"[") > MAX_DEPTH:
+            check_depth(document)
+        envelope = convert(document, Envelope, prefix="")
+        if path_infno and envelope.infno != path_infno:
+            raise InputError(f"'{envelope.infno}' does not match the path's transaction {path_infno}", field="infno")
+        if envelope.fixmedins_code != caller.fixmedins_code:
+            raise AuthError(f"{envelope.fixmedins_code} is not the institution of access key {caller.access_key}", field="fixmedins_code")
+        clock.parse_datetime(envelope.inf_time, "inf_time")
+        return envelope
 
-    def _run(self, envelope: Envelope, tx: Transaction, data: Any, caller: auth.Caller, body: bytes, received: Any) -> Reply:
+    def _input(self, envelope: Envelope) -> tuple[Transaction, Any]:
+        tx = self.table.get(envelope.infno)
+        if tx is None:
+            raise InputError(f"unknown transaction '{envelope.infno}'", field="infno")
+        raw_input = envelope.input
+        if isinstance(raw_input, str):
+            raw_input = _decode(raw_input.encode(), "input", not_json="is a string but not JSON") if raw_input.strip() else {}
+            check_depth(raw_input, "input")
+        if raw_input is None:
+            raise InputError("required field is missing", field="input")
+        if not isinstance(raw_input, dict):
+            raise InputError("must be a JSON object", field="input")
+        return tx, convert(raw_input, tx.input_type, prefix="input")
+
+    def _run(self, envelope: Envelope, tx: Transaction, data: Any, caller: auth.Caller, received: Any) -> Reply:
         fingerprint = crypto.sm3_hex(msgspec.json.encode([envelope.infno, _canonical(envelope.input)], order="sorted"))
         try:
             with self.db.unit_of_work() as session:
@@ -146,24 +167,29 @@ class GatewayService:
                 answer = tx.handler(ctx, data)
                 if isinstance(answer, Answer) and answer.file_content is not None:
                     return Reply(answer.file_content, "application/octet-stream",
-                                 {"content-disposition": f'attachment; filename="{answer.file_name}"'})
-                output = answer.output if isinstance(answer, Answer) else answer
-                encoded = ENCODER.encode(response(admdvs=self.settings.platform_admdvs, received=received, infcode=0, output=output))
+                                 {"content-disposition": content_disposition(answer.file_name or "file")})
+                output, warning = (answer.output, answer.warn_msg) if isinstance(answer, Answer) else (answer, "")
+                encoded = ENCODER.encode(response(admdvs=self.settings.platform_admdvs, received=received, infcode=0, output=output,
+                                                  warn_msg=warning))
                 if tx.store_answer:
                     session.flush()  # what the handler left to the ORM goes first, so a failure surfaces here
                     sql.execute(session, STORE_ANSWER, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid, infno=tx.infno,
                                 request_sm3=fingerprint, response=encoded.decode(), created_at=received)
                 return Reply(encoded)
-        except IntegrityError:
-            # A concurrent call with the same msgid (or nonce) committed first.
-            with self.db.unit_of_work(write=False) as session:
-                stored = sql.first(session, STORED_ANSWER, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid)
+        except IntegrityError as error:
+            table, kind = violation(error)
+            if table == "gateway_message":
+                # A concurrent call with the same msgid committed first: its answer is ours.
+                with self.db.unit_of_work(write=False) as session:
+                    stored = sql.first(session, STORED_ANSWER, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid)
                 if stored is not None:
                     return self._replay(stored, fingerprint, envelope.msgid)
-            raise AuthError("nonce was already used: replayed request") from None
-        except YibaoError:
-            self._burn_nonce(caller)
-            raise
+                raise Conflict(f"{envelope.msgid} is being answered by another call; retry with the same msgid", field="msgid") from None
+            if table == "gateway_nonce":
+                raise _replayed(caller) from None
+            # Not a replay: a rule the handler did not check first. The caller hears which record it collides with.
+            log.warning("integrity violation", infno=tx.infno, table=table, kind=kind, exc_info=True)
+            raise Conflict(f"the request conflicts with a stored {table or 'record'} ({kind} constraint); nothing was written") from None
         finally:
             self._housekeeping()
 
@@ -174,15 +200,34 @@ class GatewayService:
 
     def _record_nonce(self, session: Any, caller: auth.Caller) -> None:
         if not sql.values(session, RECORD_NONCE, access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now()):
-            raise AuthError("nonce was already used: replayed request")
+            raise _replayed(caller)
 
-    def _burn_nonce(self, caller: auth.Caller) -> None:
-        """Keep the nonce of a refused request, so the same signed bytes cannot be sent again."""
+    def _refused(self, caller: auth.Caller, infno: str, error: YibaoError) -> None:
+        """A verified caller's refusal: keep its nonce (the same signed bytes cannot be sent again) and write it to the
+        audit trail, in one transaction of its own (the call's was rolled back). Never raises: the refusal still goes out."""
         try:
             with self.db.unit_of_work() as session:
                 sql.values(session, RECORD_NONCE, access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now())
-        except (IntegrityError, YibaoError):
-            pass
+                audit.record(session, "gateway.refused", actor=caller.access_key, fixmedins_code=caller.fixmedins_code, infno=infno,
+                             outcome="refused", reason=error.message)
+        except Exception:  # noqa: BLE001 - e.g. the database is busy or full: logged, and the refusal is answered
+            log.exception("refusal not recorded", infno=infno)
+
+    def _auth_failed(self, error: auth.Refused, infno: str) -> None:
+        """A known key failed authentication (bad signature, scheme, replay): into its owner's trail, at most once a second
+        per key, so a flood of forged or replayed requests cannot fill the table."""
+        now = time.monotonic()
+        with self._failures_lock:
+            last = self._failures_written.get(error.access_key)
+            if last is not None and now - last < AUTH_FAILURE_INTERVAL_S:
+                GATEWAY_AUDIT_SUPPRESSED.inc()
+                return
+            self._failures_written[error.access_key] = now
+            self._failures_written.move_to_end(error.access_key)
+            while len(self._failures_written) > 10_000:
+                self._failures_written.popitem(last=False)
+        audit.record_apart(self.db, "gateway.auth_failed", actor=error.access_key, fixmedins_code=error.fixmedins_code, infno=infno,
+                           outcome="refused", reason=error.message)
 
     def _housekeeping(self) -> None:
         """Every few thousand calls, forget nonces older than twice the window."""
@@ -198,6 +243,43 @@ class GatewayService:
     def _refusal(self, error: YibaoError, received: Any) -> Reply:
         return Reply(ENCODER.encode(response(admdvs=self.settings.platform_admdvs, received=received, infcode=error.infcode,
                                              err_msg=error.message)))
+
+
+def _replayed(caller: auth.Caller) -> auth.Refused:
+    return auth.Refused("nonce was already used: replayed request", "replayed", caller.access_key, caller.fixmedins_code)
+
+
+def _decode(raw: bytes, what: str, not_json: str = "") -> Any:
+    """JSON with amounts as Decimal; every way the bytes can be bad is a refusal naming ``what``."""
+    try:
+        return DECODER.decode(raw)
+    except msgspec.DecodeError as error:
+        if not_json:
+            raise InputError(not_json, field=what) from None
+        raise InputError(f"{what} is not valid JSON ({error})") from None
+    except UnicodeDecodeError as error:
+        raise InputError(f"{what} is not valid UTF-8 (byte {error.start}); the interface speaks UTF-8 JSON") from None
+    except RecursionError:
+        raise InputError(f"JSON is nested deeper than {MAX_DEPTH} levels", field=what) from None
+
+
+def violation(error: IntegrityError) -> tuple[str, str]:
+    """(table, kind of constraint) an IntegrityError broke, on either engine; ("", …) when the driver does not say."""
+    original = error.orig
+    diag = getattr(original, "diag", None)
+    if diag is not None and getattr(diag, "table_name", None):
+        return diag.table_name, _PG_VIOLATION.get(getattr(original, "sqlstate", "") or "", "integrity")
+    found = _SQLITE_VIOLATION.search(str(original))
+    if found:
+        return found.group(2) or "", found.group(1).lower()
+    return "", "integrity"
+
+
+def content_disposition(name: str) -> str:
+    """RFC 6266: an ASCII ``filename`` for old clients and the exact name in RFC 5987 ``filename*`` (Chinese names)."""
+    clean = "".join(c for c in name if unicodedata.category(c)[0] != "C")
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in clean) or "file"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(clean, safe='')}"
 
 
 def _canonical(value: Any) -> Any:

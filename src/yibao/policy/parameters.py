@@ -3,7 +3,7 @@
 One directory per region (``admdvs``), one YAML file per parameter family. A leaf is a
 mapping from effective date to value; the value in force on a day is the one with the latest
 date not after it. Each file names its source (``reference``) and its unit (``yuan``,
-``ratio`` or ``tiers``); a subtree may override the unit with ``_unit``. Every value is
+``ratio``, ``tiers`` or ``cert_types``, a list of mdtrt_cert_type codes); a subtree may override the unit with ``_unit``. Every value is
 checked at load, and errors name the file, the key and the date.
 """
 
@@ -22,7 +22,8 @@ import yaml
 from yibao.core.errors import InputError
 
 FAMILIES = ("deductible", "pool_ratio", "caps", "second_tier", "catalogue", "credential")
-UNITS = ("yuan", "ratio", "tiers")
+UNITS = ("yuan", "ratio", "tiers", "cert_types")
+CERT_TYPES = ("01", "02", "03")  # mdtrt_cert_type: e-credential, resident ID card, social-security card
 
 
 class PolicyError(InputError):
@@ -64,6 +65,11 @@ def _convert(value: Any, unit: str, where: str) -> Any:
             if [t[0] for t in tiers] != sorted({t[0] for t in tiers}):
                 raise PolicyError(f"{where}: tier thresholds must rise")
             return tuple(tiers)
+        if unit == "cert_types":
+            # quoted in YAML: an unquoted 01 would be read as the number 1
+            if not isinstance(value, list) or any(not isinstance(c, str) or c not in CERT_TYPES for c in value):
+                raise PolicyError(f"{where}: {value} must be a list of quoted credential types from {', '.join(CERT_TYPES)}")
+            return frozenset(value)
     except (InvalidOperation, TypeError, IndexError, ValueError):
         raise PolicyError(f"{where}: '{value}' is not a valid {unit} value") from None
     raise PolicyError(f"{where}: unknown unit '{unit}' (use {', '.join(UNITS)})")

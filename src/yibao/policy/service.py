@@ -37,8 +37,10 @@ class Policy:
     catastrophic_tiers: tuple[tuple[int, Decimal], ...]
     assistance_ratio: dict[str, Decimal]
     assistance_cap: int
-    # personal-account payments above this (fen) through an e-credential need the password or a face check
+    # personal-account payments above this (fen) need the patient's password or face check in the app ...
     pay_auth_threshold: int = 0
+    # ... when the counter presents one of these credential types (mdtrt_cert_type)
+    pay_auth_cert_types: frozenset[str] = frozenset(("01",))
 
 
 def category_of(insutype: str, psn_type: str) -> str:
@@ -74,6 +76,7 @@ def snapshot(book: PolicyBook, admdvs: str, insutype: str, category: str, on: da
         assistance_ratio={k: v(admdvs, "second_tier", f"medical_assistance.{k}", on) for k in assistance_keys},
         assistance_cap=v(admdvs, "second_tier", "medical_assistance.annual_cap.all", on),
         pay_auth_threshold=v(admdvs, "credential", "pay_auth_threshold.all", on),
+        pay_auth_cert_types=v(admdvs, "credential", "pay_auth_cert_types.all", on),
     )
 
 

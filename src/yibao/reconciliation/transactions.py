@@ -42,6 +42,8 @@ def _count(value: Any, field: str) -> int:
         number = Decimal(str(value))
     except InvalidOperation:
         raise InputError(f"'{value}' is not a count", field=field) from None
+    if not number.is_finite() or number.copy_abs() > 10**12:  # int() of 1e999999999 would take the worker for minutes
+        raise InputError(f"'{str(value)[:24]}' is not a count", field=field)
     if number != number.to_integral_value():
         raise InputError(f"'{value}' is not a whole number", field=field)
     return int(number)

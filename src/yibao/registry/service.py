@@ -103,32 +103,41 @@ def person_answer(session: Session, person: Any, as_of: datetime | None = None) 
 
 def verify_credential(session: Session, person: Any, cert_type: str, cert_no: str, card_sn: str, where: str,
                       fixmedins_code: str) -> Any:
-    """The credential a counter presents must belong to the person it names (psn_no).
+    """The credential a counter presents must prove the person it names (psn_no): a psn_no alone proves nothing.
 
-    Returns the visit token (ecToken) when one was presented: type 01, or type 02 with the
-    token in card_sn as one province sends it.
+    01 a live ecToken of that person (spends one use); 02 that person's resident ID number; 03 that person's
+    social-security card: its number and its identification code (card_sn), both as issued. Returns the visit
+    token (ecToken) when one was presented: type 01, or type 02 with the token in card_sn as one province sends it.
     """
     from yibao.credential.service import use_token
 
+    if cert_type not in ("01", "02", "03"):
+        raise InputError(f"'{cert_type}' is not a credential type (01, 02, 03)", field=f"{where}.mdtrt_cert_type")
+    cert_no, card_sn = cert_no.strip(), card_sn.strip()
+    if not cert_no:
+        raise InputError("required field is empty (必填项为空): the credential must identify the person", field=f"{where}.mdtrt_cert_no")
     if cert_type == "01":
         token = use_token(session, cert_no, fixmedins_code, f"{where}.mdtrt_cert_no")
         if token.psn_no != person.psn_no:
             raise InputError("this ecToken belongs to another person", field=f"{where}.mdtrt_cert_no")
         return token
     if cert_type == "02":
-        if cert_no and cert_no.strip().upper() != person.certno:
-            raise InputError("does not belong to psn_no", field=f"{where}.mdtrt_cert_no")
+        if cert_no.upper() != person.certno:
+            raise InputError("is not the ID number of psn_no", field=f"{where}.mdtrt_cert_no")
         if card_sn and looks_like_ec_token(card_sn):
             token = use_token(session, card_sn, fixmedins_code, f"{where}.card_sn")
             if token.psn_no != person.psn_no:
                 raise InputError("this ecToken belongs to another person", field=f"{where}.card_sn")
             return token
         return None
-    if cert_type == "03":
-        if cert_no.strip() != (person.card_no or "") or (card_sn and card_sn.strip() != person.card_sn):
-            raise InputError("is not this person's social-security card", field=f"{where}.mdtrt_cert_no")
-        return None
-    raise InputError(f"'{cert_type}' is not a credential type (01, 02, 03)", field=f"{where}.mdtrt_cert_type")
+    if cert_no != (person.card_no or ""):
+        raise InputError("is not this person's social-security card", field=f"{where}.mdtrt_cert_no")
+    if not card_sn:
+        raise InputError("required when mdtrt_cert_type is 03 (social-security card)", field=f"{where}.card_sn")
+    if card_sn != (person.card_sn or ""):
+        # the card identification code proves the physical card; its number alone is printed on it
+        raise InputError("does not match the card", field=f"{where}.card_sn")
+    return None
 
 
 def looks_like_ec_token(text: str) -> bool:

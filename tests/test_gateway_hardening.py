@@ -400,3 +400,20 @@ def test_a_worker_process_logs_tracebacks_without_local_variables(db) -> None:  
         assert structlog.processors.format_exc_info in structlog.get_config()["processors"]
     finally:
         structlog.reset_defaults()
+
+
+def test_a_visit_cannot_be_dated_years_back_or_in_the_future(counter: CounterClient, db) -> None:  # type: ignore[no-untyped-def]
+    """Fee lines must lie inside their visit; the visit itself is bounded, so no line is classified on a far-off day."""
+    from datetime import timedelta
+
+    person = person_with(db, "310", retired=False)
+    old = registration(person, serial("OLD"))
+    old["data"]["begntime"] = clock.fmt_datetime(clock.now() - timedelta(days=400))
+    refused = counter.call("2201", old)
+    assert refused["infcode"] == -1 and refused["err_msg"].startswith("input.data.begntime:") and "YIBAO_VISIT_BACKDATE_H" in refused["err_msg"]
+    future = registration(person, serial("FUT"))
+    future["data"]["begntime"] = clock.fmt_datetime(clock.now() + timedelta(days=1))
+    assert counter.call("2201", future)["err_msg"].startswith("input.data.begntime:")
+    late = registration(person, serial("LATE"))
+    late["data"]["begntime"] = clock.fmt_datetime(clock.now() - timedelta(hours=30))  # registered a day late: allowed
+    assert counter.call("2201", late)["infcode"] == 0

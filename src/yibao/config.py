@@ -53,4 +53,6 @@ class Settings:
     rate_bind_account: int = field(default_factory=lambda: int(os.environ.get("YIBAO_RATE_BIND_ACCOUNT", "10")))
     rate_bind_ip: int = field(default_factory=lambda: int(os.environ.get("YIBAO_RATE_BIND_IP", "100")))
     # a fee line may be dated this much before its visit began (clocks of HIS and platform differ), never earlier
+    # how far back a visit's begin time (2201, 2401, pharmacy) may be dated: an admission registered late, not a year-old visit
+    visit_backdate_h: int = field(default_factory=lambda: int(os.environ.get("YIBAO_VISIT_BACKDATE_H", "168")))
     fee_time_tolerance_s: int = field(default_factory=lambda: int(os.environ.get("YIBAO_FEE_TIME_TOLERANCE_S", "600")))

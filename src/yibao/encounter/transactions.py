@@ -6,7 +6,7 @@ Outpatient 2201–2208, inpatient 2401/2402/2404/2405 and 2301–2305, pharmacy 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -32,6 +32,22 @@ def amount(value: Any, field: str) -> int:
     if fen < 0:
         raise InputError("must not be negative", field=field)
     return fen
+
+
+def visit_start(ctx: Context, text: str, field: str) -> datetime:
+    """A visit's begin time: not in the future (beyond clock skew) and not older than the back-dating the platform allows.
+
+    Fee lines are classified on their own dates, which must lie inside the visit: without a bound here a visit dated years
+    back would carry lines past an age restriction the patient has since grown out of."""
+    begun = clock.parse_datetime(text, field)
+    now = clock.now()
+    if begun > now + timedelta(seconds=ctx.settings.signature_window_s):
+        raise InputError(f"{clock.fmt_datetime(begun)} is in the future", field=field)
+    earliest = now - timedelta(hours=ctx.settings.visit_backdate_h)
+    if begun < earliest:
+        raise InputError(f"{clock.fmt_datetime(begun)} is more than {ctx.settings.visit_backdate_h} hours ago: a visit is registered "
+                         "when it begins (YIBAO_VISIT_BACKDATE_H)", field=field)
+    return begun
 
 
 def fee_window(ctx: Context) -> service.FeeWindow:
@@ -77,7 +93,7 @@ class In2201(msgspec.Struct):
 def register(ctx: Context, body: In2201) -> dict:
     d = body.data
     visit = service.open_visit(ctx.session, caller(ctx), psn_no=d.psn_no, insutype=d.insutype, med_type=d.med_type or "11",
-                               begntime=clock.parse_datetime(d.begntime, "input.data.begntime"), ipt_otp_no=d.ipt_otp_no,
+                               begntime=visit_start(ctx, d.begntime, "input.data.begntime"), ipt_otp_no=d.ipt_otp_no,
                                cert_type=d.mdtrt_cert_type, cert_no=d.mdtrt_cert_no, card_sn=d.card_sn, where="input.data",
                                atddr_no=d.atddr_no, dr_name=d.dr_name, dept_code=d.dept_code, dept_name=d.dept_name)
     return {"data": {"mdtrt_id": visit.mdtrt_id, "psn_no": visit.psn_no, "ipt_otp_no": visit.ipt_otp_no}}
@@ -317,7 +333,7 @@ def admit(ctx: Context, body: In2401) -> dict:
     if service.kind_of(m.med_type) != "inpatient":
         raise InputError(f"{m.med_type} is not an inpatient med_type (21…)", field="input.mdtrtinfo.med_type")
     visit = service.open_visit(ctx.session, caller(ctx), psn_no=m.psn_no, insutype=m.insutype, med_type=m.med_type,
-                               begntime=clock.parse_datetime(m.begntime, "input.mdtrtinfo.begntime"), ipt_otp_no=m.ipt_no,
+                               begntime=visit_start(ctx, m.begntime, "input.mdtrtinfo.begntime"), ipt_otp_no=m.ipt_no,
                                cert_type=m.mdtrt_cert_type, cert_no=m.mdtrt_cert_no, card_sn=m.card_sn, where="input.mdtrtinfo",
                                atddr_no=m.atddr_no, dr_name=m.chfpdr_name, dept_code=m.adm_dept_codg, dept_name=m.adm_dept_name,
                                dise_codg=m.dise_codg, dise_name=m.dise_name, main_cond_dscr=m.main_cond_dscr or m.adm_diag_dscr,
@@ -443,7 +459,7 @@ def _pharmacy(post: bool):  # type: ignore[no-untyped-def]
         d = body.data
         now = clock.now()
         visit = service.open_visit(ctx.session, caller(ctx), psn_no=d.psn_no, insutype=d.insutype, med_type="41",
-                                   begntime=clock.parse_datetime(d.begntime, "input.data.begntime") if d.begntime else now,
+                                   begntime=visit_start(ctx, d.begntime, "input.data.begntime") if d.begntime else now,
                                    ipt_otp_no=d.ipt_otp_no or ctx.envelope.msgid, cert_type=d.mdtrt_cert_type, cert_no=d.mdtrt_cert_no,
                                    card_sn=d.card_sn, where="input.data")
         lines = [FeeDetail(feedetl_sn=x.feedetl_sn, mdtrt_id=visit.mdtrt_id, psn_no=d.psn_no, med_list_codg=x.med_list_codg,

@@ -63,16 +63,17 @@ def test_sign_in_code_refresh_family_and_large_font(browser, live_server: str, f
     head, relative = family
     page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, locale="zh-CN")
     page.goto(f"{live_server}/app/")
-    assert page.title() == "医保码 · yibao"
+    assert page.title() == "医保码"  # what a person reads in the tab is Chinese too
     page.fill("#certno", head.certno)
     page.fill("#name", head.psn_name)
     page.fill("#password", "582046")
-    assert page.is_visible("#activate-extra")  # a new phone: activation first
+    page.wait_for_selector("#activate-extra", state="visible")  # a new phone: activation first
     page.click("#face-button")
-    page.wait_for_function("document.querySelector('#face-status').textContent.includes('完成')")
+    # the face is only taken here; the platform checks it when activating
+    page.wait_for_function("() => document.querySelector('#face-status').textContent.includes('已采集')")
     page.click("#login-button")
     page.wait_for_selector("#view-home:not([hidden])")
-    page.wait_for_function("document.querySelector('#qr').dataset.code.startsWith('YB1')")
+    page.wait_for_function("() => document.querySelector('#qr').dataset.code.startsWith('YB1')")
     first = page.get_attribute("#qr", "data-code")
     assert page.text_content("#qr-name") == head.psn_name
     normal = shot(page, "qr-normal.png")
@@ -83,7 +84,7 @@ def test_sign_in_code_refresh_family_and_large_font(browser, live_server: str, f
     assert decoded and decoded[0].text == first
 
     # the code refreshes by itself when the countdown runs out (4 s in this test server)
-    page.wait_for_function(f"document.querySelector('#qr').dataset.code !== '{first}'", timeout=15000)
+    page.wait_for_function(f"() => document.querySelector('#qr').dataset.code !== '{first}'", timeout=15000)
     second = page.get_attribute("#qr", "data-code")
     assert second.startswith("YB1") and second != first
 
@@ -107,14 +108,14 @@ def test_sign_in_code_refresh_family_and_large_font(browser, live_server: str, f
     page.click("#bind-form button[type=submit]")
     page.wait_for_selector(f"#family-switcher button[data-psn='{relative.psn_no}']")
     page.click(f"#family-switcher button[data-psn='{relative.psn_no}']")
-    page.wait_for_function(f"document.querySelector('#qr').dataset.psn === '{relative.psn_no}'")
+    page.wait_for_function(f"() => document.querySelector('#qr').dataset.psn === '{relative.psn_no}'")
     assert page.text_content("#qr-name") == relative.psn_name
     member_code = page.get_attribute("#qr", "data-code")
     assert ok(counter.call("1162", {"data": {"ecQrCode": member_code}}))["baseinfo"]["psn_no"] == relative.psn_no
 
     # large-font mode, kept across reloads
     page.click(f"#family-switcher button[data-psn='{head.psn_no}']")
-    page.wait_for_function(f"document.querySelector('#qr').dataset.psn === '{head.psn_no}'")
+    page.wait_for_function(f"() => document.querySelector('#qr').dataset.psn === '{head.psn_no}'")
     normal_size = page.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)")
     page.click("#font-toggle")
     assert "large" in page.get_attribute("body", "class")
@@ -137,9 +138,10 @@ def test_wrong_password_message_in_the_page(browser, live_server: str, family) -
     page.fill("#name", head.psn_name)
     page.fill("#password", "111333")
     page.click("#face-button")
-    page.wait_for_function("document.querySelector('#face-status').textContent.includes('完成')")
+    # the face is only taken here; the platform checks it when activating
+    page.wait_for_function("() => document.querySelector('#face-status').textContent.includes('已采集')")
     page.click("#login-button")
-    page.wait_for_function("document.querySelector('#login-error').textContent.length > 0")
-    assert "wrong password" in page.text_content("#login-error")
+    page.wait_for_function("() => document.querySelector('#login-error').textContent.length > 0")
+    assert page.text_content("#login-error").startswith("消费密码错误")
     shot(page, "login-error.png")
     page.close()

@@ -1,15 +1,28 @@
-"""The HTTP application: the national gateway plus health, metrics and the OpenAPI schema."""
+"""The HTTP application: the national gateway plus health, metrics and the OpenAPI schema.
+
+Every response leaves through one hook (`security_headers`) that adds the browser-facing security
+headers; every 5xx is logged with its traceback (`log_server_error`); the API documentation is
+served with Swagger UI's files from the installed ``swagger-ui-py`` package, never from a CDN.
+"""
 
 from __future__ import annotations
 
+import html
+import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import structlog
 from litestar import Litestar, Request, Response, get, post
-from litestar.exceptions import ValidationException
+from litestar.datastructures import MutableScopeHeaders
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.response import Redirect
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.response import File, Redirect
 from litestar.static_files import create_static_files_router
+from litestar.types import Message, Scope
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from yibao import __version__
@@ -26,6 +39,87 @@ from yibao.people.views import (
 from yibao.store.db import Database
 
 GATEWAY_PATH = "/fsi/api/rsfComIfsService/callService"
+STATIC = Path(__file__).parent / "web" / "static"
+SCHEMA_ASSETS = "/schema/assets"
+log = structlog.get_logger("yibao.http")
+
+# Scripts and styles only from files this server serves (no inline code, so injected markup cannot run);
+# data: images for Swagger UI's icons; no one may frame the app (clickjacking).
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+                           "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-frame-options": "DENY",  # frame-ancestors for browsers that predate it
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+# The app's scripts, styles and the documentation's assets hold no personal data: cached, but revalidated so a new
+# release is picked up at once. Everything else (the API, the gateway, the app's HTML) may carry personal data.
+CACHEABLE_PREFIXES = ("/app/", SCHEMA_ASSETS + "/")
+
+
+async def security_headers(message: Message, scope: Scope) -> None:
+    """Before-send hook: runs for every response the app sends, including 404s and error answers."""
+    if message["type"] != "http.response.start":
+        return
+    message.setdefault("headers", [])
+    headers = MutableScopeHeaders.from_message(message)
+    for name, value in SECURITY_HEADERS.items():
+        headers[name] = value
+    path = scope.get("path", "")
+    html_page = headers.get("content-type", "").startswith("text/html") or path.endswith((".html", "/"))
+    cacheable = path.startswith(CACHEABLE_PREFIXES) and not html_page
+    headers["cache-control"] = "no-cache" if cacheable else "no-store"
+
+
+def _status_of(error: BaseException | None) -> int:
+    if isinstance(error, YibaoError):
+        return error.http_status
+    if isinstance(error, HTTPException):
+        return error.status_code
+    return 500
+
+
+def log_server_error(_logger: Any, scope: Scope, _traceback: list[str]) -> None:
+    """Litestar's exception-logging handler: a refusal (4xx) is an answer, not a fault; every 5xx is logged with its traceback."""
+    error = sys.exc_info()[1]
+    status = _status_of(error)
+    if status >= 500:
+        log.error("request failed", method=scope.get("method"), path=scope.get("path"), status=status, exc_info=error)
+
+
+def swagger_assets() -> Path | None:
+    """Swagger UI's files as the swagger-ui-py package ships them (None when it is not installed)."""
+    try:
+        folder = Path(str(resources.files("swagger_ui") / "static"))
+    except ModuleNotFoundError:
+        return None
+    return folder if (folder / "swagger-ui-bundle.js").is_file() else None
+
+
+# the files the documentation page loads: Swagger UI's bundle and style, and our start-up script
+SCHEMA_FILES = {"swagger-ui-bundle.js": "swagger", "swagger-ui.css": "swagger", "favicon-32x32.png": "swagger", "schema.js": "static"}
+# named, not guessed: with nosniff a browser runs a script only when it is served as JavaScript
+MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".png": "image/png"}
+
+
+class LocalSwagger(SwaggerRenderPlugin):
+    """Swagger UI from this server's own files, started by a script file (the CSP forbids inline scripts)."""
+
+    def __init__(self) -> None:
+        # the page needs no standalone preset; naming a local file keeps the base class from holding a CDN address
+        super().__init__(js_url=f"{SCHEMA_ASSETS}/swagger-ui-bundle.js", css_url=f"{SCHEMA_ASSETS}/swagger-ui.css",
+                         standalone_preset_js_url=f"{SCHEMA_ASSETS}/swagger-ui-bundle.js", path=["/", "/swagger"],
+                         favicon=f'<link rel="icon" type="image/png" href="{SCHEMA_ASSETS}/favicon-32x32.png">', style="")
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        title = html.escape(str(openapi_schema["info"]["title"]))
+        spec = html.escape(self.get_openapi_json_route(request))
+        return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+                f'<meta name="viewport" content="width=device-width, initial-scale=1">{self.favicon}'
+                f'<link rel="stylesheet" href="{self.css_url}"></head>'
+                f'<body><div id="swagger-container" data-spec="{spec}"></div>'
+                f'<script src="{self.js_url}"></script><script src="{SCHEMA_ASSETS}/schema.js"></script></body></html>').encode()
 
 
 async def _read_body(request: Request[Any, Any, Any], limit: int) -> tuple[bytes, bool]:
@@ -58,12 +152,15 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         query = {k: v for k, v in request.query_params.items()}
         return _http(await db.run(lambda: gateway.call(body, headers, query, path_infno, oversized)))
 
-    @post(GATEWAY_PATH, request_max_body_size=None, summary="National interface: every transaction by infno", tags=["national interface"])
+    # status_code=200: the gateway answers every call with 200 (refusals are infcode -1), as real platforms do, and the
+    # OpenAPI document must say so (Litestar's @post would document 201)
+    @post(GATEWAY_PATH, status_code=200, request_max_body_size=None, summary="National interface: every transaction by infno",
+          tags=["national interface"])
     async def call_service(request: Request[Any, Any, Any]) -> Response[bytes]:
         return await dispatch(request, None)
 
-    @post("/fsi/api/{service:str}/{method:str}", request_max_body_size=None, summary="National interface: one path per transaction",
-          tags=["national interface"])
+    @post("/fsi/api/{service:str}/{method:str}", status_code=200, request_max_body_size=None,
+          summary="National interface: one path per transaction", tags=["national interface"])
     async def call_by_path(request: Request[Any, Any, Any], service: str, method: str) -> Response[bytes]:
         infno = gateway.infno_for_path(f"/fsi/api/{service}/{method}")
         if infno is None:
@@ -82,12 +179,22 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     async def root() -> Redirect:
         return Redirect(path="/app/")
 
-    web = create_static_files_router(path="/app", directories=[Path(__file__).parent / "web" / "static"], html_mode=True,
-                                     include_in_schema=False)
+    @get(f"{SCHEMA_ASSETS}/{{name:str}}", include_in_schema=False)
+    async def schema_asset(name: str) -> File:
+        where = SCHEMA_FILES.get(name)
+        folder = STATIC if where == "static" else swagger_assets() if where == "swagger" else None
+        if folder is None:
+            raise NotFoundException()
+        return File(path=folder / name, media_type=MEDIA_TYPES[Path(name).suffix], content_disposition_type="inline")
+
+    web = create_static_files_router(path="/app", directories=[STATIC], html_mode=True, include_in_schema=False)
     app = Litestar(
-        route_handlers=[call_service, call_by_path, health, metrics, root, web, PeopleController, CounterController],
+        route_handlers=[call_service, call_by_path, health, metrics, root, schema_asset, web, PeopleController, CounterController],
         exception_handlers={YibaoError: yibao_error_handler, ValidationException: validation_error_handler},
-        openapi_config=OpenAPIConfig(title="yibao", version=__version__, description="National medical-insurance interface and APIs"),
+        openapi_config=OpenAPIConfig(title="yibao", version=__version__, description="National medical-insurance interface and APIs",
+                                     render_plugins=[LocalSwagger()]),
+        before_send=[security_headers],
+        logging_config=LoggingConfig(log_exceptions="always", exception_logging_handler=log_server_error, configure_root_logger=False),
         on_shutdown=[db.dispose],
         debug=False,
     )
@@ -100,4 +207,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
 def create_app_from_env() -> Litestar:
     """Factory for uvicorn workers."""
+    from yibao.observability import configure_logging
+
+    # each worker is a new process: without this its logs (5xx tracebacks too) would ignore YIBAO_LOG_JSON
+    configure_logging(json=Settings().log_json)
     return create_app()

@@ -129,6 +129,7 @@ def test_a_verified_callers_refusal_is_in_the_audit_trail(counter: CounterClient
     assert refused["infcode"] == -1
     row = audit_rows(db, kind="gateway.refused", actor=HOSPITAL)[-1]
     assert (row.fixmedins_code, row.infno, row.outcome, row.reason) == (HOSPITAL, "1101", "refused", refused["err_msg"])
+    assert row.ip  # where it came from (the test client's address)
     bad_envelope = counter.envelope("2201", {"data": "x"})
     answer = counter.send(bad_envelope)
     row = audit_rows(db, kind="gateway.refused", actor=HOSPITAL)[-1]

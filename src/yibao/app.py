@@ -150,7 +150,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         body, oversized = await _read_body(request, settings.max_body_bytes)
         headers = {k.lower(): v for k, v in request.headers.items()}
         query = {k: v for k, v in request.query_params.items()}
-        return _http(await db.run(lambda: gateway.call(body, headers, query, path_infno, oversized)))
+        client_ip = request.client.host if request.client else ""
+        return _http(await db.run(lambda: gateway.call(body, headers, query, path_infno, oversized, client_ip)))
 
     # status_code=200: the gateway answers every call with 200 (refusals are infcode -1), as real platforms do, and the
     # OpenAPI document must say so (Litestar's @post would document 201)

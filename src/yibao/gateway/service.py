@@ -83,7 +83,7 @@ class GatewayService:
         return self._refusal(InputError(f"no transaction is served at {path[:100]}"), clock.now())
 
     def call(self, body: bytes, headers: Mapping[str, str], query: Mapping[str, str] | None = None,
-             path_infno: str | None = None, oversized: bool = False) -> Reply:
+             path_infno: str | None = None, oversized: bool = False, client_ip: str = "") -> Reply:
         received = clock.now()
         started = time.perf_counter()
         label = path_infno or "----"  # the metric's infno: only served transactions, so strangers cannot add series
@@ -103,13 +103,13 @@ class GatewayService:
             outcome = "-1"
             GATEWAY_AUTH_REFUSED.labels(reason=error.reason).inc()
             if error.fixmedins_code:
-                self._auth_failed(error, infno)
+                self._auth_failed(error, infno, client_ip)
             reply = self._refusal(error, received)
             log.info("refused", infno=label, error=error.message, reason=error.reason)
         except YibaoError as error:
             outcome = "-1"
             if caller is not None:
-                self._refused(caller, infno, error)
+                self._refused(caller, infno, error, client_ip)
             reply = self._refusal(error, received)
             log.info("refused", infno=label, error=error.message)
         except Exception:
@@ -202,18 +202,18 @@ class GatewayService:
         if not sql.values(session, RECORD_NONCE, access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now()):
             raise _replayed(caller)
 
-    def _refused(self, caller: auth.Caller, infno: str, error: YibaoError) -> None:
+    def _refused(self, caller: auth.Caller, infno: str, error: YibaoError, client_ip: str = "") -> None:
         """A verified caller's refusal: keep its nonce (the same signed bytes cannot be sent again) and write it to the
         audit trail, in one transaction of its own (the call's was rolled back). Never raises: the refusal still goes out."""
         try:
             with self.db.unit_of_work() as session:
                 sql.values(session, RECORD_NONCE, access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now())
                 audit.record(session, "gateway.refused", actor=caller.access_key, fixmedins_code=caller.fixmedins_code, infno=infno,
-                             outcome="refused", reason=error.message)
+                             outcome="refused", reason=error.message, ip=client_ip)
         except Exception:  # noqa: BLE001 - e.g. the database is busy or full: logged, and the refusal is answered
             log.exception("refusal not recorded", infno=infno)
 
-    def _auth_failed(self, error: auth.Refused, infno: str) -> None:
+    def _auth_failed(self, error: auth.Refused, infno: str, client_ip: str = "") -> None:
         """A known key failed authentication (bad signature, scheme, replay): into its owner's trail, at most once a second
         per key, so a flood of forged or replayed requests cannot fill the table."""
         now = time.monotonic()
@@ -227,7 +227,7 @@ class GatewayService:
             while len(self._failures_written) > 10_000:
                 self._failures_written.popitem(last=False)
         audit.record_apart(self.db, "gateway.auth_failed", actor=error.access_key, fixmedins_code=error.fixmedins_code, infno=infno,
-                           outcome="refused", reason=error.message)
+                           outcome="refused", reason=error.message, ip=client_ip)
 
     def _housekeeping(self) -> None:
         """Every few thousand calls, forget nonces older than twice the window."""

@@ -136,8 +136,7 @@ def http_error_handler(_: Request[Any, Any, Any], error: HTTPException) -> Respo
 
 
 def internal_error_handler(request: Request[Any, Any, Any], error: Exception) -> Response[dict[str, Any]]:
-    # a bug, not the caller's fault: logged with its traceback, answered without one
-    log.exception("unexpected error", path=request.url.path, error=type(error).__name__)
+    # a bug, not the caller's fault: answered without a traceback (the app's exception logging writes it to the log, once)
     return problem(500, "internal-error", "服务出错了，请稍后再试")
 
 

@@ -512,6 +512,8 @@ def _policy_text(name: str, value: object) -> str:
         return ", ".join(f"{k}: {_policy_text(name, v)}" for k, v in value.items())
     if isinstance(value, tuple):
         return "; ".join(f"from {money(t[0])} {t[1] * 100:.0f}%" for t in value)
+    if isinstance(value, (frozenset, set)):
+        return ", ".join(sorted(str(v) for v in value)) or "none"
     if isinstance(value, Decimal):
         return f"{value * 100:.0f}%"
     if isinstance(value, int) and not isinstance(value, bool) and name not in ("admdvs", "insutype"):

@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--port", type=int, default=18767)
     args = parser.parse_args()
+    load_before = os.getloadavg()
     runs = {}
     for level in ("FULL", "NORMAL"):
         ns = argparse.Namespace(people=args.people, seconds=args.seconds, clients=args.clients, workers=1, pool=600, activated=200,
@@ -31,7 +32,7 @@ def main() -> None:
         print(f"synchronous={level} …", flush=True)
         runs[level] = run(ns)
     result = {"machine": runs["FULL"]["machine"], "when": time.strftime("%Y-%m-%d %H:%M"), "people": args.people, "seconds": args.seconds,
-              "clients": args.clients, "load_average_at_start": os.getloadavg(), "runs": runs}
+              "clients": args.clients, "load_average_before": load_before, "load_average_after": os.getloadavg(), "runs": runs}
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / f"durability-sqlite-{args.people}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

@@ -97,17 +97,18 @@ def confirmed_cert(db: Database, person: Person, fixmedins_code: str = "H3701000
 
 
 def outpatient(counter: CounterClient, person: Person, insutype: str, lines: list[tuple[str, str]], *, acct: str = "1",
-               med_type: str = "11", settle: bool = True, credential: dict[str, str] | None = None) -> dict[str, Any]:
+               med_type: str = "11", settle: bool = True, credential: dict[str, str] | None = None, dise_codg: str = "") -> dict[str, Any]:
     """Register, upload diagnoses and fees, pre-settle and settle; returns the 2207 output (or 2206's).
 
-    ``credential`` defaults to the ID number (02), with which the account pays only up to the region's threshold."""
+    ``credential`` defaults to the ID number (02), with which the account pays only up to the region's threshold; a
+    med_type 14 visit names the person's registered disease in ``dise_codg`` (see `registered_disease`)."""
     credential = credential or cert(person)
     reg = ok(counter.call("2201", {"data": {"psn_no": person.psn_no, "insutype": insutype, "begntime": clock.fmt_datetime(clock.now()),
                                              **credential, "ipt_otp_no": serial("MZ"), "atddr_no": "D37010000001", "dr_name": "医生",
                                              "dept_code": "A03", "dept_name": "内科", "caty": "A03", "med_type": med_type}}))
     mdtrt_id = reg["data"]["mdtrt_id"]
     ok(counter.call("2203", {"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "med_type": med_type,
-                                           "begntime": clock.fmt_datetime(clock.now())},
+                                           "begntime": clock.fmt_datetime(clock.now()), "dise_codg": dise_codg},
                              "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "J06.900", "diag_name": "急性上呼吸道感染",
                                            "diag_dept": "内科", "dise_dor_no": "D37010000001", "dise_dor_name": "医生",
                                            "diag_time": clock.fmt_datetime(clock.now()), "vali_flag": "1"}]}))
@@ -119,3 +120,39 @@ def outpatient(counter: CounterClient, person: Person, insutype: str, lines: lis
     if not settle:
         return pre
     return ok(counter.call("2207", {"data": data}))
+
+
+# -- one step at a time: a visit settled in several parts (registration fee first, prescriptions later) --------
+
+def register(counter: CounterClient, person: Person, insutype: str, *, med_type: str = "11", credential: dict[str, str] | None = None
+             ) -> str:
+    """2201: an outpatient registration; its mdtrt_id."""
+    out = ok(counter.call("2201", {"data": {"psn_no": person.psn_no, "insutype": insutype, "begntime": clock.fmt_datetime(clock.now()),
+                                             **(credential or cert(person)), "ipt_otp_no": serial("MZ"), "atddr_no": "D37010000001",
+                                             "dr_name": "医生", "dept_code": "A03", "dept_name": "内科", "caty": "A03", "med_type": med_type}}))
+    return out["data"]["mdtrt_id"]
+
+
+def upload(counter: CounterClient, mdtrt_id: str, person: Person, lines: list[tuple[str, str]], *, batch: str = "B1") -> list[dict[str, Any]]:
+    """2204: fee lines of one charging batch; the per-line answers."""
+    return ok(counter.call("2204", {"feedetail": [fee(mdtrt_id, person.psn_no, code, amount, batch=batch) for code, amount in lines]}))["result"]
+
+
+def settle_input(person: Person, mdtrt_id: str, insutype: str, total: str, *, batch: str = "B1", acct: str = "0", med_type: str = "11",
+                 credential: dict[str, str] | None = None) -> dict[str, Any]:
+    """The ``input`` of 2206/2207 for the unsettled lines of ``batch`` (their sum is ``total``)."""
+    return {"data": {"psn_no": person.psn_no, **(credential or cert(person)), "med_type": med_type, "medfee_sumamt": Decimal(total),
+                     "psn_setlway": "01", "mdtrt_id": mdtrt_id, "chrg_bchno": batch, "acct_used_flag": acct, "insutype": insutype}}
+
+
+def registered_disease(counter: CounterClient, person: Person, insutype: str, code: str = "M03900") -> str:
+    """The person's registration (2503) of a chronic disease, filed now unless one stands already (5301); its 1309 code."""
+    listed = ok(counter.call("5301", {"data": {"psn_no": person.psn_no}}))["feedetail"]
+    if code not in {x["opsp_dise_code"] for x in listed}:
+        with_region = ok(counter.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": person.certno, "psn_cert_type": "01"}}))
+        region = next(i["insuplc_admdvs"] for i in with_region["insuinfo"] if i["insutype"] == insutype)
+        today = clock.today()
+        ok(counter.call("2503", {"data": {"psn_no": person.psn_no, "insutype": insutype, "opsp_dise_code": code, "insu_optins": region,
+                                          "ide_fixmedins_no": counter.fixmedins_code, "hosp_ide_date": today.isoformat(),
+                                          "diag_dr_codg": "D37010000001", "diag_dr_name": "医生", "begndate": today.isoformat()}}))
+    return code

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from yibao.policy.parameters import PolicyError, bundled, parse_family
 from yibao.policy.service import snapshot
-from yibao.settlement.engine import CatalogRule, Claim, FeeLine, Patient, YearToDate, classify, settle
+from yibao.settlement.engine import CatalogRule, ChronicYearToDate, Claim, FeeLine, Patient, YearToDate, classify, settle
 
 ON = date(2026, 6, 1)
 EMPLOYEE = snapshot(bundled(), "370100", "310", "in_service", ON)
@@ -134,6 +134,8 @@ def test_sums_are_exact_nothing_negative_caps_hold(policy, claim, ytd, lines) ->
     assert out.psn_part_amt == out.acct_pay + out.acct_mulaid_pay + out.psn_cash_pay
     assert sum(f.fund_payamt for f in out.funds) == out.fund_pay_sumamt
     assert out.fund_pay_sumamt == out.hifp_pay + out.hifob_pay + out.cvlserv_pay + out.hifmi_pay + out.maf_pay
+    # every fund states what it could pay this time (本次可支付限额, a number on the wire), and paid no more
+    assert all(isinstance(f.crt_payb_lmt_amt, int) and 0 <= f.fund_payamt <= f.crt_payb_lmt_amt for f in out.funds)
     for name in ("fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc", "hifp_pay", "cvlserv_pay",
                  "hifmi_pay", "hifob_pay", "maf_pay", "psn_part_amt", "acct_pay", "acct_mulaid_pay", "psn_cash_pay", "balc"):
         assert getattr(out, name) >= 0, name
@@ -154,3 +156,95 @@ def test_more_fees_never_lower_the_patients_part(policy, claim, ytd, lines, extr
     after = settle(policy, claim, ytd, make(policy, [*lines, extra]))
     assert after.psn_part_amt >= before.psn_part_amt
     assert after.fund_pay_sumamt >= before.fund_pay_sumamt
+
+
+# -- chronic and special diseases (门诊慢特病, med_type 14): each disease's own deductible, ratio and annual cap ------------
+
+HYPERTENSION, CANCER = "M03900", "M00503"  # 370100: 0 / 75% / 3,000 and 300 / 85% / 80,000 for employees
+
+
+def test_chronic_care_pays_by_the_diseases_own_terms_not_the_outpatient_ones() -> None:
+    lines = [split(JIA, 100_000, "1", 1)]
+    general = settle(EMPLOYEE, Claim("outpatient", 1, frozenset({"310", "330"})), YearToDate(), lines)
+    assert (general.act_pay_dedc, general.hifp_pay) == (80_000, 14_000)  # the outpatient deductible, then 70% at level 1
+    chronic = settle(EMPLOYEE, Claim("outpatient", 1, frozenset({"310", "330"}), opsp_dise_code=HYPERTENSION), YearToDate(), lines)
+    assert (chronic.act_pay_dedc, chronic.hifp_pay, chronic.pool_prop_selfpay) == (0, 75_000, Decimal("0.75"))
+    # the general outpatient deductible and cap are untouched; the disease's own totals move
+    assert (chronic.ytd_delta.otp_dedc, chronic.ytd_delta.hifp_otp, chronic.ytd_delta.hifp) == (0, 0, 75_000)
+    assert chronic.chronic_delta == ChronicYearToDate(dedc=0, hifp=75_000)
+    assert "M03900" in chronic.funds[0].setl_proc_info
+
+
+def test_a_special_disease_has_its_own_yearly_deductible() -> None:
+    lines = [split(JIA, 100_000, "1")]
+    claim = Claim("outpatient", 3, frozenset({"310", "330"}), opsp_dise_code=CANCER)
+    first = settle(EMPLOYEE, claim, YearToDate(otp_dedc=80_000), lines)
+    assert (first.act_pay_dedc, first.hifp_pay) == (30_000, 59_500)  # (1,000 − 300) × 85%
+    later = settle(EMPLOYEE, Claim("outpatient", 3, frozenset({"310", "330"}), opsp_dise_code=CANCER,
+                                   chronic_ytd=ChronicYearToDate().plus(first.chronic_delta)), YearToDate(), lines)
+    assert (later.act_pay_dedc, later.hifp_pay) == (0, 85_000)
+
+
+def test_the_diseases_annual_cap_bounds_its_fund() -> None:
+    lines = [split(JIA, 100_000, "1")]
+    near_cap = ChronicYearToDate(dedc=0, hifp=290_000)  # 2,900.00 of the 3,000.00 paid this year
+    out = settle(EMPLOYEE, Claim("outpatient", 3, frozenset({"310", "330"}), opsp_dise_code=HYPERTENSION, chronic_ytd=near_cap),
+                 YearToDate(hifp=290_000), lines)
+    assert out.hifp_pay == 10_000 and out.funds[0].crt_payb_lmt_amt == 10_000
+    # the basic fund's annual cap still bounds it too
+    spent = settle(EMPLOYEE, Claim("outpatient", 3, frozenset({"310", "330"}), opsp_dise_code=HYPERTENSION),
+                   YearToDate(hifp=EMPLOYEE.basic_fund_cap - 5_000), lines)
+    assert spent.hifp_pay == 5_000
+
+
+def test_residents_chronic_care_counts_toward_catastrophic_insurance() -> None:
+    lines = [split(JIA, 1_000_000, "1")]
+    above = YearToDate(inscp_self=2_000_000)  # already past the 15,000.00 threshold this year
+    out = settle(RESIDENT, Claim("outpatient", 3, frozenset({"390", "392"}), opsp_dise_code=CANCER), above, lines)
+    hifp = round((1_000_000 - 30_000) * Decimal("0.70"))
+    assert out.hifp_pay == hifp and out.hifmi_pay == round((1_000_000 - hifp) * Decimal("0.60"))
+    assert out.ytd_delta.inscp_self == 1_000_000 - hifp
+
+
+def test_a_disease_the_policy_does_not_pay_for_is_refused() -> None:
+    with pytest.raises(ValueError, match="M99999"):
+        settle(EMPLOYEE, Claim("outpatient", 3, frozenset({"310"}), opsp_dise_code="M99999"), YearToDate(), [split(JIA, 100, "1")])
+
+
+chronic_claims = st.builds(Claim, kind=st.just("outpatient"), hosp_lv=st.integers(1, 3),
+                           enrolled=st.sampled_from([frozenset({"310", "330"}), frozenset({"310", "330", "320"}), frozenset({"390", "392"})]),
+                           cvlserv=st.booleans(), assistance_identity=st.sampled_from([None, "2102"]), unfiled_cross_province=st.booleans(),
+                           acct_balance=st.integers(0, 2_000_000), acct_used=st.booleans(),
+                           opsp_dise_code=st.sampled_from(sorted(set(EMPLOYEE.chronic) & set(RESIDENT.chronic))),
+                           chronic_ytd=st.builds(ChronicYearToDate, dedc=st.integers(0, 40_000), hifp=st.integers(0, 9_000_000)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from([EMPLOYEE, RESIDENT]), chronic_claims, ytds, line_inputs)
+def test_chronic_settlements_keep_their_own_books(policy, claim, ytd, lines) -> None:  # type: ignore[no-untyped-def]
+    terms = policy.chronic[claim.opsp_dise_code]
+    out = settle(policy, claim, ytd, make(policy, lines))
+    assert out.medfee_sumamt == out.fund_pay_sumamt + out.psn_part_amt
+    assert out.fund_pay_sumamt == out.hifp_pay + out.hifob_pay + out.cvlserv_pay + out.hifmi_pay + out.maf_pay <= out.inscp_scp_amt
+    # the general outpatient books do not move; the disease's do, by exactly what was met and paid
+    assert (out.ytd_delta.otp_dedc, out.ytd_delta.hifp_otp) == (0, 0)
+    assert out.chronic_delta == ChronicYearToDate(dedc=out.act_pay_dedc, hifp=out.hifp_pay)
+    after = claim.chronic_ytd.plus(out.chronic_delta)
+    assert out.act_pay_dedc == 0 or after.dedc <= terms.deductible
+    assert out.hifp_pay == 0 or (after.hifp <= terms.annual_cap and ytd.hifp + out.hifp_pay <= policy.basic_fund_cap)
+    # a reversal restores the disease's totals, and settling again gives the same answer
+    assert after.plus(out.chronic_delta, -1) == claim.chronic_ytd
+    assert settle(policy, claim, ytd, make(policy, lines)) == out
+
+
+def test_chronic_terms_are_policy_data_by_region_and_date() -> None:
+    book = bundled()
+    before = snapshot(book, "440300", "310", "in_service", date(2025, 6, 1)).chronic["M03900"]
+    after = snapshot(book, "440300", "310", "in_service", date(2026, 6, 1)).chronic["M03900"]
+    assert (before.deductible, before.ratio, before.annual_cap) == (10_000, Decimal("0.70"), 250_000)
+    assert (after.deductible, after.ratio, after.annual_cap) == (0, Decimal("0.80"), 360_000)
+    assert EMPLOYEE.chronic["M03900"] != after and "M01102" in EMPLOYEE.chronic
+    assert "M01102" not in snapshot(book, "440300", "310", "in_service", ON).chronic  # 440300 does not pay it as chronic care
+    assert EMPLOYEE.employee_arrears_months == 3 and snapshot(book, "440300", "310", "in_service", ON).employee_arrears_months == 2
+    with pytest.raises(PolicyError, match="whole number"):
+        parse_family({"reference": "r", "unit": "count", "a": {date(2024, 1, 1): 1.5}}, "x/treatment.yaml")

@@ -100,3 +100,79 @@ def test_an_inpatient_fee_line_lies_within_the_admission(counter: CounterClient,
     assert ahead["infcode"] == -1 and "in the future" in ahead["err_msg"]
     line["fee_ocur_time"] = clock.fmt_datetime(clock.now())
     ok(counter.call("2301", {"feedetail": [line]}))
+
+
+# -- 2403 住院信息变更: an open stay's details change; every client's inpatient walk completes ------------------------
+
+def not_in_hospital(db, insutype: str, **kwargs):  # type: ignore[no-untyped-def]
+    """A person with no open stay (other tests of the module leave some admitted)."""
+    with db.unit_of_work(write=False) as session:
+        staying = set(session.scalars(select(Visit.psn_no).where(Visit.kind == "inpatient", Visit.status.in_(("admitted", "discharged")))))
+    return person_with(db, insutype, skip=staying, **kwargs)
+
+
+def change(mdtrt_id: str, person, **details):  # type: ignore[no-untyped-def]
+    return {"adminfo": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "insutype": "310", "med_type": "21", **details},
+            "diseinfo": [{"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "diag_type": "1", "maindiag_flag": "1", "diag_srt_no": "1",
+                          "diag_code": "K80.200", "diag_name": "胆囊结石不伴有胆囊炎", "diag_dept": "外科", "dise_dor_no": "D37010000002",
+                          "dise_dor_name": "医生", "diag_time": clock.fmt_datetime(clock.now())}]}
+
+
+def test_2403_changes_an_open_stay(http, counter: CounterClient, db, codes) -> None:  # type: ignore[no-untyped-def]
+    from conftest import HOSPITAL, secret_of
+    from helpers import encode, post_signed
+
+    person = not_in_hospital(db, "310", retired=True)
+    mdtrt_id = admit(counter, person)
+    ok(counter.call("2301", {"feedetail": [fee(mdtrt_id, person.psn_no, codes["jia"], "100.00")]}))
+    # the ward and the diagnosis are corrected during the stay, through the per-transaction path clients use
+    body = encode(counter.envelope("2403", change(mdtrt_id, person, adm_dept_codg="A05", adm_dept_name="普外科", adm_bed="21",
+                                                  dise_codg="K80.200", dise_name="胆囊结石", coner_name="家属", tel="13800000000",
+                                                  ipt_otp_no="")))
+    answer = post_signed(http, body, HOSPITAL, secret_of(HOSPITAL), path="/fsi/api/hospitalRegisterService/hospitalRegisterEdit")
+    assert answer["infcode"] == 0, answer["err_msg"]
+    visit = ok(counter.call("5201", {"data": {"psn_no": person.psn_no, "mdtrt_id": mdtrt_id}}))["mdtrtinfo"][0]
+    assert (visit["adm_dept_codg"], visit["adm_dept_name"], visit["adm_bed"]) == ("A05", "普外科", "21")
+    assert (visit["dise_codg"], visit["dscg_maindiag_code"], visit["coner_name"], visit["tel"]) == ("K80.200", "K80.200", "家属", "13800000000")
+    # what a change may not do: end an open stay (2402 does), turn it into outpatient care, or touch another person's stay
+    still_open = counter.call("2403", change(mdtrt_id, person, endtime=clock.fmt_datetime(clock.now())))
+    assert still_open["infcode"] == -1 and still_open["err_msg"].startswith("input.adminfo.endtime:")
+    outpatient = counter.call("2403", change(mdtrt_id, person, med_type="11"))
+    assert outpatient["infcode"] == -1 and outpatient["err_msg"].startswith("input.adminfo.med_type:")
+    other = person_with(db, "310", retired=True, skip={person.psn_no})
+    stranger = counter.call("2403", change(mdtrt_id, other))
+    assert stranger["infcode"] == -1 and stranger["err_msg"].startswith("input.adminfo.psn_no:")
+    # after discharge the end time may be corrected; once settled the stay is closed to changes
+    ok(counter.call("2402", {"dscginfo": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "endtime": clock.fmt_datetime(clock.now())}}))
+    ok(counter.call("2403", change(mdtrt_id, person, endtime=clock.fmt_datetime(clock.now()))))
+    ok(counter.call("2304", settle_data(person, mdtrt_id, "100.00")))
+    closed = counter.call("2403", change(mdtrt_id, person, adm_bed="22"))
+    assert closed["infcode"] == -1 and closed["err_msg"].startswith("input.adminfo.mdtrt_id:") and "2305" in closed["err_msg"]
+
+
+def test_a_cancelled_inpatient_line_can_be_uploaded_again(counter: CounterClient, db, codes) -> None:  # type: ignore[no-untyped-def]
+    person = not_in_hospital(db, "390")
+    mdtrt_id = admit(counter, person, "390")
+    line = fee(mdtrt_id, person.psn_no, codes["jia"], "80.00")
+    ok(counter.call("2301", {"feedetail": [line]}))
+    ok(counter.call("2302", {"data": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "feedetl_sn": line["feedetl_sn"]}}))
+    again = ok(counter.call("2301", {"feedetail": [line]}))["result"]
+    assert again[0]["feedetl_sn"] == line["feedetl_sn"]
+
+
+def test_5201_answers_what_the_stay_was_admitted_and_discharged_with(counter: CounterClient, db) -> None:  # type: ignore[no-untyped-def]
+    person = not_in_hospital(db, "310", retired=False)
+    out = ok(counter.call("2401", {"mdtrtinfo": {"psn_no": person.psn_no, "insutype": "310", **cert(person), "med_type": "21",
+                                                 "ipt_no": serial("ZY"), "begntime": clock.fmt_datetime(clock.now()), "coner_name": "配偶",
+                                                 "tel": "13900000000", "medrcdno": "BA0001", "adm_diag_dscr": "腹痛", "geso_val": "0",
+                                                 "fetts": 2, "oprn_oprt_code": "47.0100", "oprn_oprt_name": "腹腔镜下阑尾切除术"}}))
+    mdtrt_id = out["result"]["mdtrt_id"]
+    ok(counter.call("2402", {"dscginfo": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "endtime": clock.fmt_datetime(clock.now()),
+                                          "dscg_way": "1", "dscg_dept_codg": "A04", "dscg_dept_name": "外科", "dscg_bed": "12", "cop_flag": "0"}}))
+    visit = ok(counter.call("5201", {"data": {"psn_no": person.psn_no, "mdtrt_id": mdtrt_id}}))["mdtrtinfo"][0]
+    assert (visit["coner_name"], visit["tel"], visit["medrcdno"], visit["fetts"]) == ("配偶", "13900000000", "BA0001", 2)
+    assert (visit["oprn_oprt_code"], visit["dscg_dept_codg"], visit["dscg_dept_name"], visit["dscg_bed"]) == ("47.0100", "A04", "外科", "12")
+    assert visit["ipt_days"] == 0 and visit["inhosp_stas"] == "0" and visit["opter_id"] == counter.opter
+    bad = counter.call("2401", {"mdtrtinfo": {"psn_no": person.psn_no, "insutype": "310", **cert(person), "med_type": "21",
+                                              "ipt_no": serial("ZY"), "begntime": clock.fmt_datetime(clock.now()), "fetts": "two"}})
+    assert bad["infcode"] == -1 and bad["err_msg"].startswith("input.mdtrtinfo.fetts:")

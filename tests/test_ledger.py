@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from conftest import secret_of
-from flows import catalogue_codes, ok, outpatient, person_with
+from flows import catalogue_codes, ok, outpatient, person_with, registered_disease
 from yibao.client import CounterClient
 from yibao.core import clock
 from yibao.demo import traffic
@@ -104,7 +104,8 @@ def test_reconciliation_totals_and_details(counter: CounterClient, db) -> None: 
 def test_queries(counter: CounterClient, db) -> None:  # type: ignore[no-untyped-def]
     codes = catalogue_codes(db)
     person = person_with(db, "310", retired=True)
-    out = outpatient(counter, person, "310", [(codes["jia"], "80.00"), (codes["bing"], "20.00")], med_type="14")
+    out = outpatient(counter, person, "310", [(codes["jia"], "80.00"), (codes["bing"], "20.00")], med_type="14",
+                     dise_codg=registered_disease(counter, person, "310"))
     info = out["setlinfo"]
     visits = ok(counter.call("5201", {"data": {"psn_no": person.psn_no, "begntime": "2020-01-01 00:00:00"}}))["mdtrtinfo"]
     assert info["mdtrt_id"] in {v["mdtrt_id"] for v in visits}

@@ -178,3 +178,47 @@ def test_a_pharmacy_drug_line_lies_within_the_purchase(http, db, codes) -> None:
     answer = pharmacy.call("2101", {"data": {"psn_no": person.psn_no, "insutype": "310", **cert(person), "medfee_sumamt": Decimal("10.00")},
                                     "drugdetail": [drug]})
     assert answer["infcode"] == -1 and answer["err_msg"].startswith("input.drugdetail[0].fee_ocur_time:"), answer["err_msg"]
+
+
+def test_the_a_variants_are_aliases(http, counter: CounterClient, db, codes) -> None:  # type: ignore[no-untyped-def]
+    """2203A, 2206A and 2207A (sent by some provinces' clients) are served as 2203, 2206 and 2207, on their own paths too."""
+    from conftest import HOSPITAL, secret_of
+    from flows import register, settle_input, upload
+    from helpers import encode, post_signed
+
+    person = person_with(db, "390")
+    mdtrt_id = register(counter, person, "390")
+    ok(counter.call("2203A", {"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "med_type": "11",
+                                            "begntime": clock.fmt_datetime(clock.now())},
+                              "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "J06.900", "diag_name": "急性上呼吸道感染"}]}))
+    upload(counter, mdtrt_id, person, [(codes["jia"], "60.00")])
+    pre = ok(counter.call("2206", settle_input(person, mdtrt_id, "390", "60.00")))
+    pre_a = post_signed(http, encode(counter.envelope("2206A", settle_input(person, mdtrt_id, "390", "60.00"))), HOSPITAL,
+                        secret_of(HOSPITAL), path="/fsi/api/outpatientSettleService/preSettletmentA")
+    assert pre_a["infcode"] == 0, pre_a["err_msg"]
+    assert pre_a["output"]["setlinfo"]["hifp_pay"] == pre["setlinfo"]["hifp_pay"] and pre_a["output"]["setldetail"] == pre["setldetail"]
+    paid = ok(counter.call("2207A", settle_input(person, mdtrt_id, "390", "60.00")))["setlinfo"]
+    assert paid["hifp_pay"] == pre["setlinfo"]["hifp_pay"] and len(paid["setl_id"]) == 30
+
+
+def test_queries_answer_what_the_his_sent(counter: CounterClient, db, codes) -> None:  # type: ignore[no-untyped-def]
+    """5204 and 5203 carry every field of the spec's answer with the platform's values: what 2204 sent about each line,
+    the catalogue's spec and form, the institution's region (fixmedins_poolarea), who uploaded it."""
+    from flows import register, settle_input
+
+    person = person_with(db, "390")
+    mdtrt_id = register(counter, person, "390")
+    line = {**fee(mdtrt_id, person.psn_no, codes["otc_capped"], "10.00"), "sin_dos_dscr": "0.5g", "used_frqu_dscr": "每日三次",
+            "prd_days": "7", "medc_way_dscr": "口服", "acord_dept_codg": "A20", "acord_dept_name": "药房", "orders_dr_code": "Y001",
+            "orders_dr_name": "药师", "etip_flag": "0", "dscg_tkdrug_flag": "0", "matn_fee_flag": "0", "hosp_appr_flag": "1"}
+    ok(counter.call("2204", {"feedetail": [line]}))
+    paid = ok(counter.call("2207", settle_input(person, mdtrt_id, "390", "10.00")))["setlinfo"]
+    row = ok(counter.call("5204", {"data": {"psn_no": person.psn_no, "mdtrt_id": mdtrt_id}}))["feedetail"][0]
+    assert (row["sin_dos_dscr"], row["used_frqu_dscr"], row["medc_way_dscr"], d(row["prd_days"])) == ("0.5g", "每日三次", "口服", Decimal(7))
+    assert (row["acord_dept_codg"], row["orders_dr_name"], row["hosp_appr_flag"]) == ("A20", "药师", "1")
+    assert row["spec"] and row["dosform_name"] and row["prodname"] and row["opter_id"] == counter.opter and row["opt_time"]
+    bad_days = counter.call("2204", {"feedetail": [{**line, "feedetl_sn": serial("F"), "prd_days": "a week"}]})
+    assert bad_days["infcode"] == -1 and bad_days["err_msg"].startswith("input.feedetail[0].prd_days:")
+    query = ok(counter.call("5203", {"data": {"psn_no": person.psn_no, "setl_id": paid["setl_id"], "mdtrt_id": mdtrt_id}}))["setlinfo"]
+    assert (query["fixmedins_poolarea"], query["hosp_lv"], query["dedc_hosp_lv"], query["lmtpric_hosp_lv"]) == ("370100", "3", "3", "3")
+    assert query["flxempe_flag"] in ("0", "1") and query["nwb_flag"] in ("0", "1")

@@ -284,13 +284,14 @@ def import_catalog(
 
 
 def import_diseases(session: Session, rows: Iterable[dict[str, str]], ver: str) -> int:
-    """Diagnosis and procedure codes (kind, code, name, chapter); existing codes are left as they are."""
+    """Diagnosis, procedure and chronic/special disease codes (kind diag, oprn or opsp; code, name, chapter: for opsp the
+    1309 catalogue's major class, 门诊慢病 or 门诊特病); existing codes are left as they are."""
     existing = set(session.execute(select(DiseaseCode.kind, DiseaseCode.code)).tuples())
     added = 0
     for row_no, raw in enumerate(rows, start=2):
         kind, code, name = raw.get("kind", "").strip(), raw.get("code", "").strip(), raw.get("name", "").strip()
-        if kind not in ("diag", "oprn") or not code or not name:
-            raise InputError(f"row {row_no}: kind must be diag or oprn and code and name are required")
+        if kind not in ("diag", "oprn", "opsp") or not code or not name:
+            raise InputError(f"row {row_no}: kind must be diag, oprn or opsp and code and name are required")
         if (kind, code) in existing:
             continue
         session.add(DiseaseCode(kind=kind, code=code, name=name, chapter=raw.get("chapter", "").strip(), ver=ver))

@@ -25,6 +25,7 @@ CATALOG_FILES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "1306": ("医用耗材目录", "catalog", ("301",)),
     "1307": ("疾病与诊断目录", "diag", ()),
     "1308": ("手术操作目录", "oprn", ()),
+    "1309": ("门诊慢特病种目录", "opsp", ()),
 }
 ITEM_COLUMNS = (
     "med_list_codg", "med_list_name", "list_type", "med_chrgitm_type", "chrgitm_lv", "selfpay_prop", "pric_uplmt_amt", "lmt_gend",
@@ -32,6 +33,9 @@ ITEM_COLUMNS = (
     "enddate", "vali_flag", "ver",
 )
 DISEASE_COLUMNS = ("code", "name", "chapter", "vali_flag", "ver")
+# the 1309 file's columns as clients load them (门慢门特病种目录代码/名称, 大类名称, 细分类名称); the major class code is
+# not known for the demo's rows, so the class name stands alone
+OPSP_COLUMNS = ("opsp_dise_code", "opsp_dise_name", "opsp_dise_majcls_name", "opsp_dise_subd_clss_name", "vali_flag", "ver")
 
 
 def item_wire(item: CatalogItem) -> dict[str, Any]:
@@ -81,8 +85,13 @@ def export(session: Session, infno: str, since_ver: str, fixmedins_code: str) ->
     else:
         codes = session.scalars(select(DiseaseCode).where(DiseaseCode.kind == kind, DiseaseCode.ver > since)
                                 .order_by(DiseaseCode.ver, DiseaseCode.code)).all()
-        rows = [{"code": c.code, "name": c.name, "chapter": c.chapter, "vali_flag": c.vali_flag, "ver": c.ver} for c in codes]
-        columns = DISEASE_COLUMNS
+        if kind == "opsp":
+            rows = [{"opsp_dise_code": c.code, "opsp_dise_name": c.name, "opsp_dise_majcls_name": c.chapter,
+                     "opsp_dise_subd_clss_name": c.name, "vali_flag": c.vali_flag, "ver": c.ver} for c in codes]
+            columns = OPSP_COLUMNS
+        else:
+            rows = [{"code": c.code, "name": c.name, "chapter": c.chapter, "vali_flag": c.vali_flag, "ver": c.ver} for c in codes]
+            columns = DISEASE_COLUMNS
     latest = session.scalar(select(func.max(CatalogVersion.ver))) or "0"
     stem = f"{infno}_{latest}"
     buffer = io.BytesIO()

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from yibao.chronic.models import ChronicRegistration
 from yibao.codes import importer
 from yibao.core import clock, crypto, idcard
 from yibao.demo import names
@@ -60,6 +61,7 @@ class DemoReport:
     contributions: int = 0
     accounts: int = 0
     catalogue_rows: int = 0
+    chronic_registrations: int = 0
     sample: dict[str, Any] = field(default_factory=dict)
 
 
@@ -159,13 +161,23 @@ def _households(rng: random.Random, on: date) -> Iterator[list[tuple[str, int, s
         yield members
 
 
+# Chronic and special diseases registered for older people (2503): (1309 code, chance per person aged 45 or more). Every
+# code is one both demo regions' policies pay (policy/data/*/chronic.yaml).
+CHRONIC = (("M03900", 0.08), ("M01600", 0.05), ("M04600", 0.02), ("M05300", 0.01), ("M00503", 0.004), ("M07803", 0.002))
+CHRONIC_NAMES = {"M03900": "高血压病", "M01600": "糖尿病", "M04600": "冠心病", "M05300": "慢性阻塞性肺疾病",
+                 "M00503": "恶性肿瘤放、化、介入或核素治疗", "M07803": "慢性肾功能不全（血透治疗）"}
+
+
 def _retired(age: int, gend: str) -> bool:
     return age >= (60 if gend == "1" else 55)
 
 
 def generate_people(session: Session, rng: random.Random, people: int, on: date,
-                    progress: Callable[[int], None] | None = None, commit_batches: bool = False) -> DemoReport:
+                    progress: Callable[[int], None] | None = None, commit_batches: bool = False,
+                    chronic_rng: random.Random | None = None) -> DemoReport:
     report = DemoReport()
+    # registrations draw from their own stream, so the people (and their ID numbers) are those of earlier versions
+    chronic_rng = chronic_rng or random.Random("chronic")
     employers: dict[str, list[str]] = {}
     for region in REGIONS:
         rows = [{"emp_no": f"E{region.admdvs}{i:06d}", "emp_name": f"{region.name.removesuffix('市')}{rng.choice(names.COMPANY_WORDS)}"
@@ -179,12 +191,12 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
     months.reverse()
     used_certnos: set[str] = set()
     buffers: dict[type, list[dict[str, Any]]] = {Household: [], Person: [], Enrolment: [], Identity: [], Account: [], Contribution: [],
-                                                 MutualAidGrant: []}
+                                                 MutualAidGrant: [], ChronicRegistration: []}
     year_start = datetime(ANCHOR.year, 1, 1)
 
     def flush(force: bool = False) -> None:
         if force or len(buffers[Person]) >= BATCH:
-            for model in (Household, Person, Enrolment, Identity, Account, Contribution, MutualAidGrant):
+            for model in (Household, Person, Enrolment, Identity, Account, Contribution, MutualAidGrant, ChronicRegistration):
                 if buffers[model]:
                     session.execute(insert(model), buffers[model])
                     buffers[model] = []
@@ -266,6 +278,19 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
                 buffers[Contribution].append({"psn_no": psn_no, "insutype": "390", "cntr_ym": f"{on.year}01", "cntr_base_fen": 0,
                                               "emp_pay_fen": 67000, "psn_pay_fen": 40000, "acct_cred_fen": 0, "paid_on": date(on.year - 1, 12, 15)})
                 report.contributions += 1
+            if age >= 45 and status == "1":
+                for code, chance in CHRONIC:
+                    if chronic_rng.random() < chance:
+                        assessed = ANCHOR - timedelta(days=chronic_rng.randrange(30, 1500))
+                        report.chronic_registrations += 1
+                        buffers[ChronicRegistration].append({
+                            "trt_dcla_detl_sn": f"{region.admdvs}{assessed:%Y%m%d}000000{report.chronic_registrations:010d}", "psn_no": psn_no,
+                            "insutype": "310" if employee else "390", "opsp_dise_code": code, "opsp_dise_name": CHRONIC_NAMES[code],
+                            "tel": "", "addr": "", "insu_optins": region.admdvs, "ide_fixmedins_no": f"H{region.admdvs}00001",
+                            "ide_fixmedins_name": f"{region.name.removesuffix('市')}市第1人民医院", "hosp_ide_date": assessed,
+                            "diag_dr_codg": f"D{region.admdvs}00001", "diag_dr_name": "", "begndate": assessed, "enddate": None,
+                            "status": "active", "fixmedins_code": f"H{region.admdvs}00001", "opter": "0001", "opter_name": "",
+                            "filed_at": datetime.combine(assessed, datetime.min.time()), "cancelled_at": None, "cancel_memo": ""})
             if head_account and head_account != psn_no:
                 # the head's personal account may pay for the family (家庭共济)
                 buffers[MutualAidGrant].append({"grantor_psn_no": head_account, "beneficiary_psn_no": psn_no, "active": 1,
@@ -296,7 +321,7 @@ def generate(session: Session, *, people: int, seed: int, on: date | None = None
     deployment.set_mode(session, deployment.DEMO)
     catalog_ver, catalog_rows = seed_reference_data(session, seed)
     institutions = seed_institutions(session, rng, seed, institutions_per_kind)
-    report = generate_people(session, rng, people, on, progress, commit_batches)
+    report = generate_people(session, rng, people, on, progress, commit_batches, chronic_rng=random.Random(f"{seed}:chronic"))
     report.institutions = institutions
     report.catalogue_rows = int(catalog_rows)
     first = REGIONS[0]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yibao.store.db import Base
@@ -37,6 +37,31 @@ class Visit(Base):
     main_cond_dscr: Mapped[str] = mapped_column(String(1000), default="")
     adm_bed: Mapped[str] = mapped_column(String(30), default="")
     dscg_way: Mapped[str] = mapped_column(String(3), default="")
+    # what 2401/2402/2403 carry besides, answered by 5201 as sent
+    coner_name: Mapped[str] = mapped_column(String(50), default="")
+    tel: Mapped[str] = mapped_column(String(50), default="")
+    medrcdno: Mapped[str] = mapped_column(String(30), default="")
+    adm_diag_dscr: Mapped[str] = mapped_column(String(200), default="")
+    dscg_dept_codg: Mapped[str] = mapped_column(String(30), default="")
+    dscg_dept_name: Mapped[str] = mapped_column(String(100), default="")
+    dscg_bed: Mapped[str] = mapped_column(String(30), default="")
+    oprn_oprt_code: Mapped[str] = mapped_column(String(30), default="")
+    oprn_oprt_name: Mapped[str] = mapped_column(String(500), default="")
+    die_date: Mapped[date | None] = mapped_column(Date)
+    fpsc_no: Mapped[str] = mapped_column(String(50), default="")
+    matn_type: Mapped[str] = mapped_column(String(6), default="")
+    birctrl_type: Mapped[str] = mapped_column(String(6), default="")
+    birctrl_matn_date: Mapped[date | None] = mapped_column(Date)
+    latechb_flag: Mapped[str] = mapped_column(String(3), default="")
+    pret_flag: Mapped[str] = mapped_column(String(3), default="")
+    cop_flag: Mapped[str] = mapped_column(String(3), default="")
+    geso_val: Mapped[int] = mapped_column(Integer, default=0)
+    fetts: Mapped[int] = mapped_column(Integer, default=0)
+    fetus_cnt: Mapped[int] = mapped_column(Integer, default=0)
+    # who registered or admitted, and when (5201 opter_id / opter_name / opt_time)
+    opter: Mapped[str] = mapped_column(String(30), default="")
+    opter_name: Mapped[str] = mapped_column(String(50), default="")
+    opt_time: Mapped[datetime | None] = mapped_column(DateTime)
     mdtrtarea_admvs: Mapped[str] = mapped_column(String(6))
     insuplc_admdvs: Mapped[str] = mapped_column(String(6))
     # deductible met so far in this admission (mid-stay settlements share one deductible)
@@ -98,7 +123,34 @@ class FeeLine(Base):
     # open | settled | cancelled
     status: Mapped[str] = mapped_column(String(10), default="open")
     setl_id: Mapped[str | None] = mapped_column(String(30))
-    __table_args__ = (UniqueConstraint("mdtrt_id", "feedetl_sn"), Index("ix_fee_line_setl_id", "setl_id"))
+    # as the HIS sent them (2204/2301), answered by 5204/5205
+    dise_codg: Mapped[str] = mapped_column(String(30), default="")
+    drord_no: Mapped[str] = mapped_column(String(30), default="")
+    init_feedetl_sn: Mapped[str] = mapped_column(String(30), default="")
+    sin_dos_dscr: Mapped[str] = mapped_column(String(200), default="")
+    used_frqu_dscr: Mapped[str] = mapped_column(String(200), default="")
+    prd_days: Mapped[object] = mapped_column(Numeric(6, 2), default=0)
+    medc_way_dscr: Mapped[str] = mapped_column(String(200), default="")
+    acord_dept_codg: Mapped[str] = mapped_column(String(30), default="")
+    acord_dept_name: Mapped[str] = mapped_column(String(100), default="")
+    orders_dr_code: Mapped[str] = mapped_column(String(30), default="")
+    orders_dr_name: Mapped[str] = mapped_column(String(50), default="")
+    hosp_appr_flag: Mapped[str] = mapped_column(String(3), default="")
+    tcmdrug_used_way: Mapped[str] = mapped_column(String(6), default="")
+    etip_flag: Mapped[str] = mapped_column(String(3), default="")
+    etip_hosp_code: Mapped[str] = mapped_column(String(30), default="")
+    dscg_tkdrug_flag: Mapped[str] = mapped_column(String(3), default="")
+    matn_fee_flag: Mapped[str] = mapped_column(String(6), default="")
+    opter: Mapped[str] = mapped_column(String(30), default="")
+    opter_name: Mapped[str] = mapped_column(String(50), default="")
+    opt_time: Mapped[datetime | None] = mapped_column(DateTime)
+    __table_args__ = (
+        Index("ix_fee_line_mdtrt_id", "mdtrt_id"),
+        # a line's number is unique among the visit's lines that stand: one cancelled by 2205/2302 may be uploaded again
+        Index("ux_fee_line_open_sn", "mdtrt_id", "feedetl_sn", unique=True,
+              sqlite_where=text("status <> 'cancelled'"), postgresql_where=text("status <> 'cancelled'")),
+        Index("ix_fee_line_setl_id", "setl_id"),
+    )
 
 
 class Settlement(Base):
@@ -154,6 +206,10 @@ class Settlement(Base):
     ytd_hifp_otp: Mapped[int] = mapped_column(BigInteger, default=0)
     ytd_inscp_self: Mapped[int] = mapped_column(BigInteger, default=0)
     ytd_admission: Mapped[int] = mapped_column(Integer, default=0)
+    # med_type 14: the registered disease (opsp_dise_code) whose year-to-date row this posted to (its deductible here,
+    # its fund payment is hifp_pay); "" for any other care
+    opsp_dise_code: Mapped[str] = mapped_column(String(30), default="")
+    ytd_opsp_dedc: Mapped[int] = mapped_column(BigInteger, default=0)
     # setldetail[] as answered (JSON), for 5203 and replays
     setldetail: Mapped[str] = mapped_column(Text)
     opter: Mapped[str] = mapped_column(String(30), default="")

@@ -1,4 +1,9 @@
-"""Queries 5201 (visits), 5203 (a settlement), 5204 (fee lines), 5205 (chronic-disease drug history)."""
+"""Queries 5201 (visits), 5203 (a settlement), 5204 (fee lines), 5205 (chronic-disease drug history).
+
+Each answer carries every field of the spec's answer (interface-fields.md, Out5201/Out5203/Out5204/Out5205) with what the
+platform knows: what the HIS sent (kept with the visit and its fee lines), the registry and the catalogue. A value nobody
+sent is empty text, or 0 for a number; a date nobody sent is null, as the gateway's writer answers it.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,27 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yibao.codes.models import CatalogItem
 from yibao.core import clock
 from yibao.core.errors import NotFound
 from yibao.core.money import yuan
 from yibao.encounter.models import Diagnosis, FeeLine, Settlement, Visit
 from yibao.encounter.service import setlinfo, wire_detail
 from yibao.registry import service as registry
-from yibao.registry.models import Enrolment, Institution, Person
+from yibao.registry.models import Identity, Institution, Person
+
+# psn_idet_type of people medical assistance (610) covers: 特困供养, 低保, 低保边缘 (code_tables.yaml)
+ASSISTANCE_IDENTITIES = ("2101", "2102", "2103")
+
+
+def _flags(psn_type: str) -> dict[str, str]:
+    """灵活就业 (psn_type 1103/1203) and 新生儿 (1401) flags, from the person category."""
+    return {"flxempe_flag": "1" if psn_type in ("1103", "1203") else "0", "nwb_flag": "1" if psn_type == "1401" else "0"}
+
+
+def _enrolment(session: Session, psn_no: str, insutype: str) -> Any:
+    rows = [e for e in registry.enrolments_of(session, psn_no) if e.insutype == insutype]
+    return max(rows, key=lambda e: e.psn_insu_date) if rows else None
 
 
 def visits(session: Session, fixmedins_code: str, psn_no: str, begin: datetime | None, end: datetime | None, med_type: str,
@@ -32,23 +51,38 @@ def visits(session: Session, fixmedins_code: str, psn_no: str, begin: datetime |
     if mdtrt_id:
         stmt = stmt.where(Visit.mdtrt_id == mdtrt_id)
     rows = session.scalars(stmt.order_by(Visit.begntime)).all()
-    enrolments = {e.insutype: e for e in session.scalars(select(Enrolment).where(Enrolment.psn_no == psn_no))}
+    enrolments = {e.insutype: e for e in sorted(registry.enrolments_of(session, psn_no), key=lambda e: e.psn_insu_date)}
+    assisted = session.scalar(select(Identity.id).where(Identity.psn_no == psn_no, Identity.psn_idet_type.in_(ASSISTANCE_IDENTITIES),
+                                                        Identity.endtime.is_(None)).limit(1)) is not None
+    now = clock.now()
     out = []
     for v in rows:
         e = enrolments.get(v.insutype)
         main = session.scalar(select(Diagnosis).where(Diagnosis.mdtrt_id == v.mdtrt_id).order_by(Diagnosis.diag_srt_no).limit(1))
+        inpatient = v.kind == "inpatient"
         out.append({
             "mdtrt_id": v.mdtrt_id, "psn_no": v.psn_no, "psn_cert_type": person.psn_cert_type, "certno": person.certno,
             "psn_name": person.psn_name, "gend": person.gend, "naty": person.naty, "brdy": clock.fmt_date(person.brdy),
-            "age": registry.age_in_years(person.brdy, v.begntime.date()), "tel": person.tel, "insutype": v.insutype,
-            "psn_type": e.psn_type if e else "", "cvlserv_flag": e.cvlserv_flag if e else "0", "insu_optins": v.insuplc_admdvs,
-            "begntime": clock.fmt_datetime(v.begntime), "endtime": clock.fmt_datetime(v.endtime), "mdtrt_cert_type": v.mdtrt_cert_type,
-            "med_type": v.med_type, "ipt_otp_no": v.ipt_otp_no, "atddr_no": v.atddr_no, "chfpdr_name": v.dr_name,
+            "age": registry.age_in_years(person.brdy, v.begntime.date()), "coner_name": v.coner_name, "tel": v.tel or person.tel,
+            "insutype": v.insutype, "psn_type": e.psn_type if e else "", "maf_psn_flag": "1" if assisted else "0",
+            "cvlserv_flag": e.cvlserv_flag if e else "0", **_flags(e.psn_type if e else ""), "insu_optins": v.insuplc_admdvs,
+            "emp_name": (e.emp_name or "") if e else "", "begntime": clock.fmt_datetime(v.begntime), "endtime": clock.fmt_datetime(v.endtime),
+            "mdtrt_cert_type": v.mdtrt_cert_type, "med_type": v.med_type,
+            # a stay that crosses a new year (跨年度住院) is settled against both years' policy in some regions
+            "ars_year_ipt_flag": "1" if inpatient and (v.endtime or now).year != v.begntime.year else "0", "pre_pay_flag": "0",
+            "ipt_otp_no": v.ipt_otp_no, "medrcdno": v.medrcdno, "atddr_no": v.atddr_no, "chfpdr_name": v.dr_name,
             "adm_dept_codg": v.dept_code, "adm_dept_name": v.dept_name, "adm_bed": v.adm_bed,
             "dscg_maindiag_code": main.diag_code if main else "", "dscg_maindiag_name": main.diag_name if main else "",
-            "dscg_way": v.dscg_way, "main_cond_dscr": v.main_cond_dscr, "dise_codg": v.dise_codg, "dise_name": v.dise_name,
-            "inhosp_stas": "1" if v.status == "admitted" else "0",
-            "ipt_days": Decimal(((v.endtime or clock.now()) - v.begntime).days) if v.kind == "inpatient" else None,
+            "dscg_dept_codg": v.dscg_dept_codg, "dscg_dept_name": v.dscg_dept_name, "dscg_bed": v.dscg_bed, "dscg_way": v.dscg_way,
+            "main_cond_dscr": v.main_cond_dscr, "dise_codg": v.dise_codg, "dise_name": v.dise_name, "oprn_oprt_code": v.oprn_oprt_code,
+            "oprn_oprt_name": v.oprn_oprt_name,
+            "otp_diag_info": f"{main.diag_code} {main.diag_name}"[:200] if main and not inpatient else "",
+            "inhosp_stas": "1" if v.status == "admitted" else "0", "die_date": clock.fmt_date(v.die_date),
+            "ipt_days": Decimal(((v.endtime or now) - v.begntime).days) if inpatient else Decimal(0),
+            "fpsc_no": v.fpsc_no, "matn_type": v.matn_type, "birctrl_type": v.birctrl_type, "latechb_flag": v.latechb_flag,
+            "geso_val": v.geso_val, "fetts": v.fetts, "fetus_cnt": v.fetus_cnt, "pret_flag": v.pret_flag,
+            "birctrl_matn_date": clock.fmt_date(v.birctrl_matn_date), "cop_flag": v.cop_flag, "opter_id": v.opter, "opter_name": v.opter_name,
+            "opt_time": clock.fmt_datetime(v.opt_time or v.begntime), "memo": "",
             "vali_flag": "0" if v.status == "cancelled" else "1",
         })
     return out
@@ -62,17 +96,56 @@ def settlement(session: Session, fixmedins_code: str, psn_no: str, setl_id: str,
     institution = session.get(Institution, row.fixmedins_code)
     visit = session.get(Visit, row.mdtrt_id)
     assert person is not None and institution is not None and visit is not None
+    enrolment = _enrolment(session, row.psn_no, row.insutype)
+    hosp_lv = str(institution.medins_lv or "")
     info = setlinfo(row, person)
     info.update({
         "psn_pay": yuan(row.psn_part_amt), "cash_payamt": yuan(row.psn_cash_pay), "refd_setl_flag": row.refd_setl_flag,
         "year": str(row.year), "fixmedins_code": row.fixmedins_code, "fixmedins_name": institution.fixmedins_name,
-        "hosp_lv": str(institution.medins_lv or ""), "begndate": clock.fmt_date(visit.begntime.date()),
-        "enddate": clock.fmt_date((visit.endtime or row.setl_time).date()), "dise_codg": visit.dise_codg, "dise_name": visit.dise_name,
+        # the institution's level set the price caps and the deductible of this settlement; its region is where it belongs
+        "hosp_lv": hosp_lv, "lmtpric_hosp_lv": hosp_lv, "dedc_hosp_lv": hosp_lv, "fixmedins_poolarea": institution.admdvs,
+        **_flags(row.psn_type), "emp_name": (enrolment.emp_name or "") if enrolment else "",
+        # 支付地点类别: the dictionary's values were not found in the sources; left empty rather than guessed
+        "pay_loc": "",
+        "begndate": clock.fmt_date(visit.begntime.date()), "enddate": clock.fmt_date((visit.endtime or row.setl_time).date()),
+        # a chronic-disease settlement names the registered disease it paid for (门诊慢特病病种目录代码)
+        "dise_codg": row.opsp_dise_code or visit.dise_codg, "dise_name": visit.dise_name,
         "invono": row.invono, "opter_id": row.opter, "opter_name": row.opter_name, "opt_time": clock.fmt_datetime(row.setl_time),
         "insu_optins": visit.insuplc_admdvs,
     })
     sign = -1 if row.refd_setl_flag == "1" else 1
     return {"setlinfo": info, "setldetail": wire_detail(json.loads(row.setldetail), sign)}
+
+
+def _catalogue(session: Session, lines: list[FeeLine]) -> dict[str, CatalogItem]:
+    """The catalogue rows the lines were classified by (their code, in force on the line's day), for name, spec and form."""
+    found: dict[str, CatalogItem] = {}
+    for line in lines:
+        if line.med_list_codg in found:
+            continue
+        day = line.fee_ocur_time.date()
+        item = session.scalars(select(CatalogItem).where(CatalogItem.med_list_codg == line.med_list_codg, CatalogItem.begndate <= day)
+                               .order_by(CatalogItem.begndate.desc()).limit(1)).first()
+        if item is not None:
+            found[line.med_list_codg] = item
+    return found
+
+
+def _line_fields(line: FeeLine, item: CatalogItem | None, med_type: str) -> dict[str, Any]:
+    """What 5204 and 5205 both answer about one fee line."""
+    return {
+        "feedetl_sn": line.feedetl_sn, "rx_drord_no": line.rxno or line.drord_no, "med_type": med_type,
+        "fee_ocur_time": clock.fmt_datetime(line.fee_ocur_time), "cnt": Decimal(str(line.cnt)), "pric": Decimal(str(line.pric)),
+        "chrgitm_lv": line.chrgitm_lv, "hilist_code": line.med_list_codg, "hilist_name": line.med_list_name, "list_type": line.list_type,
+        "med_list_codg": line.med_list_codg, "medins_list_codg": line.medins_list_codg,
+        # the institution's own name of the item is not sent by 2204: the catalogue's name stands in for it
+        "medins_list_name": line.med_list_name, "med_chrgitm_type": line.med_chrgitm_type,
+        "prodname": item.med_list_name if item else "", "spec": item.spec if item else "", "dosform_name": item.dosform if item else "",
+        "lmt_used_flag": line.lmt_used_flag, "hosp_prep_flag": "1" if line.list_type == "103" else "0", "hosp_appr_flag": line.hosp_appr_flag,
+        "tcmdrug_used_way": line.tcmdrug_used_way, "prodplac_type": "", "bas_medn_flag": "0", "hi_nego_drug_flag": "0",
+        "chld_medc_flag": "0", "etip_flag": line.etip_flag, "etip_hosp_code": line.etip_hosp_code, "dscg_tkdrug_flag": line.dscg_tkdrug_flag,
+        "list_sp_item_flag": "0", "matn_fee_flag": line.matn_fee_flag,
+    }
 
 
 def fee_lines(session: Session, fixmedins_code: str, psn_no: str, mdtrt_id: str, setl_id: str) -> list[dict[str, Any]]:
@@ -82,34 +155,45 @@ def fee_lines(session: Session, fixmedins_code: str, psn_no: str, mdtrt_id: str,
     stmt = select(FeeLine).where(FeeLine.mdtrt_id == mdtrt_id, FeeLine.status != "cancelled")
     if setl_id:
         stmt = stmt.where(FeeLine.setl_id == setl_id)
-    return [line_detail(line, visit) for line in session.scalars(stmt.order_by(FeeLine.id))]
+    lines = list(session.scalars(stmt.order_by(FeeLine.id)))
+    items = _catalogue(session, lines)
+    return [line_detail(line, visit, items.get(line.med_list_codg)) for line in lines]
 
 
-def line_detail(line: FeeLine, visit: Visit) -> dict[str, Any]:
+def line_detail(line: FeeLine, visit: Visit, item: CatalogItem | None = None) -> dict[str, Any]:
     return {
-        "mdtrt_id": line.mdtrt_id, "setl_id": line.setl_id or "", "feedetl_sn": line.feedetl_sn, "rx_drord_no": line.rxno,
-        "med_type": visit.med_type, "fee_ocur_time": clock.fmt_datetime(line.fee_ocur_time), "cnt": Decimal(str(line.cnt)),
-        "pric": Decimal(str(line.pric)), "det_item_fee_sumamt": yuan(line.det_item_fee_sumamt_fen),
+        "mdtrt_id": line.mdtrt_id, "setl_id": line.setl_id or "", **_line_fields(line, item, visit.med_type),
+        "sin_dos_dscr": line.sin_dos_dscr, "used_frqu_dscr": line.used_frqu_dscr, "prd_days": Decimal(str(line.prd_days or 0)),
+        "medc_way_dscr": line.medc_way_dscr, "det_item_fee_sumamt": yuan(line.det_item_fee_sumamt_fen),
         "pric_uplmt_amt": yuan(line.pric_uplmt_fen) if line.pric_uplmt_fen is not None else None,
         "selfpay_prop": Decimal(str(line.selfpay_prop)).quantize(Decimal("0.0001")), "fulamt_ownpay_amt": yuan(line.fulamt_ownpay_fen),
         "overlmt_amt": yuan(line.overlmt_fen), "preselfpay_amt": yuan(line.preselfpay_fen), "inscp_scp_amt": yuan(line.inscp_scp_fen),
-        "chrgitm_lv": line.chrgitm_lv, "hilist_code": line.med_list_codg, "hilist_name": line.med_list_name, "list_type": line.list_type,
-        "med_list_codg": line.med_list_codg, "medins_list_codg": line.medins_list_codg, "med_chrgitm_type": line.med_chrgitm_type,
         "bilg_dept_codg": line.bilg_dept_codg, "bilg_dept_name": line.bilg_dept_name, "bilg_dr_codg": line.bilg_dr_codg,
-        "bilg_dr_name": line.bilg_dr_name, "lmt_used_flag": line.lmt_used_flag, "memo": line.memo,
+        "bilg_dr_name": line.bilg_dr_name, "acord_dept_codg": line.acord_dept_codg, "acord_dept_name": line.acord_dept_name,
+        "orders_dr_code": line.orders_dr_code, "orders_dr_name": line.orders_dr_name, "drt_reim_flag": "0", "memo": line.memo,
+        "opter_id": line.opter, "opter_name": line.opter_name, "opt_time": clock.fmt_datetime(line.opt_time or line.fee_ocur_time),
     }
 
 
 def chronic_drug_history(session: Session, psn_no: str, begin: datetime, end: datetime | None) -> list[dict[str, Any]]:
-    """Drugs settled for chronic/special-disease care (med_type 14) at any institution: what a doctor checks before prescribing."""
+    """Drugs settled for chronic/special-disease care (med_type 14) at any institution: what a doctor checks before prescribing.
+
+    A line counts when a standing med_type 14 settlement paid it (a visit may be settled in parts under different
+    med_types); the disease is the registered one that settlement paid for."""
     registry.person(session, psn_no, "input.data")
-    stmt = (select(FeeLine, Visit).join(Visit, Visit.mdtrt_id == FeeLine.mdtrt_id)
-            .where(Visit.psn_no == psn_no, Visit.med_type == "14", FeeLine.status == "settled", FeeLine.list_type.in_(("101", "102")),
+    stmt = (select(FeeLine, Settlement, Institution, Visit)
+            .join(Settlement, Settlement.setl_id == FeeLine.setl_id)
+            .join(Visit, Visit.mdtrt_id == FeeLine.mdtrt_id)
+            .join(Institution, Institution.fixmedins_code == Settlement.fixmedins_code)
+            .where(Settlement.psn_no == psn_no, Settlement.med_type == "14", Settlement.refd_setl_flag == "0",
+                   Settlement.revs_setl_id.is_(None), FeeLine.status == "settled", FeeLine.list_type.in_(("101", "102", "103")),
                    FeeLine.fee_ocur_time >= begin))
     if end:
         stmt = stmt.where(FeeLine.fee_ocur_time <= end)
-    return [{"mdtrt_id": line.mdtrt_id, "fixmedins_code": visit.fixmedins_code, "opsp_dise_code": visit.dise_codg,
-             "opsp_dise_name": visit.dise_name, "med_list_codg": line.med_list_codg, "drug_name": line.med_list_name,
-             "fee_ocur_time": clock.fmt_datetime(line.fee_ocur_time), "cnt": Decimal(str(line.cnt)), "pric": Decimal(str(line.pric)),
-             "det_item_fee_sumamt": yuan(line.det_item_fee_sumamt_fen)}
-            for line, visit in session.execute(stmt.order_by(FeeLine.fee_ocur_time)).tuples()]
+    rows = session.execute(stmt.order_by(FeeLine.fee_ocur_time, FeeLine.id)).tuples().all()
+    items = _catalogue(session, [line for line, *_ in rows])
+    return [{**_line_fields(line, items.get(line.med_list_codg), settled.med_type), "fixmedins_code": settled.fixmedins_code,
+             "fixmedins_name": institution.fixmedins_name, "psn_no": psn_no, "mdtrt_id": line.mdtrt_id, "setl_id": settled.setl_id,
+             "opsp_dise_code": settled.opsp_dise_code or visit.dise_codg, "opsp_dise_name": visit.dise_name,
+             "drug_name": line.med_list_name, "det_item_fee_sumamt": yuan(line.det_item_fee_sumamt_fen)}
+            for line, settled, institution, visit in rows]

@@ -19,10 +19,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, select
+from sqlalchemy import Date, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from yibao.chronic import service as chronic
 from yibao.codes.models import CatalogItem
 from yibao.core import clock
 from yibao.core.errors import Conflict, InputError, NotFound
@@ -53,7 +54,10 @@ UPDATE_VISIT = sql.Statement("UPDATE visit SET status = :status, dedc_paid_fen =
                              "WHERE mdtrt_id = :mdtrt_id", _VISIT)
 CATALOG_ITEM = sql.Statement("SELECT * FROM catalog_item WHERE med_list_codg = :med_list_codg AND begndate <= :on "
                              "AND (enddate IS NULL OR enddate >= :on) AND vali_flag = '1'", CatalogItem.__table__, types={"on": Date()})
-UPLOADED_SNS = sql.Statement("SELECT feedetl_sn FROM fee_line WHERE mdtrt_id = :mdtrt_id", _LINE)
+# the visit's lines that stand: a line cancelled by 2205/2302 may be uploaded again under its number
+UPLOADED_SNS = sql.Statement("SELECT feedetl_sn FROM fee_line WHERE mdtrt_id = :mdtrt_id AND status <> 'cancelled'", _LINE)
+BATCH_UPLOADED = sql.Statement("SELECT feedetl_sn FROM fee_line WHERE mdtrt_id = :mdtrt_id AND chrg_bchno = :chrg_bchno "
+                               "AND status <> 'cancelled'", _LINE)
 INSERT_LINE = sql.Statement.insert(_LINE, skip=("id",))
 OPEN_LINES = sql.Statement("SELECT * FROM fee_line WHERE mdtrt_id = :mdtrt_id AND status = 'open' ORDER BY id", _LINE)
 SETTLE_LINE = sql.Statement("UPDATE fee_line SET status = 'settled', setl_id = :setl_id WHERE id = :id", _LINE)
@@ -61,9 +65,12 @@ REOPEN_LINES = sql.Statement("UPDATE fee_line SET status = 'open', setl_id = NUL
 INSERT_SETTLEMENT = sql.Statement.insert(_SETTLEMENT)
 SETTLEMENT_LOCKED = sql.Statement("SELECT * FROM settlement WHERE setl_id = :setl_id", _SETTLEMENT, lock=True)
 MARK_REVERSED = sql.Statement("UPDATE settlement SET revs_setl_id = :revs_setl_id WHERE setl_id = :setl_id", _SETTLEMENT)
+STANDING_SETTLEMENT = sql.Statement("SELECT setl_id FROM settlement WHERE mdtrt_id = :mdtrt_id AND refd_setl_flag = '0' "
+                                    "AND revs_setl_id IS NULL", _SETTLEMENT)
 GRANTORS = sql.Statement("SELECT grantor_psn_no FROM mutual_aid_grant WHERE beneficiary_psn_no = :psn_no AND active = 1 ORDER BY grantor_psn_no",
                          MutualAidGrant.__table__)
 INPATIENT_MED_TYPES = {"21", "22", "23", "24", "25", "26", "28", "52"}
+CHRONIC_MED_TYPE = "14"  # 门诊慢特病: paid by the registered disease's own terms
 
 
 def new_id(admdvs: str) -> str:
@@ -123,7 +130,8 @@ def open_visit(session: Session, caller: Caller, *, psn_no: str, insutype: str, 
     visit.__dict__.update(
         mdtrt_id=new_id(caller.mdtrtarea_admvs), psn_no=psn_no, insutype=insutype, fixmedins_code=caller.fixmedins_code,
         kind=kind, med_type=med_type, ipt_otp_no=ipt_otp_no, mdtrt_cert_type=cert_type, mdtrt_cert_no=cert_no[:64],
-        begntime=begntime, status="admitted" if kind == "inpatient" else "registered",
+        begntime=begntime, status="admitted" if kind == "inpatient" else "registered", opter=caller.opter,
+        opter_name=caller.opter_name, opt_time=clock.now(),
         mdtrtarea_admvs=caller.mdtrtarea_admvs, insuplc_admdvs=enrolment.insuplc_admdvs, dedc_paid_fen=0, admission_no=0,
         **{k: v for k, v in details.items() if v is not None})
     try:
@@ -206,6 +214,51 @@ def discharge(visit: Visit, endtime: datetime, where: str, **details: str) -> No
             setattr(visit, k, v)
 
 
+def change_admission(session: Session, visit: Visit, where: str, *, insutype: str, med_type: str, begntime: datetime | None,
+                     ipt_no: str, endtime: datetime | None, tolerance: timedelta, details: dict[str, Any]) -> None:
+    """2403 住院信息变更: correct a stay that is not settled (admitted, or discharged and waiting for 2304).
+
+    The person, the insurance type and the institution are the stay's identity and do not change (cancel with 2404 and
+    admit again); the med_type only while no mid-stay settlement was made under the old one; the admission time only
+    so far that the stay's fee lines still lie inside it (they were classified on their own dates)."""
+    if visit.kind != "inpatient":
+        raise InputError(f"visit {visit.mdtrt_id} is not an admission", field=f"{where}.mdtrt_id")
+    if visit.status not in ("admitted", "discharged"):
+        raise Conflict(f"admission {visit.mdtrt_id} is {visit.status}: reverse its settlement (2305) before changing it",
+                       field=f"{where}.mdtrt_id")
+    if insutype and insutype != visit.insutype:
+        raise InputError(f"the stay was admitted under {visit.insutype}: cancel it (2404) and admit again", field=f"{where}.insutype")
+    if med_type and med_type != visit.med_type:
+        if kind_of(med_type) != "inpatient":
+            raise InputError(f"{med_type} is not an inpatient med_type (21…)", field=f"{where}.med_type")
+        if has_settlements(session, visit.mdtrt_id):
+            raise Conflict(f"a mid-stay settlement was made under med_type {visit.med_type}: reverse it (2305) first", field=f"{where}.med_type")
+        visit.med_type = med_type
+    if begntime is not None and begntime != visit.begntime:
+        earliest = session.scalar(select(func.min(FeeLine.fee_ocur_time)).where(FeeLine.mdtrt_id == visit.mdtrt_id,
+                                                                                 FeeLine.status != "cancelled"))
+        if earliest is not None and earliest < begntime - tolerance:
+            raise InputError(f"{clock.fmt_datetime(begntime)} is after fee lines of the stay (the first on {clock.fmt_datetime(earliest)})",
+                             field=f"{where}.begntime")
+        if visit.endtime is not None and begntime > visit.endtime:
+            raise InputError("is after the discharge time", field=f"{where}.begntime")
+        visit.begntime = begntime
+    if ipt_no and ipt_no != visit.ipt_otp_no:
+        duplicate = sql.values(session, SAME_NUMBER, fixmedins_code=visit.fixmedins_code, ipt_otp_no=ipt_no, kind=visit.kind)
+        if duplicate:
+            raise Conflict(f"already registered as mdtrt_id {duplicate[0]}", field=f"{where}.ipt_otp_no")
+        visit.ipt_otp_no = ipt_no
+    if endtime is not None:
+        if visit.status != "discharged":
+            raise InputError("the stay is open: discharge it with 2402", field=f"{where}.endtime")
+        if endtime < visit.begntime:
+            raise InputError("is before the admission time", field=f"{where}.endtime")
+        visit.endtime = endtime
+    for name, value in details.items():
+        if value not in ("", None):
+            setattr(visit, name, value)
+
+
 def undo_discharge(visit: Visit, where: str) -> None:
     if visit.status != "discharged":
         raise Conflict(f"visit {visit.mdtrt_id} is {visit.status}; only a discharged, unsettled admission can be reopened",
@@ -284,7 +337,9 @@ def upload_fees(session: Session, caller: Caller, lines: Sequence[Any], window: 
         seen.add((raw.mdtrt_id, raw.feedetl_sn))
         if raw.mdtrt_id not in visits:
             visit = load_visit(session, caller, raw.mdtrt_id, raw.psn_no, at)
-            if visit.status not in ("registered", "admitted"):
+            # an outpatient visit takes new lines after a settlement (prescriptions after the registration fee); an
+            # admission only while it is open (a discharged stay is reopened with 2405 first)
+            if visit.status not in ("registered", "admitted") and not (visit.status == "settled" and visit.kind != "inpatient"):
                 raise Conflict(f"visit {visit.mdtrt_id} is {visit.status}: no more fee lines", field=f"{at}.mdtrt_id")
             visits[raw.mdtrt_id] = visit_context(session, visit, clock.today())
         amount = to_fen(raw.det_item_fee_sumamt, f"{at}.det_item_fee_sumamt")
@@ -301,6 +356,7 @@ def upload_fees(session: Session, caller: Caller, lines: Sequence[Any], window: 
             raise InputError(f"{clock.fmt_datetime(when)} is in the future", field=f"{at}.fee_ocur_time")
         prepared.append((at, raw, amount, cnt, pric, when))
     existing = {(mdtrt_id, sn) for mdtrt_id in visits for sn in sql.values(session, UPLOADED_SNS, mdtrt_id=mdtrt_id)}
+    uploaded_at = clock.now()
     rules = catalogue_rules(session, {p[1].med_list_codg.strip().upper() for p in prepared}, clock.today())
     results, rows = [], []
     for at, raw, amount, cnt, pric, when in prepared:
@@ -320,11 +376,36 @@ def upload_fees(session: Session, caller: Caller, lines: Sequence[Any], window: 
                    bilg_dr_name=raw.bilg_dr_name, chrgitm_lv=split.chrgitm_lv, med_chrgitm_type=split.med_chrgitm_type,
                    selfpay_prop=split.selfpay_prop, pric_uplmt_fen=split.pric_uplmt_fen, fulamt_ownpay_fen=split.fulamt_ownpay,
                    overlmt_fen=split.overlmt, preselfpay_fen=split.preselfpay, inscp_scp_fen=split.inscp,
-                   lmt_used_flag=split.lmt_used_flag, memo=split.memo, status="open", setl_id=None)
+                   lmt_used_flag=split.lmt_used_flag, memo=split.memo, status="open", setl_id=None,
+                   dise_codg=_given(raw, "dise_codg"), drord_no=_given(raw, "drord_no"), init_feedetl_sn=_given(raw, "init_feedetl_sn"),
+                   prd_days=_prd_days(getattr(raw, "prd_days", ""), f"{at}.prd_days"),
+                   **{name: _given(raw, name) for name in AS_SENT}, opter=caller.opter, opter_name=caller.opter_name, opt_time=uploaded_at)
         rows.append(row)
         results.append(line_result(sql.Record(row)))
     sql.execute_many(session, INSERT_LINE, rows)
     return results
+
+
+# fee-line fields kept as the HIS sent them (for 5204/5205), cut to their columns
+AS_SENT = ("sin_dos_dscr", "used_frqu_dscr", "medc_way_dscr", "acord_dept_codg", "acord_dept_name", "orders_dr_code", "orders_dr_name",
+           "hosp_appr_flag", "tcmdrug_used_way", "etip_flag", "etip_hosp_code", "dscg_tkdrug_flag", "matn_fee_flag")
+_LINE_LENGTHS = {c.name: c.type.length for c in _LINE.columns if getattr(c.type, "length", None)}
+
+
+def _given(raw: Any, name: str) -> str:
+    """An optional text field of an uploaded line (absent or null: empty), cut to its column."""
+    value = getattr(raw, name, "") or ""
+    return str(value).strip()[:_LINE_LENGTHS[name]]
+
+
+def _prd_days(value: Any, field: str) -> Decimal:
+    """周期天数 数值型(4,2): blank is 0."""
+    if value is None or str(value).strip() == "":
+        return Decimal(0)
+    days = _decimal(value, field, Decimal("9999.99"))
+    if days < 0 or days != days.quantize(Decimal("0.01")):
+        raise InputError(f"'{str(value)[:24]}' is not a number of days (at most 2 decimals)", field=field)
+    return days
 
 
 # fee_line.cnt is Numeric(16,4) and pric Numeric(16,6): larger values would not fit the columns
@@ -370,6 +451,37 @@ def cancel_fees(session: Session, visit: Visit, *, chrg_bchno: str = "", feedetl
     return len(rows)
 
 
+# -- chronic and special diseases (med_type 14) ------------------------------------------------------
+
+def chronic_registration(session: Session, psn_no: str, insutype: str, code: str, on: date, field: str) -> sql.Record:
+    """The person's registration (2503) of the disease in force on the day, under the visit's insurance type."""
+    code = code.strip().upper()
+    if not code:
+        raise InputError("med_type 14 (门诊慢特病) needs the registered disease: send its 1309 code (e.g. M03900) as dise_codg",
+                         field=field)
+    found = chronic.in_force(session, psn_no, code, on)
+    if found is None:
+        raise InputError(f"{code[:30]} is not a chronic or special disease registered for the person and in force on {on.isoformat()} "
+                         "(register it with 2503; 5301 lists the person's registrations)", field=field)
+    if found.insutype != insutype:
+        raise InputError(f"{code} is registered under insutype {found.insutype}, the visit under {insutype}", field=field)
+    return found
+
+
+def chronic_disease(session: Session, visit: Any, lines: Sequence[Any], on: date, policy: Any, where: str) -> str:
+    """The registered disease a med_type 14 settlement pays for: the visit's dise_codg (2203), else the one code its fee
+    lines all name (2204 dise_codg)."""
+    if visit.kind != "outpatient":
+        raise InputError(f"med_type 14 (门诊慢特病) is outpatient care, not a {visit.kind} visit", field=f"{where}.med_type")
+    named = {line.dise_codg.strip().upper() for line in lines if line.dise_codg.strip()}
+    code = visit.dise_codg.strip().upper() or (next(iter(named)) if len(named) == 1 else "")
+    chronic_registration(session, visit.psn_no, visit.insutype, code, on, f"{where}.med_type")
+    if code not in policy.chronic:
+        raise InputError(f"the policy of {policy.admdvs} pays no chronic care for {code} under insutype {policy.insutype}",
+                         field=f"{where}.med_type")
+    return code
+
+
 # -- settlement -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -410,8 +522,15 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
         raise Conflict(f"admission {visit.mdtrt_id} is {visit.status}: a mid-stay settlement needs an open admission",
                        field=f"{where}.mid_setl_flag")
     lines = sql.fetch(session, OPEN_LINES, mdtrt_id=visit.mdtrt_id)
-    if request.chrg_bchno and request.chrg_bchno != "0000" and visit.kind != "inpatient":
-        lines = [line for line in lines if line.chrg_bchno == request.chrg_bchno]
+    batch = request.chrg_bchno.strip()
+    if batch and batch != "0000" and visit.kind != "inpatient":
+        # A visit is settled in parts (the registration fee at once, the prescriptions later): each settles the unsettled
+        # lines of the batch it names. A number that names no uploaded batch (some clients send their own registration
+        # number there) settles every unsettled line, as "0000" does.
+        of_batch = [line for line in lines if line.chrg_bchno == batch]
+        if not of_batch and sql.values(session, BATCH_UPLOADED, mdtrt_id=visit.mdtrt_id, chrg_bchno=batch):
+            raise Conflict(f"there are no unsettled fee lines in batch {batch[:30]}: it is settled", field=f"{where}.chrg_bchno")
+        lines = of_batch or lines
     if not lines:
         raise Conflict("there are no unsettled fee lines to settle", field=f"{where}.mdtrt_id")
     uploaded = sum(line.det_item_fee_sumamt_fen for line in lines)
@@ -421,6 +540,10 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
     now = clock.now()
     ctx = visit_context(session, visit, now.date(), person)
     ytd = ledger.year_total(session, visit.psn_no, now.year, lock=post)
+    opsp_dise_code, chronic_total = "", None
+    if (request.med_type or visit.med_type) == CHRONIC_MED_TYPE:
+        opsp_dise_code = chronic_disease(session, visit, lines, now.date(), ctx.policy, where)
+        chronic_total = ledger.chronic_year_total(session, visit.psn_no, now.year, opsp_dise_code, lock=post)
     grants = sql.values(session, GRANTORS, psn_no=visit.psn_no) if request.acct_used else []
     accounts = ledger.accounts(session, [visit.psn_no, *grants], lock=post)
     own = accounts.get(visit.psn_no)
@@ -434,6 +557,8 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
         unfiled_cross_province=visit.mdtrtarea_admvs[:2] != visit.insuplc_admdvs[:2],
         admission_no=admission_no, admission_dedc_paid=visit.dedc_paid_fen,
         acct_balance=own.balance_fen if own else 0, mulaid_balance=sum(a.balance_fen for a in relatives), acct_used=request.acct_used,
+        opsp_dise_code=opsp_dise_code,
+        chronic_ytd=engine.ChronicYearToDate(chronic_total.dedc, chronic_total.hifp) if chronic_total else engine.ChronicYearToDate(),
     )
     splits = [engine.LineSplit(line.feedetl_sn, line.det_item_fee_sumamt_fen, line.fulamt_ownpay_fen, line.overlmt_fen,
                                line.preselfpay_fen, line.inscp_scp_fen, line.chrgitm_lv, line.med_chrgitm_type,
@@ -468,13 +593,16 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
         hifob_pay=out.hifob_pay, maf_pay=out.maf_pay, oth_pay=0, fund_pay_sumamt=out.fund_pay_sumamt, psn_part_amt=out.psn_part_amt,
         acct_pay=out.acct_pay, acct_mulaid_pay=out.acct_mulaid_pay, psn_cash_pay=out.psn_cash_pay, hosp_part_amt=0, balc=out.balc,
         ytd_otp_dedc=out.ytd_delta.otp_dedc, ytd_hifp_otp=out.ytd_delta.hifp_otp, ytd_inscp_self=out.ytd_delta.inscp_self,
-        ytd_admission=1 if counts_admission else 0,
+        ytd_admission=1 if counts_admission else 0, opsp_dise_code=opsp_dise_code, ytd_opsp_dedc=out.chronic_delta.dedc,
         setldetail=json.dumps([fund_json(f) for f in out.funds], ensure_ascii=False), opter=caller.opter, opter_name=caller.opter_name,
     ))
     if post:
         sql.execute(session, INSERT_SETTLEMENT, **row.__dict__)
         _apply_totals(ytd, row, +1)
         ledger.write_year_total(session, ytd)
+        if chronic_total is not None:
+            _apply_chronic_totals(chronic_total, row, +1)
+            ledger.write_chronic_year_total(session, chronic_total)
         posting = ledger.Posting(row.setl_id, visit.psn_no)
         for fund in out.funds:
             posting.add(f"fund:{fund.fund_pay_type}", fund.fund_payamt)
@@ -524,6 +652,13 @@ def _apply_totals(ytd: Any, row: Any, sign: int) -> None:
     ytd.settlements += sign
 
 
+def _apply_chronic_totals(total: Any, row: Any, sign: int) -> None:
+    """Post a med_type 14 settlement's change to its disease's year-to-date row (sign -1 undoes it)."""
+    total.dedc += sign * row.ytd_opsp_dedc
+    total.hifp += sign * row.hifp_pay
+    total.settlements += sign
+
+
 def fund_json(fund: engine.FundPayment) -> dict[str, Any]:
     return {"fund_pay_type": fund.fund_pay_type, "fund_pay_type_name": fund.name, "inscp_scp_amt": fund.inscp_scp_amt,
             "crt_payb_lmt_amt": fund.crt_payb_lmt_amt, "fund_payamt": fund.fund_payamt, "setl_proc_info": fund.setl_proc_info}
@@ -552,7 +687,8 @@ def setlinfo(row: Any, person: Any) -> dict[str, Any]:
 
 def wire_detail(detail: list[dict[str, Any]], sign: int = 1) -> list[dict[str, Any]]:
     return [{**d, "inscp_scp_amt": yuan(sign * d["inscp_scp_amt"]), "fund_payamt": yuan(sign * d["fund_payamt"]),
-             "crt_payb_lmt_amt": yuan(d["crt_payb_lmt_amt"]) if d["crt_payb_lmt_amt"] is not None else None} for d in detail]
+             # settlements stored before every fund had a limit: an uncapped fund's limit is the amount it applied to
+             "crt_payb_lmt_amt": yuan(d["crt_payb_lmt_amt"] if d["crt_payb_lmt_amt"] is not None else d["inscp_scp_amt"])} for d in detail]
 
 
 def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, psn_no: str, where: str = "input.data") -> dict[str, Any]:
@@ -570,6 +706,8 @@ def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, ps
         raise Conflict(f"settlement {setl_id} was already reversed by {original.revs_setl_id}", field=f"{where}.setl_id")
     visit = load_visit(session, caller, mdtrt_id, psn_no, where, lock=True)
     ytd = ledger.year_total(session, original.psn_no, original.year, lock=True)
+    chronic_total = (ledger.chronic_year_total(session, original.psn_no, original.year, original.opsp_dise_code, lock=True)
+                     if original.opsp_dise_code else None)
     posted = ledger.entries(session, setl_id)
     account_moves = ledger.account_entries(session, setl_id)
     accounts = ledger.accounts(session, [a.split(":", 1)[1] for a, _ in account_moves], lock=True)
@@ -586,6 +724,9 @@ def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, ps
     sql.execute(session, MARK_REVERSED, setl_id=original.setl_id, revs_setl_id=reversal.setl_id)
     _apply_totals(ytd, original, -1)
     ledger.write_year_total(session, ytd)
+    if chronic_total is not None:
+        _apply_chronic_totals(chronic_total, original, -1)
+        ledger.write_chronic_year_total(session, chronic_total)
     posting = ledger.Posting(reversal.setl_id, original.psn_no)
     for account, amount in posted:
         posting.add(account, -amount)
@@ -597,7 +738,8 @@ def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, ps
             visit.admission_no = 0
         visit.status = "discharged" if visit.endtime else "admitted"
     else:
-        visit.status = "registered"
+        # the visit's other settlements stand (a visit is settled in parts): it stays settled while one does
+        visit.status = "settled" if sql.values(session, STANDING_SETTLEMENT, mdtrt_id=visit.mdtrt_id) else "registered"
     sql.execute(session, UPDATE_VISIT, mdtrt_id=visit.mdtrt_id, status=visit.status, dedc_paid_fen=visit.dedc_paid_fen,
                 admission_no=visit.admission_no)
     person = registry.person(session, original.psn_no, where)
@@ -606,6 +748,7 @@ def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, ps
 
 _NEGATED = ("medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc", "hifp_pay",
             "cvlserv_pay", "hifes_pay", "hifmi_pay", "hifob_pay", "maf_pay", "oth_pay", "fund_pay_sumamt", "psn_part_amt", "acct_pay",
-            "acct_mulaid_pay", "psn_cash_pay", "hosp_part_amt", "ytd_otp_dedc", "ytd_hifp_otp", "ytd_inscp_self", "ytd_admission")
+            "acct_mulaid_pay", "psn_cash_pay", "hosp_part_amt", "ytd_otp_dedc", "ytd_hifp_otp", "ytd_inscp_self", "ytd_admission",
+            "ytd_opsp_dedc")
 _COPIED = ("mdtrt_id", "psn_no", "fixmedins_code", "insutype", "psn_type", "cvlserv_flag", "med_type", "kind", "year", "mid_setl_flag", "mdtrt_cert_type",
-           "clr_type", "clr_way", "clr_optins", "mdtrtarea_admvs", "invono", "pool_prop_selfpay", "balc", "setldetail")
+           "clr_type", "clr_way", "clr_optins", "mdtrtarea_admvs", "invono", "pool_prop_selfpay", "balc", "setldetail", "opsp_dise_code")

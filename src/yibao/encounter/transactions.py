@@ -15,7 +15,8 @@ from yibao.core import clock
 from yibao.core.errors import InputError
 from yibao.core.money import to_fen
 from yibao.core.schema import Required
-from yibao.encounter import queries, service
+from yibao.encounter import queries, service, treatment
+from yibao.registry import service as registry
 from yibao.gateway.envelope import Answer
 from yibao.gateway.table import Context, TransactionSet
 
@@ -66,6 +67,38 @@ def flag(value: str, field: str) -> bool:
     return value == "1"
 
 
+# -- 2001 人员待遇享受检查 ---------------------------------------------------------------------------
+
+class TreatmentQuery(msgspec.Struct):
+    psn_no: Required
+    insutype: Required
+    med_type: Required
+    begntime: Required
+    fixmedins_code: str = ""
+    endtime: str = ""
+    dise_codg: str = ""
+    dise_name: str = ""
+    oprn_oprt_code: str = ""
+    oprn_oprt_name: str = ""
+    matn_type: str = ""
+    birctrl_type: str = ""
+
+
+class In2001(msgspec.Struct):
+    data: TreatmentQuery
+
+
+@TRANSACTIONS.register("2001", "人员待遇享受检查", In2001, paths=("/fsi/api/fsiPsnPriorityInfoService/queryPsnPriorityInfo",))
+def treatment_check(ctx: Context, body: In2001) -> dict:
+    """Before 2201/2401: the checks that did not pass, each with its code, name and reason; all well is an empty list."""
+    d = body.data
+    begin = clock.parse_datetime(d.begntime, "input.data.begntime")
+    end = clock.parse_datetime(d.endtime, "input.data.endtime") if d.endtime.strip() else None
+    facts = treatment.facts(ctx.session, psn_no=d.psn_no, insutype=d.insutype, fixmedins_code=(d.fixmedins_code or ctx.fixmedins_code).strip(),
+                            med_type=d.med_type, day=begin.date(), dise_codg=d.dise_codg)
+    return {"trtinfo": treatment.trtinfo(d.psn_no, d.insutype, begin, end, treatment.assess(facts))}
+
+
 # -- 2201–2205 ------------------------------------------------------------------------------
 
 class Registration(msgspec.Struct):
@@ -96,7 +129,9 @@ def register(ctx: Context, body: In2201) -> dict:
                                begntime=visit_start(ctx, d.begntime, "input.data.begntime"), ipt_otp_no=d.ipt_otp_no,
                                cert_type=d.mdtrt_cert_type, cert_no=d.mdtrt_cert_no, card_sn=d.card_sn, where="input.data",
                                atddr_no=d.atddr_no, dr_name=d.dr_name, dept_code=d.dept_code, dept_name=d.dept_name)
-    return {"data": {"mdtrt_id": visit.mdtrt_id, "psn_no": visit.psn_no, "ipt_otp_no": visit.ipt_otp_no}}
+    # the credential the visit was registered with, as the spec's answer names it; a card's identification code is not repeated
+    return {"data": {"mdtrt_id": visit.mdtrt_id, "psn_no": visit.psn_no, "ipt_otp_no": visit.ipt_otp_no,
+                     "mdtrt_cert_type": visit.mdtrt_cert_type, "mdtrt_cert_no": visit.mdtrt_cert_no, "card_sn": ""}}
 
 
 class VisitRef(msgspec.Struct):
@@ -152,10 +187,14 @@ class In2203(msgspec.Struct):
 def visit_info(ctx: Context, body: In2203) -> dict:
     m = body.mdtrtinfo
     visit = service.visit_of(ctx.session, caller(ctx), m.mdtrt_id, m.psn_no, "input.mdtrtinfo", lock=True)
-    if visit.status != "registered":
+    # a settled visit takes more care (the prescriptions after the registration fee): its details may follow
+    if visit.status not in ("registered", "settled"):
         raise InputError(f"visit is {visit.status}", field="input.mdtrtinfo.mdtrt_id")
     if (m.med_type == "41") != (visit.kind == "pharmacy") or service.kind_of(m.med_type) == "inpatient":
         raise InputError(f"{m.med_type} does not fit a {visit.kind} visit", field="input.mdtrtinfo.med_type")
+    if m.med_type == service.CHRONIC_MED_TYPE:
+        # refused here, not only at settlement: the counter learns before the fee lines that the disease is not registered
+        service.chronic_registration(ctx.session, visit.psn_no, visit.insutype, m.dise_codg, clock.today(), "input.mdtrtinfo.dise_codg")
     visit.med_type = m.med_type
     visit.main_cond_dscr, visit.dise_codg, visit.dise_name = m.main_cond_dscr, m.dise_codg, m.dise_name
     service.record_diagnoses(ctx.session, visit, body.diseinfo)
@@ -191,6 +230,15 @@ class FeeDetail(msgspec.Struct):
     bilg_dr_name: str = ""
     hosp_appr_flag: str = ""
     init_feedetl_sn: str = ""
+    acord_dept_codg: str = ""
+    acord_dept_name: str = ""
+    orders_dr_code: str = ""
+    orders_dr_name: str = ""
+    tcmdrug_used_way: str = ""
+    etip_flag: str = ""
+    etip_hosp_code: str = ""
+    dscg_tkdrug_flag: str = ""
+    matn_fee_flag: str = ""
 
 
 class In2204(msgspec.Struct):
@@ -269,6 +317,9 @@ def _settle(kind: str, post: bool):  # type: ignore[no-untyped-def]
 
 TRANSACTIONS.register("2206", "门诊预结算", InSettle, paths=("/fsi/api/outpatientSettleService/preSettletment",))(_settle("outpatient", False))
 TRANSACTIONS.register("2207", "门诊结算", InSettle, paths=("/fsi/api/outpatientSettleService/saveSettletmentV2",))(_settle("outpatient", True))
+# The A variants some provinces' clients send (2203A above, 2206A, 2207A) are aliases: the same input, the same answer.
+# 2207A's path is the older saveSettletment (2207 moved to saveSettletmentV2); 2206A's is preSettletmentA.
+TRANSACTIONS.register("2206A", "门诊预结算(A)", InSettle, paths=("/fsi/api/outpatientSettleService/preSettletmentA",))(_settle("outpatient", False))
 TRANSACTIONS.register("2207A", "门诊结算(A)", InSettle, paths=("/fsi/api/outpatientSettleService/saveSettletment",))(_settle("outpatient", True))
 TRANSACTIONS.register("2303", "住院预结算", InSettle, paths=("/fsi/api/hospSettService/preSett",))(_settle("inpatient", False))
 TRANSACTIONS.register("2304", "住院结算", InSettle, paths=("/fsi/api/hospSettService/settV2",))(_settle("inpatient", True))
@@ -320,6 +371,37 @@ class Admission(msgspec.Struct):
     dise_name: str = ""
     oprn_oprt_code: str = ""
     oprn_oprt_name: str = ""
+    fpsc_no: str = ""
+    matn_type: str = ""
+    birctrl_type: str = ""
+    latechb_flag: str = ""
+    geso_val: str = ""
+    fetts: str = ""
+    fetus_cnt: str = ""
+    pret_flag: str = ""
+    birctrl_matn_date: str = ""
+
+
+def whole(value: str, field: str, largest: int) -> int:
+    """A small whole number the spec types 数值型 (孕周数, 胎次, 胎儿数); blank is 0."""
+    text = (value or "").strip()
+    if not text:
+        return 0
+    if not text.isdecimal() or int(text) > largest:
+        raise InputError(f"'{text[:20]}' is not a whole number from 0 to {largest}", field=field)
+    return int(text)
+
+
+def admission_details(m: Any, where: str) -> dict[str, Any]:
+    """The details of a stay 2401 and 2403 carry besides its identity, as visit columns (answered by 5201)."""
+    return {
+        "coner_name": m.coner_name, "tel": m.tel, "medrcdno": m.medrcdno, "adm_diag_dscr": m.adm_diag_dscr,
+        "oprn_oprt_code": m.oprn_oprt_code, "oprn_oprt_name": m.oprn_oprt_name, "fpsc_no": m.fpsc_no, "matn_type": m.matn_type,
+        "birctrl_type": m.birctrl_type, "latechb_flag": m.latechb_flag, "pret_flag": m.pret_flag,
+        "geso_val": whole(m.geso_val, f"{where}.geso_val", 99), "fetts": whole(m.fetts, f"{where}.fetts", 999),
+        "fetus_cnt": whole(m.fetus_cnt, f"{where}.fetus_cnt", 999),
+        "birctrl_matn_date": clock.parse_date(m.birctrl_matn_date, f"{where}.birctrl_matn_date") if m.birctrl_matn_date.strip() else None,
+    }
 
 
 class In2401(msgspec.Struct):
@@ -337,7 +419,7 @@ def admit(ctx: Context, body: In2401) -> dict:
                                cert_type=m.mdtrt_cert_type, cert_no=m.mdtrt_cert_no, card_sn=m.card_sn, where="input.mdtrtinfo",
                                atddr_no=m.atddr_no, dr_name=m.chfpdr_name, dept_code=m.adm_dept_codg, dept_name=m.adm_dept_name,
                                dise_codg=m.dise_codg, dise_name=m.dise_name, main_cond_dscr=m.main_cond_dscr or m.adm_diag_dscr,
-                               adm_bed=m.adm_bed)
+                               adm_bed=m.adm_bed, **admission_details(m, "input.mdtrtinfo"))
     service.record_diagnoses(ctx.session, visit, body.diseinfo)
     return {"result": {"mdtrt_id": visit.mdtrt_id, "psn_no": visit.psn_no, "ipt_otp_no": visit.ipt_otp_no}}
 
@@ -356,6 +438,7 @@ class Discharge(msgspec.Struct):
     dscg_bed: str = ""
     dscg_way: str = ""
     die_date: str = ""
+    cop_flag: str = ""
 
 
 class In2402(msgspec.Struct):
@@ -368,7 +451,84 @@ def discharge(ctx: Context, body: In2402) -> dict:
     d = body.dscginfo
     visit = service.visit_of(ctx.session, caller(ctx), d.mdtrt_id, d.psn_no, "input.dscginfo", lock=True)
     service.discharge(visit, clock.parse_datetime(d.endtime, "input.dscginfo.endtime"), "input.dscginfo", dscg_way=d.dscg_way,
-                      dise_codg=d.dise_codg, dise_name=d.dise_name)
+                      dise_codg=d.dise_codg, dise_name=d.dise_name, dscg_dept_codg=d.dscg_dept_codg, dscg_dept_name=d.dscg_dept_name,
+                      dscg_bed=d.dscg_bed, oprn_oprt_code=d.oprn_oprt_code, oprn_oprt_name=d.oprn_oprt_name, cop_flag=d.cop_flag,
+                      die_date=clock.parse_date(d.die_date, "input.dscginfo.die_date") if d.die_date.strip() else None)
+    if body.diseinfo:
+        service.record_diagnoses(ctx.session, visit, body.diseinfo)
+    return {}
+
+
+class AdmissionChange(msgspec.Struct):
+    """2403 ``adminfo``: the 2401 fields (the stay's number as ipt_otp_no or ipt_no), mdtrt_id and, once discharged, endtime."""
+
+    mdtrt_id: Required
+    psn_no: Required
+    insutype: str = ""
+    med_type: str = ""
+    begntime: str = ""
+    endtime: str = ""
+    ipt_otp_no: str = ""
+    ipt_no: str = ""
+    mdtrt_cert_type: str = ""
+    mdtrt_cert_no: str = ""
+    card_sn: str = ""
+    coner_name: str = ""
+    tel: str = ""
+    medrcdno: str = ""
+    atddr_no: str = ""
+    chfpdr_name: str = ""
+    adm_diag_dscr: str = ""
+    adm_dept_codg: str = ""
+    adm_dept_name: str = ""
+    adm_bed: str = ""
+    dscg_maindiag_code: str = ""
+    dscg_maindiag_name: str = ""
+    main_cond_dscr: str = ""
+    dise_codg: str = ""
+    dise_name: str = ""
+    oprn_oprt_code: str = ""
+    oprn_oprt_name: str = ""
+    fpsc_no: str = ""
+    matn_type: str = ""
+    birctrl_type: str = ""
+    latechb_flag: str = ""
+    geso_val: str = ""
+    fetts: str = ""
+    fetus_cnt: str = ""
+    pret_flag: str = ""
+    birctrl_matn_date: str = ""
+
+
+class ChangedDiagnosis(DiseInfo):
+    mdtrt_id: str = ""
+
+
+class In2403(msgspec.Struct):
+    adminfo: AdmissionChange
+    diseinfo: list[ChangedDiagnosis] = []
+
+
+@TRANSACTIONS.register("2403", "住院信息变更", In2403, paths=("/fsi/api/hospitalRegisterService/hospitalRegisterEdit",))
+def change_admission(ctx: Context, body: In2403) -> dict:
+    m, where = body.adminfo, "input.adminfo"
+    visit = service.visit_of(ctx.session, caller(ctx), m.mdtrt_id, m.psn_no, where, lock=True)
+    if m.mdtrt_cert_no.strip():
+        person = registry.person(ctx.session, visit.psn_no, where)
+        registry.verify_credential(ctx.session, person, m.mdtrt_cert_type or "02", m.mdtrt_cert_no, m.card_sn, where, ctx.fixmedins_code)
+    for i, d in enumerate(body.diseinfo):
+        if d.mdtrt_id and d.mdtrt_id != visit.mdtrt_id:
+            raise InputError(f"names visit {d.mdtrt_id[:30]}, not {visit.mdtrt_id}", field=f"input.diseinfo[{i}].mdtrt_id")
+    begun = m.begntime.strip()
+    service.change_admission(
+        ctx.session, visit, where, insutype=m.insutype, med_type=m.med_type,
+        begntime=visit_start(ctx, begun, f"{where}.begntime") if begun and clock.parse_datetime(begun, f"{where}.begntime") != visit.begntime
+        else None,
+        ipt_no=(m.ipt_otp_no or m.ipt_no).strip(), tolerance=fee_window(ctx).before,
+        endtime=clock.parse_datetime(m.endtime, f"{where}.endtime") if m.endtime.strip() else None,
+        details={**admission_details(m, where), "atddr_no": m.atddr_no, "dr_name": m.chfpdr_name, "dept_code": m.adm_dept_codg,
+                 "dept_name": m.adm_dept_name, "adm_bed": m.adm_bed, "dise_codg": m.dise_codg, "dise_name": m.dise_name,
+                 "main_cond_dscr": m.main_cond_dscr})
     if body.diseinfo:
         service.record_diagnoses(ctx.session, visit, body.diseinfo)
     return {}

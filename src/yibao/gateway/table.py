@@ -52,6 +52,7 @@ class TransactionSet:
 
 
 def build_table() -> dict[str, Transaction]:
+    from yibao.chronic.transactions import TRANSACTIONS as chronic
     from yibao.codes.transactions import TRANSACTIONS as codes
     from yibao.credential.transactions import TRANSACTIONS as credential
     from yibao.encounter.transactions import TRANSACTIONS as encounter
@@ -61,7 +62,7 @@ def build_table() -> dict[str, Transaction]:
     from yibao.registry.transactions import TRANSACTIONS as registry
 
     table: dict[str, Transaction] = {}
-    for group in (signin, registry, credential, codes, files, encounter, reconciliation):
+    for group in (signin, registry, credential, codes, files, encounter, chronic, reconciliation):
         for tx in group.items:
             if tx.infno in table:
                 raise RuntimeError(f"transaction {tx.infno} registered twice")

@@ -1,7 +1,8 @@
 """`yibao ledger check`: prove that the books agree with themselves.
 
 1. every settlement's ledger entries sum to zero, and match the settlement's own amounts;
-2. every year-to-date row equals the sum of what its settlements and reversals posted;
+2. every year-to-date row (and every chronic disease's, med_type 14) equals the sum of what its settlements and
+   reversals posted;
 3. every personal account's balance equals opening + contributions credited − payments posted.
 All three are aggregate queries, so the check runs in seconds on a large region.
 """
@@ -15,7 +16,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from yibao.encounter.models import Settlement
-from yibao.ledger.models import LedgerEntry, YearTotal
+from yibao.ledger.models import ChronicYearTotal, LedgerEntry, YearTotal
 from yibao.registry.models import Account, Contribution
 
 YTD_FIELDS = ("otp_dedc", "hifp_otp", "hifp", "hifob", "cvlserv", "hifmi", "maf", "inscp_self", "admissions", "settlements")
@@ -26,6 +27,7 @@ class CheckReport:
     settlements: int = 0
     entries: int = 0
     year_rows: int = 0
+    chronic_rows: int = 0
     accounts: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -94,6 +96,25 @@ def check(session: Session, limit: int = 50) -> CheckReport:
                 problem(f"year total {row.psn_no}/{row.year}: {name} is {getattr(row, name)}, settlements say {want}")
     for (psn_no, year) in computed:
         problem(f"settlements of {psn_no} in {year} have no year-total row")
+
+    # 2b. each chronic disease's year-to-date row equals its med_type 14 settlements' postings
+    chronic = {
+        (r.psn_no, r.year, r.opsp_dise_code): r
+        for r in session.execute(select(
+            Settlement.psn_no, Settlement.year, Settlement.opsp_dise_code, func.sum(Settlement.ytd_opsp_dedc).label("dedc"),
+            func.sum(Settlement.hifp_pay).label("hifp"), func.sum(sign).label("settlements"),
+        ).where(Settlement.opsp_dise_code != "").group_by(Settlement.psn_no, Settlement.year, Settlement.opsp_dise_code))
+    }
+    for total in session.scalars(select(ChronicYearTotal)):
+        report.chronic_rows += 1
+        expected_chronic = chronic.pop((total.psn_no, total.year, total.opsp_dise_code), None)
+        for name in ("dedc", "hifp", "settlements"):
+            want = int(getattr(expected_chronic, name)) if expected_chronic is not None else 0
+            if getattr(total, name) != want:
+                problem(f"chronic year total {total.psn_no}/{total.year}/{total.opsp_dise_code}: {name} is {getattr(total, name)}, "
+                        f"settlements say {want}")
+    for (psn_no, year, code) in chronic:
+        problem(f"chronic settlements of {psn_no} in {year} for {code} have no year-total row")
 
     # 3. account balances
     credits = dict(session.execute(select(Contribution.psn_no, func.sum(Contribution.acct_cred_fen)).group_by(Contribution.psn_no)).tuples().all())

@@ -54,3 +54,18 @@ class MutualAidGrant(Base):
     active: Mapped[int] = mapped_column(Integer, default=1)
     granted_at: Mapped[datetime] = mapped_column(DateTime)
     __table_args__ = (Index("ix_mutual_aid_grant_beneficiary_psn_no", "beneficiary_psn_no"),)
+
+
+class ChronicYearTotal(Base):
+    """A person's year-to-date totals for one registered chronic or special disease (门诊慢特病, med_type 14).
+
+    Each disease has its own deductible and annual cap (policy ``chronic.yaml``), so what was met and paid is kept per
+    disease, maintained in the settlement's transaction like ``year_total`` and restored by a reversal."""
+
+    __tablename__ = "chronic_year_total"
+    psn_no: Mapped[str] = mapped_column(String(30), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    opsp_dise_code: Mapped[str] = mapped_column(String(30), primary_key=True)
+    dedc: Mapped[int] = mapped_column(BigInteger, default=0)
+    hifp: Mapped[int] = mapped_column(BigInteger, default=0)
+    settlements: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,8 +1,9 @@
 """Posting settlements: year-to-date rows, account balances and balanced ledger entries.
 
 Everything here runs inside the settlement's own transaction. Rows that concurrent
-settlements of one person share (the year total, the accounts) are locked in a fixed order
-(year total, then accounts by psn_no) so two settlements never interleave or deadlock.
+settlements of one person share (the year total, a chronic disease's year total, the accounts)
+are locked in a fixed order (year total, chronic year total, then accounts by psn_no) so two
+settlements never interleave or deadlock.
 These are hot-path statements (`yibao.store.sql`): records in, one statement per change.
 """
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from yibao.core import clock
-from yibao.ledger.models import LedgerEntry, YearTotal
+from yibao.ledger.models import ChronicYearTotal, LedgerEntry, YearTotal
 from yibao.registry import service as registry
 from yibao.registry.models import Account
 from yibao.store import sql
@@ -28,6 +29,15 @@ YEAR_TOTAL_LOCKED = sql.Statement(
 YEAR_TOTAL = sql.Statement("SELECT * FROM year_total WHERE psn_no = :psn_no AND year = :year", _YEAR)
 WRITE_YEAR_TOTAL = sql.Statement(f"UPDATE year_total SET {', '.join(f'{t} = :{t}' for t in TOTALS)} WHERE psn_no = :psn_no AND year = :year",
                                  _YEAR)
+_CHRONIC = ChronicYearTotal.__table__
+CHRONIC_TOTALS = ("dedc", "hifp", "settlements")
+CHRONIC_TOTAL_LOCKED = sql.Statement(
+    "INSERT INTO chronic_year_total (psn_no, year, opsp_dise_code, dedc, hifp, settlements) VALUES (:psn_no, :year, :opsp_dise_code, 0, 0, 0) "
+    "ON CONFLICT (psn_no, year, opsp_dise_code) DO UPDATE SET settlements = chronic_year_total.settlements RETURNING *", _CHRONIC)
+CHRONIC_TOTAL = sql.Statement("SELECT * FROM chronic_year_total WHERE psn_no = :psn_no AND year = :year AND opsp_dise_code = :opsp_dise_code",
+                              _CHRONIC)
+WRITE_CHRONIC_TOTAL = sql.Statement("UPDATE chronic_year_total SET dedc = :dedc, hifp = :hifp, settlements = :settlements "
+                                    "WHERE psn_no = :psn_no AND year = :year AND opsp_dise_code = :opsp_dise_code", _CHRONIC)
 ACCOUNT_LOCKED = sql.Statement("SELECT * FROM account WHERE psn_no = :psn_no", Account.__table__, lock=True)
 MOVE_BALANCE = sql.Statement("UPDATE account SET balance_fen = balance_fen + :delta WHERE psn_no = :psn_no", Account.__table__)
 INSERT_ENTRY = sql.Statement.insert(LedgerEntry.__table__, skip=("id",))
@@ -45,6 +55,21 @@ def year_total(session: Session, psn_no: str, year: int, *, lock: bool) -> sql.R
 
 def write_year_total(session: Session, total: sql.Record) -> None:
     sql.execute(session, WRITE_YEAR_TOTAL, **{t: getattr(total, t) for t in ("psn_no", "year", *TOTALS)})
+
+
+def chronic_year_total(session: Session, psn_no: str, year: int, opsp_dise_code: str, *, lock: bool) -> sql.Record:
+    """The person's row for one chronic disease and year (locked after ``year_total``, before the accounts); zeros when
+    reading an absent one."""
+    key = {"psn_no": psn_no, "year": year, "opsp_dise_code": opsp_dise_code}
+    if lock:
+        found = sql.first(session, CHRONIC_TOTAL_LOCKED, **key)
+        assert found is not None
+        return found
+    return sql.first(session, CHRONIC_TOTAL, **key) or sql.Record({**key, **{t: 0 for t in CHRONIC_TOTALS}})
+
+
+def write_chronic_year_total(session: Session, total: sql.Record) -> None:
+    sql.execute(session, WRITE_CHRONIC_TOTAL, **{t: getattr(total, t) for t in ("psn_no", "year", "opsp_dise_code", *CHRONIC_TOTALS)})
 
 
 def accounts(session: Session, psn_nos: Iterable[str], *, lock: bool) -> dict[str, sql.Record]:

@@ -3,7 +3,8 @@
 One directory per region (``admdvs``), one YAML file per parameter family. A leaf is a
 mapping from effective date to value; the value in force on a day is the one with the latest
 date not after it. Each file names its source (``reference``) and its unit (``yuan``,
-``ratio``, ``tiers`` or ``cert_types``, a list of mdtrt_cert_type codes); a subtree may override the unit with ``_unit``. Every value is
+``ratio``, ``tiers``, ``count`` (a whole number, e.g. months) or ``cert_types``, a list of mdtrt_cert_type codes); a subtree
+may override the unit with ``_unit``. Every value is
 checked at load, and errors name the file, the key and the date.
 """
 
@@ -21,8 +22,8 @@ import yaml
 
 from yibao.core.errors import InputError
 
-FAMILIES = ("deductible", "pool_ratio", "caps", "second_tier", "catalogue", "credential")
-UNITS = ("yuan", "ratio", "tiers", "cert_types")
+FAMILIES = ("deductible", "pool_ratio", "caps", "second_tier", "catalogue", "credential", "chronic", "treatment")
+UNITS = ("yuan", "ratio", "tiers", "count", "cert_types")
 CERT_TYPES = ("01", "02", "03")  # mdtrt_cert_type: e-credential, resident ID card, social-security card
 
 
@@ -65,6 +66,10 @@ def _convert(value: Any, unit: str, where: str) -> Any:
             if [t[0] for t in tiers] != sorted({t[0] for t in tiers}):
                 raise PolicyError(f"{where}: tier thresholds must rise")
             return tuple(tiers)
+        if unit == "count":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise PolicyError(f"{where}: {value} must be a whole number, 0 or more")
+            return value
         if unit == "cert_types":
             # quoted in YAML: an unquoted 01 would be read as the number 1
             if not isinstance(value, list) or any(not isinstance(c, str) or c not in CERT_TYPES for c in value):

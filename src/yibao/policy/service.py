@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
@@ -10,6 +10,18 @@ from functools import lru_cache
 from yibao.policy.parameters import PolicyBook, PolicyError, bundled
 
 LEVELS = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class ChronicTerms:
+    """One chronic or special disease's own terms (门诊慢特病, ``chronic.yaml``) for an insurance type."""
+
+    deductible: int  # fen, met once a calendar year for the disease
+    ratio: Decimal  # of the in-scope amount above the deductible, paid by the basic pooled fund
+    annual_cap: int  # fen, the most the pooled fund pays for the disease in a calendar year
+
+    def __str__(self) -> str:
+        return f"deductible {self.deductible / 100:,.2f}, {self.ratio * 100:.0f}%, cap {self.annual_cap / 100:,.2f} a year"
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,10 @@ class Policy:
     pay_auth_threshold: int = 0
     # ... when the counter presents one of these credential types (mdtrt_cert_type)
     pay_auth_cert_types: frozenset[str] = frozenset(("01",))
+    # med_type 14: the terms of each chronic or special disease (national 1309 code) this insurance type pays for
+    chronic: dict[str, ChronicTerms] = field(default_factory=dict)
+    # 2001: an employee in service with no contribution in each of this many months before the month of care has no benefits
+    employee_arrears_months: int = 3
 
 
 def category_of(insutype: str, psn_type: str) -> str:
@@ -56,6 +72,9 @@ def snapshot(book: PolicyBook, admdvs: str, insutype: str, category: str, on: da
     cat = category if insutype == "310" else "all"
     assistance_keys = [k.split(".")[1] for k in book.regions.get(admdvs, {}).get("second_tier", {})
                        if k.startswith("medical_assistance.") and k.split(".")[1].isdigit()]
+    # ratio.<disease>.<insutype>: the diseases this insurance type pays as chronic care (each needs all three terms)
+    diseases = sorted(k.split(".")[1] for k in book.regions.get(admdvs, {}).get("chronic", {})
+                      if k.startswith("ratio.") and k.endswith(f".{insutype}"))
     return Policy(
         admdvs=admdvs, insutype=insutype, category=cat, on=on,
         yi_selfpay_prop=v(admdvs, "catalogue", "yi_selfpay_prop.all", on),
@@ -77,6 +96,10 @@ def snapshot(book: PolicyBook, admdvs: str, insutype: str, category: str, on: da
         assistance_cap=v(admdvs, "second_tier", "medical_assistance.annual_cap.all", on),
         pay_auth_threshold=v(admdvs, "credential", "pay_auth_threshold.all", on),
         pay_auth_cert_types=v(admdvs, "credential", "pay_auth_cert_types.all", on),
+        chronic={code: ChronicTerms(deductible=v(admdvs, "chronic", f"deductible.{code}.{insutype}", on),
+                                    ratio=v(admdvs, "chronic", f"ratio.{code}.{insutype}", on),
+                                    annual_cap=v(admdvs, "chronic", f"annual_cap.{code}.{insutype}", on)) for code in diseases},
+        employee_arrears_months=v(admdvs, "treatment", "employee_arrears_months.all", on),
     )
 
 

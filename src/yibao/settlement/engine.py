@@ -148,6 +148,17 @@ class YearToDate:
 
 
 @dataclass(frozen=True)
+class ChronicYearToDate:
+    """A person's totals for one registered chronic or special disease in the calendar year (门诊慢特病)."""
+
+    dedc: int = 0  # the disease's deductible met
+    hifp: int = 0  # the pooled fund paid for it (bounded by the disease's annual cap)
+
+    def plus(self, other: ChronicYearToDate, sign: int = 1) -> ChronicYearToDate:
+        return ChronicYearToDate(self.dedc + sign * other.dedc, self.hifp + sign * other.hifp)
+
+
+@dataclass(frozen=True)
 class Claim:
     kind: Kind
     hosp_lv: int
@@ -160,13 +171,17 @@ class Claim:
     acct_balance: int = 0
     mulaid_balance: int = 0
     acct_used: bool = False
+    # med_type 14: the registered disease (national 1309 code) this care is for, paid by its own terms in the policy,
+    # and what was met and paid for it so far this year
+    opsp_dise_code: str = ""
+    chronic_ytd: ChronicYearToDate = ChronicYearToDate()
 
 
 @dataclass(frozen=True)
 class FundPayment:
     fund_pay_type: str
     inscp_scp_amt: int
-    crt_payb_lmt_amt: int | None
+    crt_payb_lmt_amt: int  # 本次可支付限额: what is left of a capped fund, else the amount the fund applies to
     fund_payamt: int
     setl_proc_info: str
 
@@ -202,6 +217,8 @@ class Outcome:
     hifes_pay: int = 0
     oth_pay: int = 0
     hosp_part_amt: int = 0
+    # the change to the chronic disease's year-to-date row (med_type 14 only)
+    chronic_delta: ChronicYearToDate = ChronicYearToDate()
 
 
 def _tiers(before: int, after: int, tiers: tuple[tuple[int, Decimal], ...]) -> tuple[Decimal, list[str]]:
@@ -229,9 +246,19 @@ def settle(policy: Policy, claim: Claim, ytd: YearToDate, lines: tuple[LineSplit
     funds: list[FundPayment] = []
     outpatient_like = claim.kind != "inpatient"
     basic_fund = "310100" if policy.insutype == "310" else "390100"
+    chronic = None
+    if claim.opsp_dise_code:
+        # chronic care is paid by the disease's own terms, never the general outpatient deductible, ratio and cap
+        chronic = policy.chronic.get(claim.opsp_dise_code)
+        if chronic is None or claim.kind != "outpatient":
+            raise ValueError(f"the policy of {policy.admdvs} pays no {claim.kind} chronic care for {claim.opsp_dise_code} "
+                             f"under insutype {policy.insutype}")
+        steps.append(f"门诊慢特病{claim.opsp_dise_code}：{chronic}")
 
     # 1. ratio of the basic pooled fund
-    if claim.kind == "inpatient":
+    if chronic is not None:
+        ratio = chronic.ratio
+    elif claim.kind == "inpatient":
         ratio = policy.ipt_ratio[claim.hosp_lv]
     elif claim.kind == "outpatient":
         ratio = policy.otp_ratio[claim.hosp_lv]
@@ -245,6 +272,9 @@ def settle(policy: Policy, claim: Claim, ytd: YearToDate, lines: tuple[LineSplit
     if ratio == 0:
         remaining_dedc = 0
         steps.append("本类就医统筹基金不予支付")
+    elif chronic is not None:
+        remaining_dedc = max(0, chronic.deductible - claim.chronic_ytd.dedc)
+        steps.append(f"门诊慢特病{claim.opsp_dise_code}起付线{yuan_text(chronic.deductible)}元，本年已付{yuan_text(claim.chronic_ytd.dedc)}元")
     elif outpatient_like:
         remaining_dedc = max(0, policy.otp_deductible - ytd.otp_dedc)
         steps.append(f"门诊起付线{yuan_text(policy.otp_deductible)}元，本年已付{yuan_text(ytd.otp_dedc)}元")
@@ -259,11 +289,14 @@ def settle(policy: Policy, claim: Claim, ytd: YearToDate, lines: tuple[LineSplit
 
     # 3. basic pooled fund, bounded by the caps
     cap_left = max(0, policy.basic_fund_cap - ytd.hifp)
-    if outpatient_like:
+    if chronic is not None:
+        cap_left = min(cap_left, max(0, chronic.annual_cap - claim.chronic_ytd.hifp))
+    elif outpatient_like:
         cap_left = min(cap_left, max(0, policy.otp_fund_cap - ytd.hifp_otp))
     uncapped = rnd(Decimal(base) * ratio)
     hifp = min(uncapped, cap_left)
-    info = f"({yuan_text(inscp)}−起付线{yuan_text(dedc)})×{pct(ratio)}={yuan_text(uncapped)}元"
+    info = (f"门诊慢特病{claim.opsp_dise_code}：" if chronic is not None else "") + \
+        f"({yuan_text(inscp)}−起付线{yuan_text(dedc)})×{pct(ratio)}={yuan_text(uncapped)}元"
     if hifp < uncapped:
         info += f"，年度限额剩余{yuan_text(cap_left)}元，支付{yuan_text(hifp)}元"
     funds.append(FundPayment(basic_fund, inscp, cap_left, hifp, info))
@@ -285,16 +318,18 @@ def settle(policy: Policy, claim: Claim, ytd: YearToDate, lines: tuple[LineSplit
         cvl_ratio = policy.cvlserv_ipt_ratio if claim.kind == "inpatient" else policy.cvlserv_otp_ratio
         cvlserv = rnd(Decimal(burden) * cvl_ratio)
         info = f"个人负担政策范围内{yuan_text(burden)}元×{pct(cvl_ratio)}"
-        funds.append(FundPayment("320100", burden, None, cvlserv, info))
+        # a fund without an annual cap may pay this time up to the amount it applies to (本次可支付限额)
+        funds.append(FundPayment("320100", burden, burden, cvlserv, info))
         steps.append(f"公务员医疗补助：{info}")
     hifmi = 0
     cat_burden = inscp - hifp
-    if claim.kind == "inpatient" and "392" in claim.enrolled and cat_burden > 0:
+    # residents' catastrophic insurance pays on inpatient and chronic/special-disease care (rules.md)
+    if (claim.kind == "inpatient" or chronic is not None) and "392" in claim.enrolled and cat_burden > 0:
         exact, notes = _tiers(ytd.inscp_self, ytd.inscp_self + cat_burden, policy.catastrophic_tiers)
         hifmi = min(rnd(exact), cat_burden - cvlserv)
         info = (f"年度累计个人负担{yuan_text(ytd.inscp_self)}→{yuan_text(ytd.inscp_self + cat_burden)}元，起付"
                 f"{yuan_text(policy.catastrophic_tiers[0][0])}元" + ("；" + "；".join(notes) if notes else "，未达起付标准"))
-        funds.append(FundPayment("390200", cat_burden, None, hifmi, info))
+        funds.append(FundPayment("390200", cat_burden, cat_burden, hifmi, info))
         steps.append(f"居民大病保险：{info}")
     maf = 0
     assistance = policy.assistance_ratio.get(claim.assistance_identity or "")
@@ -314,11 +349,13 @@ def settle(policy: Policy, claim: Claim, ytd: YearToDate, lines: tuple[LineSplit
     cash = psn_part - acct - mulaid
     steps.append(f"基金支付{yuan_text(fund_sum)}元，个人负担{yuan_text(psn_part)}元：个人账户{yuan_text(acct)}元"
                  + (f"，共济账户{yuan_text(mulaid)}元" if mulaid else "") + f"，现金{yuan_text(cash)}元")
-    delta = YearToDate(otp_dedc=dedc if outpatient_like else 0, hifp_otp=hifp if outpatient_like else 0, hifp=hifp, hifob=hifob,
+    general_outpatient = outpatient_like and chronic is None
+    delta = YearToDate(otp_dedc=dedc if general_outpatient else 0, hifp_otp=hifp if general_outpatient else 0, hifp=hifp, hifob=hifob,
                        cvlserv=cvlserv, hifmi=hifmi, maf=maf, inscp_self=cat_burden)
     return Outcome(
         medfee_sumamt=total, fulamt_ownpay_amt=fulamt, overlmt_selfpay=over, preselfpay_amt=pre, inscp_scp_amt=inscp,
         act_pay_dedc=dedc, hifp_pay=hifp, pool_prop_selfpay=ratio, cvlserv_pay=cvlserv, hifmi_pay=hifmi, hifob_pay=hifob,
         maf_pay=maf, fund_pay_sumamt=fund_sum, psn_part_amt=psn_part, acct_pay=acct, acct_mulaid_pay=mulaid, psn_cash_pay=cash,
         balc=claim.acct_balance - acct, funds=tuple(funds), ytd_delta=delta, steps=tuple(steps), lines=lines,
+        chronic_delta=ChronicYearToDate(dedc, hifp) if chronic is not None else ChronicYearToDate(),
     )

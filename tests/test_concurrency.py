@@ -113,3 +113,60 @@ def test_a_family_sharing_one_account(live_server: str, db) -> None:  # type: ig
     with db.unit_of_work(write=False) as session:
         assert session.get(Account, grant.grantor_psn_no).balance_fen == 5_000 - int(shared * 100)
         assert check(session).ok
+
+
+def test_concurrent_retries_of_one_settlement_settle_once(live_server: str, db) -> None:  # type: ignore[no-untyped-def]
+    """A counter that timed out sends its 2207 again with the same msgid, twice at once, to two workers: one settlement,
+    and every answer is the same one."""
+    from yibao.encounter.models import Settlement
+
+    codes = catalogue_codes(db)
+    person = person_with(db, "390")
+    [(client, body)] = prepared_visits(live_server, HOSPITAL, person, "390", ["25.00"], codes["jia"])
+    msgid = client.new_msgid()
+    envelope = client.envelope("2207", body, msgid=msgid)
+    answers: list[dict] = []
+    barrier = threading.Barrier(6)
+
+    def go() -> None:
+        barrier.wait()
+        answers.append(client.send(envelope))  # the same envelope, a fresh signature each time
+
+    threads = [threading.Thread(target=go) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(a["infcode"] == 0 for a in answers), [a["err_msg"] for a in answers]
+    assert len({a["output"]["setlinfo"]["setl_id"] for a in answers}) == 1
+    with db.unit_of_work(write=False) as session:
+        settled = session.scalars(select(Settlement).where(Settlement.mdtrt_id == body["data"]["mdtrt_id"])).all()
+        assert len(settled) == 1 and check(session).ok
+
+
+def test_one_msgid_two_different_settlements_at_once(live_server: str, db) -> None:  # type: ignore[no-untyped-def]
+    """Two counters whose msgid counters restarted settle two different visits with the same msgid at the same moment:
+    both are settled, each answer is its own, and the msgid is flagged as reused."""
+    from yibao.gateway.service import msgid_reused
+
+    codes = catalogue_codes(db)
+    first, second = person_with(db, "390"), person_with(db, "310", retired=False)
+    visits = (prepared_visits(live_server, HOSPITAL, first, "390", ["11.00"], codes["jia"])
+              + prepared_visits(live_server, HOSPITAL, second, "310", ["12.00"], codes["jia"]))
+    msgid = visits[0][0].new_msgid()
+    answers: dict[str, dict] = {}
+    barrier = threading.Barrier(2)
+
+    def go(client: CounterClient, body: dict) -> None:
+        barrier.wait()
+        answers[body["data"]["mdtrt_id"]] = client.call("2207", body, msgid=msgid)
+
+    threads = [threading.Thread(target=go, args=v) for v in visits]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(a["infcode"] == 0 for a in answers.values()), [a["err_msg"] for a in answers.values()]
+    assert {m: a["output"]["setlinfo"]["mdtrt_id"] for m, a in answers.items()} == {m: m for m in answers}
+    with db.unit_of_work(write=False) as session:
+        assert msgid_reused(session, HOSPITAL, msgid) and check(session).ok

@@ -62,7 +62,7 @@ def test_body_changed_after_signing_is_refused(http, counter: CounterClient, cer
 def test_stale_timestamp_is_refused(http, counter: CounterClient, certno: str) -> None:  # type: ignore[no-untyped-def]
     body = encode(counter.envelope("1101", lookup_input(certno)))
     answer = post_signed(http, body, HOSPITAL, secret_of(HOSPITAL), timestamp_ms=now_ms() - 3_600_000)
-    assert answer["infcode"] == -1 and "x-yb-timestamp" in answer["err_msg"] and "stale" in answer["err_msg"]
+    assert answer["infcode"] == -1 and "x-yb-timestamp" in answer["err_msg"] and "behind the platform clock" in answer["err_msg"]
 
 
 def test_replayed_request_is_refused(http, counter: CounterClient, certno: str) -> None:  # type: ignore[no-untyped-def]
@@ -243,13 +243,12 @@ def test_same_msgid_returns_the_first_answer(counter: CounterClient, certno: str
     assert first["infcode"] == 0 and again == first
 
 
-def test_same_msgid_with_another_body_is_refused(counter: CounterClient, certno: str, db) -> None:  # type: ignore[no-untyped-def]
+def test_same_msgid_with_another_body_is_a_new_request(counter: CounterClient, certno: str) -> None:
+    """Clients' msgid counters restart: the same msgid with another body is served (test_wire_habits.py has the rest)."""
     msgid = counter.new_msgid()
     assert counter.call("1101", lookup_input(certno), msgid=msgid)["infcode"] == 0
-    before = row_counts(db)
     other = counter.call("1901", {"data": {"type": "gend"}}, msgid=msgid)
-    assert other["infcode"] == -1 and other["err_msg"].startswith("msgid:") and "different request" in other["err_msg"]
-    assert row_counts(db) == before
+    assert other["infcode"] == 0 and other["output"]["list"]
 
 
 def test_sign_in_retry_gives_the_same_sign_no(http) -> None:  # type: ignore[no-untyped-def]

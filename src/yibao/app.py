@@ -16,7 +16,8 @@ from typing import Any
 import structlog
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import MutableScopeHeaders
-from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException, ValidationException
+from litestar.exceptions.responses import create_exception_response
 from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -27,8 +28,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from yibao import __version__
 from yibao.config import Settings
+from yibao.console.views import ConsoleController
 from yibao.core.errors import YibaoError
 from yibao.deployment import service as deployment
+from yibao.gateway import wire
 from yibao.gateway.service import GatewayService, Reply
 from yibao.people.views import (
     CounterController,
@@ -40,6 +43,7 @@ from yibao.store.db import Database
 
 GATEWAY_PATH = "/fsi/api/rsfComIfsService/callService"
 STATIC = Path(__file__).parent / "web" / "static"
+CONSOLE_STATIC = Path(__file__).parent / "console" / "static"
 SCHEMA_ASSETS = "/schema/assets"
 log = structlog.get_logger("yibao.http")
 
@@ -146,12 +150,26 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     db.use_synchronous("NORMAL" if mode == deployment.DEMO else "FULL")
     gateway = GatewayService(db, settings)
 
-    async def dispatch(request: Request[Any, Any, Any], path_infno: str | None) -> Response[bytes]:
+    async def dispatch(request: Request[Any, Any, Any], path_infno: str | None, dialect_name: str | None = None) -> Response[bytes]:
         body, oversized = await _read_body(request, settings.max_body_bytes)
         headers = {k.lower(): v for k, v in request.headers.items()}
         query = {k: v for k, v in request.query_params.items()}
         client_ip = request.client.host if request.client else ""
-        return _http(await db.run(lambda: gateway.call(body, headers, query, path_infno, oversized, client_ip)))
+        return _http(await db.run(lambda: gateway.call(body, headers, query, path_infno, oversized, client_ip, dialect_name)))
+
+    def dialect_route(prefix: str, fallback: str) -> Any:
+        """Everything under a prefix of regional dialects' paths (gateway/dialects/*.yaml): a path that matches one of their
+        templates is served in that dialect; anything else under the prefix is answered as a refusal in ``fallback``."""
+
+        @post(prefix + "/{rest:path}", status_code=200, request_max_body_size=None, name=f"dialects under {prefix}",
+              tags=["regional dialects"], summary=f"National interface in a regional dialect, under {prefix} (docs/dialects.md)")
+        async def by_dialect(request: Request[Any, Any, Any]) -> Response[bytes]:
+            found = gateway.dialects.match(request.url.path)
+            if found is None:
+                return _http(gateway.unknown_path(request.url.path, fallback))
+            return await dispatch(request, found[1], found[0])
+
+        return by_dialect
 
     # status_code=200: the gateway answers every call with 200 (refusals are infcode -1), as real platforms do, and the
     # OpenAPI document must say so (Litestar's @post would document 201)
@@ -167,6 +185,34 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         if infno is None:
             return _http(gateway.unknown_path(f"/fsi/api/{service}/{method}"))
         return await dispatch(request, infno)
+
+    # The Alibaba CSB forms clients hard-code: one path per transaction (Anhui's broker: .../hsa-fsi-{infno}), or one path
+    # for all with the transaction in the body; the _api_name header, when it names one, must agree (gateway/service.py).
+    @post("/CSB/{api_name:str}", status_code=200, request_max_body_size=None, summary="National interface: CSB path per transaction",
+          tags=["national interface"])
+    async def call_csb(request: Request[Any, Any, Any], api_name: str) -> Response[bytes]:
+        infno = wire.infno_of_api_name(api_name)
+        if infno is None:
+            return _http(gateway.unknown_path(request.url.path))
+        return await dispatch(request, infno)
+
+    @post("/isp-api/powercsb", status_code=200, request_max_body_size=None, summary="National interface: CSB, every transaction by infno",
+          tags=["national interface"])
+    async def call_powercsb(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await dispatch(request, None)
+
+    def framework_refusal(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+        """Litestar's own refusals outside the controllers (which keep theirs), routing's 404 and 405 among them: under
+        the gateway's prefixes an envelope with HTTP 200, because clients parse every answer there as one; elsewhere
+        Litestar's own answer."""
+        path = request.url.path
+        if not wire.on_gateway_path(path):
+            return create_exception_response(request, error)
+        if isinstance(error, NotFoundException):
+            return _http(gateway.unknown_path(path))
+        if isinstance(error, MethodNotAllowedException):
+            return _http(gateway.http_refusal(f"{request.method[:10]} is not served at {path[:100]}: the national interface takes POST"))
+        return _http(gateway.http_refusal(f"{str(error.detail)[:100]} (HTTP {error.status_code}) at {path[:100]}"))
 
     @get("/health", tags=["operations"])
     async def health() -> dict[str, str]:
@@ -188,10 +234,14 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             raise NotFoundException()
         return File(path=folder / name, media_type=MEDIA_TYPES[Path(name).suffix], content_disposition_type="inline")
 
+    dialect_routes = [dialect_route(prefix, name) for prefix, name in gateway.dialects.prefixes().items()]
     web = create_static_files_router(path="/app", directories=[STATIC], html_mode=True, include_in_schema=False)
+    console_web = create_static_files_router(path="/console", directories=[CONSOLE_STATIC], html_mode=True, include_in_schema=False)
     app = Litestar(
-        route_handlers=[call_service, call_by_path, health, metrics, root, schema_asset, web, PeopleController, CounterController],
-        exception_handlers={YibaoError: yibao_error_handler, ValidationException: validation_error_handler},
+        route_handlers=[call_service, call_by_path, call_csb, call_powercsb, health, metrics, root, schema_asset, web, PeopleController,
+                        CounterController, *dialect_routes, console_web, ConsoleController],
+        exception_handlers={YibaoError: yibao_error_handler, ValidationException: validation_error_handler,
+                            HTTPException: framework_refusal},
         openapi_config=OpenAPIConfig(title="yibao", version=__version__, description="National medical-insurance interface and APIs",
                                      render_plugins=[LocalSwagger()]),
         before_send=[security_headers],

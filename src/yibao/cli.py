@@ -43,6 +43,9 @@ ledger_app = typer.Typer(help="The settlement ledger.", no_args_is_help=True)
 policy_app = typer.Typer(help="Policy parameters.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(policy_app, name="policy")
+console_app = typer.Typer(help="The vendors' console (/console/): platform staff who may read every institution's messages.",
+                          no_args_is_help=True)
+app.add_typer(console_app, name="console")
 console = Console()
 
 
@@ -275,6 +278,95 @@ def keys_schemes(access_key: str, schemes: Annotated[str, typer.Argument(help="c
     typer.echo(f"access_key {view.access_key}  schemes {view.schemes}")
 
 
+@keys_app.command("dialect")
+def keys_dialect(access_key: str,
+                 name: Annotated[str | None, typer.Argument(help="a dialect of gateway/dialects (national, guangdong, guangzhou …); "
+                                                             "leave out to show the key's")] = None) -> None:
+    """Bind a key to the regional dialect its HIS speaks (docs/dialects.md): its calls are read and answered in it on every path."""
+    from yibao.gateway import dialect, keys
+
+    db = _database(Settings())
+    with db.unit_of_work() as session:
+        view = keys.view(session, access_key) if name is None else keys.set_dialect(session, access_key, name)
+    db.dispose()
+    routes = ", ".join(sorted({f"{d} on {t}" for t, d in dialect.bundled().routes()}))
+    shown = view.dialect or f"none: the path's (national on /fsi/api/…{', ' + routes if routes else ''})"
+    typer.echo(f"access_key {view.access_key}  dialect {shown}")
+
+
+@keys_app.command("trust-front")
+def keys_trust_front(access_key: str,
+                     name: Annotated[str, typer.Argument(help="the front server's name (`yibao front add`); none: trust no front server")]) -> None:
+    """Let a front server (前置机) sign this key's requests; every call through it is audited (gateway.via_front)."""
+    from yibao.gateway import keys
+
+    db = _database(Settings())
+    with db.unit_of_work() as session:
+        view = keys.trust_front(session, access_key, None if name.lower() == "none" else name)
+    db.dispose()
+    typer.echo(f"access_key {view.access_key}  front server {view.front_server or 'none'}")
+
+
+front_app = typer.Typer(help="Front servers (前置机) that sign for the hospitals behind them.", no_args_is_help=True)
+app.add_typer(front_app, name="front")
+
+
+@front_app.command("add")
+def front_add(name: Annotated[str, typer.Argument(help="its name, sent as x-yb-front-id")],
+              address: Annotated[str, typer.Option(help="the IP address (or network, 10.1.2.0/28) its requests come from")],
+              secret: Annotated[str, typer.Option(help="'generated' (a random 256-bit secret), or one of at least 32 characters")]
+              = "generated") -> None:
+    """Add a front server and print its secret once; it signs for no key until `yibao keys trust-front KEY NAME`."""
+    from yibao.gateway import front
+
+    db = _database(Settings())
+    with db.unit_of_work() as session:
+        view = front.add(session, name, address, secret=None if secret == "generated" else secret)
+    db.dispose()
+    console.print(f"[green]added[/] front server {view.name} at {view.address}")
+    typer.echo(f"front {view.name}  address {view.address}  secret {view.secret}")
+    console.print("give the secret to the front server's operator over a safe channel; it signs x-yb-front-signature with it")
+
+
+@front_app.command("list")
+def front_list() -> None:
+    """The front servers, their addresses and the keys that trust them."""
+    from yibao.gateway import front
+
+    db = _database(Settings())
+    with db.unit_of_work(write=False) as session:
+        fronts = front.all_fronts(session)
+    db.dispose()
+    for f in fronts:
+        typer.echo(f"front {f.name}  address {f.address}  {'active' if f.active else 'inactive'}  trusted by {', '.join(f.trusted_by) or 'no key'}")
+    console.print(f"[dim]{len(fronts)} front servers[/]")
+
+
+dialect_app = typer.Typer(help="Regional dialects of the national interface (docs/dialects.md).", no_args_is_help=True)
+app.add_typer(dialect_app, name="dialect")
+
+
+@dialect_app.command("list")
+def dialect_list(folder: Annotated[Path | None, typer.Option(help="check the dialect files of this folder instead of the shipped ones "
+                                                                  "(it needs its own national.yaml)")] = None) -> None:
+    """Load and check the dialect files, then list each with its paths, regions and header schemes."""
+    from yibao.gateway import dialect
+
+    try:
+        found = dialect.load_folder(folder) if folder else dialect.bundled()
+    except dialect.DialectError as error:
+        raise CliError(str(error)) from None
+    except FileNotFoundError:
+        raise CliError(f"no folder {folder}") from None
+    for name in found.names():
+        d = found[name]
+        typer.echo(f"{name}{f' (extends {d.extends})' if d.extends else ''}  {d.title}")
+        paths = ", ".join(d.paths) or ("the built-in /fsi/api/… paths" if name == dialect.NATIONAL else "none (chosen by binding a key)")
+        typer.echo(f"  paths {paths}  regions {', '.join(d.regions) or 'none'}  "
+                   f"schemes {', '.join(sorted(d.schemes)) if d.schemes else 'all'}  transactions {len(d.rules)}")
+    console.print(f"[green]{len(found.names())} dialects checked[/]")
+
+
 @institution_app.command("add")
 def institution_add(fixmedins_code: Annotated[str, typer.Argument(help="letter + 11 digits, the first six the region: H37010000001")],
                     name: Annotated[str, typer.Option(help="the institution's name")],
@@ -455,6 +547,21 @@ def simulate(visits: Annotated[int, typer.Option(help="visits to simulate")] = 1
         console.print(f"[yellow]refused {times}×[/] {reason}")
 
 
+@console_app.command("staff-add")
+def console_staff_add(name: Annotated[str, typer.Argument(help="the staff member's user name (letters, digits, Chinese, . _ -)")],
+                      replace: Annotated[bool, typer.Option("--replace", help="give an existing staff member a new password")] = False) -> None:
+    """Add a platform staff member to the console; a generated password is printed once (stored as scrypt)."""
+    from yibao.console import service
+
+    settings = Settings()
+    db = _database(settings)
+    with db.unit_of_work() as session:
+        password = service.add_staff(session, name, settings.password_scrypt_n, replace=replace)
+    db.dispose()
+    typer.echo(f"staff {name}  password {password}")
+    console.print("sign in at /console/ (平台人员登录); the password is not shown again (--replace issues a new one)")
+
+
 @ledger_app.command("check")
 def ledger_check() -> None:
     """Prove that settlements balance, year-to-date totals equal their postings and accounts add up."""
@@ -516,7 +623,7 @@ def _policy_text(name: str, value: object) -> str:
         return ", ".join(sorted(str(v) for v in value)) or "none"
     if isinstance(value, Decimal):
         return f"{value * 100:.0f}%"
-    if isinstance(value, int) and not isinstance(value, bool) and name not in ("admdvs", "insutype"):
+    if isinstance(value, int) and not isinstance(value, bool) and name not in ("admdvs", "insutype") and not name.endswith(("_months", "_days", "_count")):
         return money(value)
     return str(value)
 

@@ -12,6 +12,7 @@ from yibao.core import clock
 from yibao.core.errors import InputError
 from yibao.core.schema import Required
 from yibao.gateway.table import Context, TransactionSet
+from yibao.gateway.wire import NO_PRICE_CAP
 
 TRANSACTIONS = TransactionSet()
 
@@ -83,5 +84,8 @@ def catalog_page(ctx: Context, query: In1312) -> dict:
     q = query.data
     since = clock.parse_date(q.updt_time[:10], "input.data.updt_time") if q.updt_time else None
     on = clock.parse_date(q.date, "input.data.date") if q.date else clock.today()
-    return catalog.query_page(ctx.session, page_num=q.page_num, page_size=q.page_size, updated_since=since,
+    page = catalog.query_page(ctx.session, page_num=q.page_num, page_size=q.page_size, updated_since=since,
                               code=(q.med_list_codg or q.hilist_code).strip().upper(), list_type=q.list_type, on=on)
+    # an item without a price cap answers the platform's "no cap" sentinel, never null (gateway/answers.yaml says why)
+    page["data"] = [row if row.get("pric_uplmt_amt") is not None else {**row, "pric_uplmt_amt": NO_PRICE_CAP} for row in page["data"]]
+    return page

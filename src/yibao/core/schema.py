@@ -1,10 +1,11 @@
 """Typed input for the national interface, tolerant the way real clients need.
 
-Clients send numbers as strings and strings as numbers, empty strings for absent values and
-``input`` as an object or a JSON string. Each transaction declares its input as msgspec
-Structs; `convert` coerces numbers where text is expected, converts, and turns msgspec's
-errors into an `InputError` that names the field as it appears on the wire
-(``input.data.mdtrt_cert_no``).
+Clients send numbers as strings and strings as numbers, empty strings or ``null`` for absent values
+(C# serializers write every unset string as ``null``), a one-element list where the spec has an
+object and an object where it has a list, and ``input`` as an object or a JSON string. Each
+transaction declares its input as msgspec Structs; `convert` reads all of these as the spec means
+them, converts, and turns msgspec's errors into an `InputError` that names the field as it appears
+on the wire (``input.data.mdtrt_cert_no``).
 """
 
 from __future__ import annotations
@@ -54,10 +55,23 @@ def _info(tp: Any) -> mi.Type:
     return mi.type_info(tp)
 
 
+def _takes_none(field: mi.Field) -> bool:
+    """Whether ``null`` means something for this field: its type allows None, or it is an optional ``Any``."""
+    kind = field.type
+    if isinstance(kind, mi.UnionType):
+        return any(isinstance(t, mi.NoneType) for t in kind.types)
+    return isinstance(kind, (mi.NoneType, mi.AnyType)) and not field.required
+
+
 def _coerce(value: Any, info: mi.Type) -> Any:
-    """Turn numbers into text where text is expected, drop blank optional values."""
+    """Turn numbers into text where text is expected, drop blank and null optional values, take a list of one for
+    an object and an object for a list of one."""
     if isinstance(info, mi.StrType) and isinstance(value, (int, Decimal, float)) and not isinstance(value, bool):
         return str(value)
+    if isinstance(info, mi.StructType) and isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
+        value = value[0]
+    elif isinstance(info, mi.ListType) and isinstance(value, dict):
+        value = [value]
     if isinstance(info, mi.UnionType):
         if any(isinstance(t, mi.StrType) for t in info.types) and isinstance(value, (int, Decimal)):
             return str(value)
@@ -69,8 +83,14 @@ def _coerce(value: Any, info: mi.Type) -> Any:
         for f in info.fields:
             key = f.encode_name
             if key in out:
-                v = _coerce(out[key], f.type)
-                if v == "" and not f.required and not isinstance(f.type, mi.StrType):
+                v = out[key]
+                # null is absent: the default for an optional field, "required field is missing" for a required one
+                if v is None and not _takes_none(f):
+                    del out[key]
+                    continue
+                v = _coerce(v, f.type)
+                blank = (v == "" and not isinstance(f.type, mi.StrType)) or (v == [] and isinstance(f.type, mi.StructType))
+                if blank and not f.required:
                     del out[key]
                 else:
                     out[key] = v

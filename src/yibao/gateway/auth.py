@@ -47,6 +47,11 @@ class Caller:
     fixmedins_code: str
     nonce: str
     scheme: str
+    # the dialect the key is bound to (gateway/dialect.py; None: the path's)
+    dialect: str | None = None
+    # the front server that signed for the institution, and the address it came from (gateway/front.py)
+    front: str = ""
+    peer: str = ""
 
 
 def yibao_signature(secret: str, timestamp: str, nonce: str, body: bytes) -> str:
@@ -77,6 +82,8 @@ class Credentials:
     # after a rotation the previous secret works until this moment (Beijing wall time)
     previous_secret: str | None = None
     previous_valid_until: datetime | None = None
+    dialect: str | None = None
+    front: str | None = None
 
     def secrets(self) -> tuple[str, ...]:
         """The secrets that sign valid requests right now: the current one, and the previous one in its grace period."""
@@ -159,7 +166,7 @@ def load_from(session_factory: Callable[[], object]) -> Callable[[str], Credenti
                 return None
             schemes = frozenset(s.strip() for s in (client.schemes or "").split(",") if s.strip())
             return Credentials(client.access_key, client.fixmedins_code, client.secret, schemes, client.previous_secret,
-                               client.previous_valid_until)
+                               client.previous_valid_until, client.dialect, client.front_server)
 
     return load
 
@@ -183,10 +190,22 @@ def _fresh(timestamp: str, unit_ms: int, window_s: int, header: str) -> None:
         sent_ms = int(timestamp[:20]) * unit_ms
     except ValueError:
         raise Refused(f"{header} must be a Unix time in {'milliseconds' if unit_ms == 1 else 'seconds'}", "malformed") from None
-    skew = abs(time.time() * 1000 - sent_ms)
-    if skew > window_s * 1000:
-        raise Refused(f"{header} is {int(skew // 1000)} s away from the platform clock (allowed {window_s} s): stale or replayed request",
-                      "stale")
+    skew_ms = sent_ms - time.time() * 1000
+    if abs(skew_ms) > window_s * 1000:
+        # Most refusals here are a counter PC's clock, not an attack: say by how much and which way, and what allows more.
+        way = "ahead of" if skew_ms > 0 else "behind"
+        raise Refused(f"{header} is {int(abs(skew_ms) // 1000)} s {way} the platform clock (allowed ±{window_s} s, "
+                      "YIBAO_SIGNATURE_WINDOW_S): set the counter's clock, or the request is stale", "stale")
+
+
+def csb_nonce(signature: str, body: bytes) -> str:
+    """What stands for a nonce under CSB, which carries none: SM3 of the signature and the body.
+
+    The signature covers only the key, the service name and the millisecond timestamp, so two counters of one
+    institution sending the same transaction in the same millisecond sign identically; with the body in the nonce both
+    are served (their bodies differ, if only in the msgid), while the same bytes sent again are still a replay. What
+    keeps a CSB request from being replayed later is the timestamp window; a retry is answered by its msgid."""
+    return "csb:" + crypto.sm3_hex(signature.encode() + b"\n" + body)
 
 
 def _bounded(key: str, header: str) -> None:
@@ -194,17 +213,34 @@ def _bounded(key: str, header: str) -> None:
         raise Refused(f"{header} is longer than {MAX_ACCESS_KEY} characters", "malformed")
 
 
-def _nonce(nonce: str, header: str, longest: int = NONCE_MAX) -> None:
-    if not NONCE_MIN <= len(nonce) <= longest:
-        raise Refused(f"{header} must be {NONCE_MIN} to {longest} characters", "malformed")
+def _nonce(nonce: str, header: str, longest: int = NONCE_MAX, shortest: int = NONCE_MIN) -> None:
+    if not shortest <= len(nonce) <= longest:
+        raise Refused(f"{header} must be {shortest} to {longest} characters", "malformed")
+
+
+# the headers that name each scheme, in the order they are recognised
+SCHEME_MARKERS = (("front", "x-yb-front-signature"), ("yibao", "x-yb-signature"), ("csb", "_api_signature"), ("tif", "x-tif-signature"))
 
 
 def authenticate(clients: ClientDirectory, headers: Mapping[str, str], body: bytes, query: Mapping[str, str],
-                 window_s: int) -> Caller:
+                 window_s: int, *, schemes: frozenset[str] | None = None, tif_nonce_min: int | None = None,
+                 fronts: object = None, client_ip: str = "") -> Caller:
     """Verify the signature headers; return the caller. The nonce is checked by the caller's transaction.
 
-    Every failure is a `Refused`: cheap checks (lengths, clock) come before the key is looked up.
+    Every failure is a `Refused`: cheap checks (lengths, clock) come before the key is looked up. A dialect's paths
+    may accept only some ``schemes`` and shorter TIF nonces (``tif_nonce_min``, gateway/dialect.py); a front server
+    signs for institutions that trust it (gateway/front.py, ``fronts``), from its own address (``client_ip``).
     """
+    if schemes is not None:
+        used = next((name for name, marker in SCHEME_MARKERS if marker in headers), None)
+        if used is None:
+            raise Refused(f"request is not signed: this path takes {' or '.join(sorted(schemes))} signature headers", "unsigned")
+        if used not in schemes:
+            raise Refused(f"this path takes {' or '.join(sorted(schemes))} signature headers, not {used}", "scheme")
+    if "x-yb-front-signature" in headers:
+        from yibao.gateway import front
+
+        return front.authenticate(fronts, clients, headers, body, window_s, client_ip)  # type: ignore[arg-type]
     if "x-yb-signature" in headers:
         missing = [h for h in YB_HEADERS if not headers.get(h)]
         if missing:
@@ -215,7 +251,7 @@ def authenticate(clients: ClientDirectory, headers: Mapping[str, str], body: byt
         _nonce(nonce, "x-yb-nonce")
         client = _verified(clients, key, "yibao", lambda secret: crypto.equal(yibao_signature(secret, ts, nonce, body), signature.lower()),
                            "x-yb-signature does not match: sign timestamp + '\\n' + nonce + '\\n' + body with HMAC-SM3")
-        return Caller(key, client.fixmedins_code, nonce, "HMAC-SM3")
+        return Caller(key, client.fixmedins_code, nonce, "HMAC-SM3", client.dialect)
     if "_api_signature" in headers:
         missing = [h for h in CSB_HEADERS if not headers.get(h)]
         if missing:
@@ -223,14 +259,13 @@ def authenticate(clients: ClientDirectory, headers: Mapping[str, str], body: byt
         params = {h: headers[h] for h in CSB_HEADERS if h != "_api_signature"}
         params.update(query)
         _bounded(params["_api_access_key"], "_api_access_key")
-        if len(headers["_api_signature"]) > PREFIXED_MAX:  # it serves as the nonce: bounded like one
+        if len(headers["_api_signature"]) > PREFIXED_MAX:  # a Base64 HMAC-SHA1 is 28 characters: anything this long is not one
             raise Refused(f"_api_signature is longer than {PREFIXED_MAX} characters", "malformed")
         _fresh(params["_api_timestamp"], 1, window_s, "_api_timestamp")
         client = _verified(clients, params["_api_access_key"], "csb",
                            lambda secret: crypto.equal(crypto.csb_signature(secret, params), headers["_api_signature"]),
                            "_api_signature does not match (CSB: Base64 HMAC-SHA1 over the sorted _api_* parameters)")
-        # CSB carries no nonce: the signature itself is unique per timestamp, so it serves as one.
-        return Caller(client.access_key, client.fixmedins_code, "csb:" + headers["_api_signature"], "CSB")
+        return Caller(client.access_key, client.fixmedins_code, csb_nonce(headers["_api_signature"], body), "CSB", client.dialect)
     if "x-tif-signature" in headers:
         missing = [h for h in TIF_HEADERS if not headers.get(h)]
         if missing:
@@ -238,8 +273,11 @@ def authenticate(clients: ClientDirectory, headers: Mapping[str, str], body: byt
         key, ts, nonce, signature = (headers[h] for h in TIF_HEADERS)
         _bounded(key, "x-tif-paasid")
         _fresh(ts, 1000, window_s, "x-tif-timestamp")
-        _nonce(nonce, "x-tif-nonce", PREFIXED_MAX)
+        _nonce(nonce, "x-tif-nonce", PREFIXED_MAX, tif_nonce_min or NONCE_MIN)
         client = _verified(clients, key, "tif", lambda secret: crypto.equal(crypto.tif_signature(ts, secret, nonce), signature.lower()),
                            "x-tif-signature does not match (TIF: hex SHA-256 of timestamp + token + nonce + timestamp)")
-        return Caller(key, client.fixmedins_code, "tif:" + nonce, "TIF")
+        # the signature covers (timestamp, nonce): a nonce shorter than the usual minimum (a dialect allows it) is unique only
+        # together with its second, so it is recorded with it
+        used = nonce if len(nonce) >= NONCE_MIN else f"{ts[:20]}:{nonce}"
+        return Caller(key, client.fixmedins_code, "tif:" + used, "TIF", client.dialect)
     raise Refused("request is not signed: send x-yb-access-key, x-yb-timestamp, x-yb-nonce and x-yb-signature", "unsigned")

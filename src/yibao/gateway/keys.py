@@ -1,4 +1,5 @@
-"""Institutions' gateway keys: issue, show, rotate with a grace period, choose signing schemes.
+"""Institutions' gateway keys: issue, show, rotate with a grace period, choose signing schemes, bind a regional
+dialect (gateway/dialect.py) and trust a front server (gateway/front.py).
 
 Every change is recorded in the audit trail. Secrets are random (256 bits) and stored encrypted
 (gateway.models.GatewayClient); they are shown only when an operator asks (`yibao keys show`).
@@ -26,11 +27,14 @@ class KeyView:
     active: bool
     schemes: str
     previous_valid_until: datetime | None
+    dialect: str | None = None
+    front_server: str | None = None
 
 
 def _view(client: GatewayClient) -> KeyView:
     grace = client.previous_valid_until if client.previous_secret and client.previous_valid_until else None
-    return KeyView(client.access_key, client.fixmedins_code, client.secret, client.active, client.schemes, grace)
+    return KeyView(client.access_key, client.fixmedins_code, client.secret, client.active, client.schemes, grace, client.dialect,
+                   client.front_server)
 
 
 def parse_schemes(text: str) -> str:
@@ -42,16 +46,24 @@ def parse_schemes(text: str) -> str:
 
 
 def issue(session: Session, fixmedins_code: str, *, schemes: str = "yibao", access_key: str | None = None, actor: str = "cli") -> KeyView:
-    """A new key for an institution (the access key defaults to its code, as HIS clients expect)."""
+    """A new key for an institution (the access key defaults to its code, as HIS clients expect), bound to its region's
+    dialect (the dialect files' ``regions``: Guangdong's 44…), as the HIS of a hospital there speaks it."""
     access_key = access_key or fixmedins_code
     if session.get(GatewayClient, access_key) is not None:
         raise InputError(f"access key {access_key} exists already; rotate it instead", field="access_key")
     client = GatewayClient(access_key=access_key, fixmedins_code=fixmedins_code, secret=crypto.new_secret(), active=True,
-                           created_at=clock.now(), schemes=parse_schemes(schemes))
+                           created_at=clock.now(), schemes=parse_schemes(schemes), dialect=dialects().for_region(fixmedins_code[1:7]))
     session.add(client)
     session.flush()
-    audit.record(session, "key.add", actor=actor, subject=access_key, fixmedins_code=fixmedins_code, reason=f"schemes {client.schemes}")
+    audit.record(session, "key.add", actor=actor, subject=access_key, fixmedins_code=fixmedins_code,
+                 reason=f"schemes {client.schemes}" + (f", dialect {client.dialect}" if client.dialect else ""))
     return _view(client)
+
+
+def dialects():  # type: ignore[no-untyped-def]
+    from yibao.gateway.dialect import bundled
+
+    return bundled()
 
 
 def of_institution(session: Session, fixmedins_code: str) -> list[KeyView]:
@@ -92,4 +104,41 @@ def set_schemes(session: Session, access_key: str, schemes: str, *, actor: str =
     client.schemes = parse_schemes(schemes)
     session.flush()
     audit.record(session, "key.schemes", actor=actor, subject=access_key, fixmedins_code=client.fixmedins_code, reason=client.schemes)
+    return _view(client)
+
+
+def _key(session: Session, access_key: str) -> GatewayClient:
+    client = session.get(GatewayClient, access_key)
+    if client is None:
+        raise NotFound(f"no access key {access_key}", field="access_key")
+    return client
+
+
+def view(session: Session, access_key: str) -> KeyView:
+    return _view(_key(session, access_key))
+
+
+def set_dialect(session: Session, access_key: str, name: str, *, actor: str = "cli") -> KeyView:
+    """Bind the key to a dialect: its calls are read and answered in it on every path (national: the national interface)."""
+    shipped = dialects()
+    if name not in shipped:
+        raise InputError(f"'{name}' is not a dialect of this platform ({', '.join(shipped.names())})", field="dialect")
+    client = _key(session, access_key)
+    client.dialect = name
+    session.flush()
+    audit.record(session, "key.dialect", actor=actor, subject=access_key, fixmedins_code=client.fixmedins_code, reason=name)
+    return _view(client)
+
+
+def trust_front(session: Session, access_key: str, front_name: str | None, *, actor: str = "cli") -> KeyView:
+    """Let a front server sign for the key (None: no front server; only the institution's own signature counts)."""
+    from yibao.gateway import front
+
+    client = _key(session, access_key)
+    if front_name is not None:
+        front.require(session, front_name)
+    client.front_server = front_name
+    session.flush()
+    audit.record(session, "key.trust_front", actor=actor, subject=access_key, fixmedins_code=client.fixmedins_code,
+                 reason=f"trusts front server {front_name}" if front_name else "trusts no front server")
     return _view(client)

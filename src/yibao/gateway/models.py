@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yibao.core.vault import EncryptedText
@@ -31,6 +31,23 @@ class GatewayClient(Base):
     previous_secret: Mapped[str | None] = mapped_column(EncryptedText("gateway_client.previous_secret"))
     previous_valid_until: Mapped[datetime | None] = mapped_column(DateTime)
     rotated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # the regional dialect (gateway/dialects/<name>.yaml) its HIS speaks; None: the one the request's path selects
+    dialect: Mapped[str | None] = mapped_column(String(40))
+    # the front server (前置机) trusted to sign for this key; None (the default): only the institution's own signature counts
+    front_server: Mapped[str | None] = mapped_column(ForeignKey("front_server.name"))
+
+
+class FrontServer(Base):
+    """A front server (前置机) on the insurance private network that forwards hospitals' requests and signs them with its
+    own secret (gateway/front.py). It is trusted only for the keys that name it, and only from its configured address."""
+
+    __tablename__ = "front_server"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # one IP address or a network (10.1.2.0/28): the TCP peer a forwarded request must come from
+    address: Mapped[str] = mapped_column(String(64))
+    secret: Mapped[str] = mapped_column(EncryptedText("front_server.secret"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class SignIn(Base):
@@ -47,16 +64,22 @@ class SignIn(Base):
 
 
 class GatewayMessage(Base):
-    """The first answer to each msgid, so a retry gets it again (idempotency)."""
+    """The first answer to each request, so a retry gets it again (idempotency).
+
+    Keyed by (institution, msgid, request): many clients build msgid from the second and a counter that restarts, so two
+    different requests can share one; each is answered, and a retry (same msgid, same request) gets its own first answer.
+    """
 
     __tablename__ = "gateway_message"
     fixmedins_code: Mapped[str] = mapped_column(String(12), primary_key=True)
     msgid: Mapped[str] = mapped_column(String(40), primary_key=True)
-    infno: Mapped[str] = mapped_column(String(6))
     # SM3 of the canonical (infno, input), to tell a retry from a different request
-    request_sm3: Mapped[str] = mapped_column(String(64))
+    request_sm3: Mapped[str] = mapped_column(String(64), primary_key=True)
+    infno: Mapped[str] = mapped_column(String(6))
     response: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # an answer to another request had this msgid when this one was stored (gateway.service.msgid_reused tells for sure)
+    msgid_reused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class GatewayNonce(Base):

@@ -20,15 +20,17 @@ from urllib.parse import quote
 
 import msgspec
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from yibao.audit import service as audit
 from yibao.config import Settings
+from yibao.console.service import MessageLog, Trace
 from yibao.core import clock, crypto
 from yibao.core.errors import AuthError, Conflict, InputError, YibaoError
 from yibao.core.schema import MAX_DEPTH, check_depth, convert
-from yibao.gateway import auth
+from yibao.gateway import auth, dialect, front, wire
 from yibao.gateway.envelope import DECODER, ENCODER, Answer, Envelope, response
 from yibao.gateway.models import GatewayMessage, GatewayNonce
 from yibao.gateway.signin import require_sign_in
@@ -44,10 +46,11 @@ _MESSAGE = GatewayMessage.__table__
 # one statement: insert unless present; no row back means the nonce was seen before
 RECORD_NONCE = sql.Statement("INSERT INTO gateway_nonce (access_key, nonce, seen_at) VALUES (:access_key, :nonce, :seen_at) "
                              "ON CONFLICT DO NOTHING RETURNING nonce", _NONCE)
-STORED_ANSWER = sql.Statement("SELECT request_sm3, response FROM gateway_message WHERE fixmedins_code = :fixmedins_code AND msgid = :msgid",
-                              _MESSAGE)
-STORE_ANSWER = sql.Statement("INSERT INTO gateway_message (fixmedins_code, msgid, infno, request_sm3, response, created_at) "
-                             "VALUES (:fixmedins_code, :msgid, :infno, :request_sm3, :response, :created_at)", _MESSAGE)
+# every answer stored under the msgid (usually none, rarely two): the one of this request, and whether another request used it
+STORED_ANSWERS = sql.Statement("SELECT request_sm3, response FROM gateway_message WHERE fixmedins_code = :fixmedins_code AND msgid = :msgid",
+                               _MESSAGE)
+STORE_ANSWER = sql.Statement("INSERT INTO gateway_message (fixmedins_code, msgid, infno, request_sm3, response, created_at, msgid_reused) "
+                             "VALUES (:fixmedins_code, :msgid, :infno, :request_sm3, :response, :created_at, :msgid_reused)", _MESSAGE)
 # SQLite names the table in its message ("UNIQUE constraint failed: visit.ipt_otp_no, …"); PostgreSQL in diag.table_name
 _SQLITE_VIOLATION = re.compile(r"(UNIQUE|NOT NULL|CHECK|FOREIGN KEY) constraint failed(?:: (\w+)\.)?")
 _PG_VIOLATION = {"23505": "unique", "23503": "foreign key", "23502": "not null", "23514": "check"}
@@ -70,7 +73,11 @@ class GatewayService:
         self.table = build_table()
         self.paths = path_index(self.table)
         self.clients = auth.ClientDirectory(auth.load_from(lambda: db.unit_of_work(write=False)), settings.key_cache_s)
+        self.fronts = front.FrontDirectory(front.load_from(lambda: db.unit_of_work(write=False)), settings.key_cache_s)
+        # regional dialects (gateway/dialects/*.yaml), checked here: a bad file stops the start naming its file and key
+        self.dialects = dialect.bundled()
         self._calls = 0
+        self.console = MessageLog()  # every verified call, for the vendors' console (console/service.py)
         # access key → when its last authentication failure was written (bounded: only known keys get here)
         self._failures_written: OrderedDict[str, float] = OrderedDict()
         self._failures_lock = threading.Lock()
@@ -78,26 +85,42 @@ class GatewayService:
     def infno_for_path(self, path: str) -> str | None:
         return self.paths.get(path.rstrip("/"))
 
-    def unknown_path(self, path: str) -> Reply:
+    def unknown_path(self, path: str, dialect_name: str | None = None) -> Reply:
         GATEWAY_REQUESTS.labels(infno="----", infcode="-1").inc()
-        return self._refusal(InputError(f"no transaction is served at {path[:100]}"), clock.now())
+        reply = self._refusal(InputError(f"no transaction is served at {path[:100]}"), clock.now())
+        translation = self.dialects.translation(None, dialect_name)
+        return Reply(translation.outbound_bytes(reply.body)) if translation else reply
+
+    def http_refusal(self, message: str) -> Reply:
+        """A refusal the web framework made before the gateway saw the call (a method not served…), as an envelope."""
+        GATEWAY_REQUESTS.labels(infno="----", infcode="-1").inc()
+        return self._refusal(InputError(message), clock.now())
 
     def call(self, body: bytes, headers: Mapping[str, str], query: Mapping[str, str] | None = None,
-             path_infno: str | None = None, oversized: bool = False, client_ip: str = "") -> Reply:
+             path_infno: str | None = None, oversized: bool = False, client_ip: str = "", dialect_name: str | None = None) -> Reply:
+        """``dialect_name``: the dialect the request's path selects (None: a national path)."""
         received = clock.now()
         started = time.perf_counter()
+        trace = Trace(body, started, client_ip, received)
         label = path_infno or "----"  # the metric's infno: only served transactions, so strangers cannot add series
         infno = path_infno or ""  # the audit trail's: what the caller asked for
         caller: auth.Caller | None = None
+        by_path = self.dialects[dialect_name] if dialect_name else None
+        # None on the national hot path; until the key is known, the path's dialect
+        translation = self.dialects.translation(None, dialect_name, path_infno) if by_path else None
         try:
             if oversized:
                 raise InputError(f"request body is larger than {self.settings.max_body_bytes} bytes")
-            caller = auth.authenticate(self.clients, headers, body, query or {}, self.settings.signature_window_s)
-            envelope = self._envelope(body, caller, path_infno)
+            caller = auth.authenticate(self.clients, headers, body, query or {}, self.settings.signature_window_s, **_path_rules(by_path),
+                                       fronts=self.fronts, client_ip=client_ip)
+            if caller.dialect or by_path:
+                translation = self.dialects.translation(caller.dialect, dialect_name, path_infno)
+            envelope = self._envelope(wire.utf8_body(body, headers.get("content-type", "")), caller, path_infno,
+                                      wire.infno_of_api_name(headers.get("_api_name", "")), translation=translation)
             infno = envelope.infno
             tx, data = self._input(envelope)
             label = tx.infno
-            reply = self._run(envelope, tx, data, caller, received)
+            reply = self._run_or_replay(envelope, tx, data, caller, received, trace)
             outcome = "0"
         except auth.Refused as error:
             outcome = "-1"
@@ -105,34 +128,46 @@ class GatewayService:
             if error.fixmedins_code:
                 self._auth_failed(error, infno, client_ip)
             reply = self._refusal(error, received)
+            wrapped = by_path.gateway_error(error.reason, error.message) if by_path else None
+            if wrapped is not None:  # the dialect's gateway reports authentication failures in its own wrapper
+                reply, translation = Reply(ENCODER.encode(wrapped)), None
             log.info("refused", infno=label, error=error.message, reason=error.reason)
         except YibaoError as error:
             outcome = "-1"
-            if caller is not None:
-                self._refused(caller, infno, error, client_ip)
             reply = self._refusal(error, received)
+            if caller is not None:
+                self._refused(caller, infno, error, client_ip, trace, reply)
             log.info("refused", infno=label, error=error.message)
         except Exception:
             outcome = "error"
             log.exception("gateway call failed", infno=label)
             reply = Reply(ENCODER.encode(response(admdvs=self.settings.platform_admdvs, received=received, infcode=-1,
                                                   err_msg="internal error in the platform; retry with the same msgid")))
+            if caller is not None:
+                self.console.refused_apart(self.db, trace, caller, infno, "internal error in the platform", reply)
+        if translation is not None and reply.content_type.startswith("application/json"):
+            reply = Reply(translation.outbound_bytes(reply.body), reply.content_type, reply.headers)
         GATEWAY_REQUESTS.labels(infno=label, infcode=outcome).inc()
         GATEWAY_LATENCY.labels(infno=label).observe(time.perf_counter() - started)
         return reply
 
     # -- steps -------------------------------------------------------------------------
 
-    def _envelope(self, body: bytes, caller: auth.Caller, path_infno: str | None) -> Envelope:
+    def _envelope(self, body: bytes, caller: auth.Caller, path_infno: str | None, api_infno: str | None = None,
+                  translation: dialect.Translation | None = None) -> Envelope:
         document = _decode(body, "request body")
         if not isinstance(document, dict):
             raise InputError("request body must be a JSON object (the envelope)")
         # depth needs at least that many brackets: most calls skip the walk
         if body.count(b"{") + body.count(b"[") > MAX_DEPTH:
             check_depth(document)
+        if translation is not None:  # a regional dialect: its nodes, names and dates in the national form
+            document = translation.inbound(document)
         envelope = convert(document, Envelope, prefix="")
         if path_infno and envelope.infno != path_infno:
             raise InputError(f"'{envelope.infno}' does not match the path's transaction {path_infno}", field="infno")
+        if api_infno and envelope.infno != api_infno:
+            raise InputError(f"'{envelope.infno}' does not match the _api_name header's transaction {api_infno}", field="infno")
         if envelope.fixmedins_code != caller.fixmedins_code:
             raise AuthError(f"{envelope.fixmedins_code} is not the institution of access key {caller.access_key}", field="fixmedins_code")
         clock.parse_datetime(envelope.inf_time, "inf_time")
@@ -148,42 +183,54 @@ class GatewayService:
             check_depth(raw_input, "input")
         if raw_input is None:
             raise InputError("required field is missing", field="input")
+        if isinstance(raw_input, list) and len(raw_input) == 1 and isinstance(raw_input[0], dict):
+            raw_input = raw_input[0]  # a tolerant reader takes a list of one for the object
         if not isinstance(raw_input, dict):
             raise InputError("must be a JSON object", field="input")
         return tx, convert(raw_input, tx.input_type, prefix="input")
 
-    def _run(self, envelope: Envelope, tx: Transaction, data: Any, caller: auth.Caller, received: Any) -> Reply:
-        fingerprint = crypto.sm3_hex(msgspec.json.encode([envelope.infno, _canonical(envelope.input)], order="sorted"))
+    def _run(self, envelope: Envelope, tx: Transaction, data: Any, caller: auth.Caller, received: Any, trace: Trace) -> Reply:
+        fingerprint = _fingerprint(envelope)
         try:
             with self.db.unit_of_work() as session:
                 self._record_nonce(session, caller)
-                stored = sql.first(session, STORED_ANSWER, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid)
-                if stored is not None:
-                    return self._replay(stored, fingerprint, envelope.msgid)
+                if caller.front:  # opt-in (a key that trusts a front server): one audit row a call, in the call's transaction
+                    audit.record(session, "gateway.via_front", actor=caller.front, subject=caller.access_key,
+                                 fixmedins_code=caller.fixmedins_code, infno=envelope.infno, ip=caller.peer)
+                stored = sql.fetch(session, STORED_ANSWERS, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid)
+                replay = _answer_to(stored, fingerprint)
+                if replay is not None:
+                    return self.console.answered(session, trace, caller, tx.infno, envelope.msgid, replay)
+                if stored:
+                    # another request had this msgid (a restarting counter): served as the new request it is, and flagged
+                    log.info("msgid reused", fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid, infno=tx.infno)
                 sign_no = None
                 if tx.needs_sign_in:
                     sign_no = require_sign_in(session, envelope.sign_no, envelope.fixmedins_code, self.settings.sign_in_ttl_s)
                 ctx = Context(session, envelope, caller.fixmedins_code, self.settings, received, sign_no)
                 answer = tx.handler(ctx, data)
                 if isinstance(answer, Answer) and answer.file_content is not None:
-                    return Reply(answer.file_content, "application/octet-stream",
+                    file = Reply(answer.file_content, "application/octet-stream",
                                  {"content-disposition": content_disposition(answer.file_name or "file")})
+                    return self.console.answered(session, trace, caller, tx.infno, envelope.msgid, file)
                 output, warning = (answer.output, answer.warn_msg) if isinstance(answer, Answer) else (answer, "")
+                output = wire.write(tx.infno, output)
                 encoded = ENCODER.encode(response(admdvs=self.settings.platform_admdvs, received=received, infcode=0, output=output,
                                                   warn_msg=warning))
                 if tx.store_answer:
                     session.flush()  # what the handler left to the ORM goes first, so a failure surfaces here
                     sql.execute(session, STORE_ANSWER, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid, infno=tx.infno,
-                                request_sm3=fingerprint, response=encoded.decode(), created_at=received)
-                return Reply(encoded)
+                                request_sm3=fingerprint, response=encoded.decode(), created_at=received, msgid_reused=bool(stored))
+                return self.console.answered(session, trace, caller, tx.infno, envelope.msgid, Reply(encoded))
         except IntegrityError as error:
             table, kind = violation(error)
             if table == "gateway_message":
-                # A concurrent call with the same msgid committed first: its answer is ours.
+                # A concurrent call with the same msgid and request committed first: its answer is ours.
                 with self.db.unit_of_work(write=False) as session:
-                    stored = sql.first(session, STORED_ANSWER, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid)
-                if stored is not None:
-                    return self._replay(stored, fingerprint, envelope.msgid)
+                    replay = _answer_to(sql.fetch(session, STORED_ANSWERS, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid),
+                                        fingerprint)
+                if replay is not None:
+                    return replay
                 raise Conflict(f"{envelope.msgid} is being answered by another call; retry with the same msgid", field="msgid") from None
             if table == "gateway_nonce":
                 raise _replayed(caller) from None
@@ -193,23 +240,41 @@ class GatewayService:
         finally:
             self._housekeeping()
 
-    def _replay(self, stored: sql.Record, fingerprint: str, msgid: str) -> Reply:
-        if stored.request_sm3 != fingerprint:
-            raise Conflict(f"{msgid} was already used for a different request; use a new msgid", field="msgid")
-        return Reply(stored.response.encode())
+    def _run_or_replay(self, envelope: Envelope, tx: Transaction, data: Any, caller: auth.Caller, received: Any, trace: Trace) -> Reply:
+        """`_run`; but a refusal caused by a concurrent twin (same msgid, same request) that answered first gets the twin's
+        answer. On PostgreSQL both twins run their handler; the one that waited on the other's locks finds the work done
+        ("batch B1 is settled") before it reaches the message table, where twins otherwise meet."""
+        try:
+            return self._run(envelope, tx, data, caller, received, trace)
+        except auth.Refused:
+            raise
+        except YibaoError:
+            with self.db.unit_of_work(write=False) as session:
+                replay = _answer_to(sql.fetch(session, STORED_ANSWERS, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid),
+                                    _fingerprint(envelope))
+            if replay is None:
+                raise
+            return replay
 
     def _record_nonce(self, session: Any, caller: auth.Caller) -> None:
         if not sql.values(session, RECORD_NONCE, access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now()):
             raise _replayed(caller)
 
-    def _refused(self, caller: auth.Caller, infno: str, error: YibaoError, client_ip: str = "") -> None:
+    def _refused(self, caller: auth.Caller, infno: str, error: YibaoError, client_ip: str = "", trace: Trace | None = None,
+                 reply: Reply | None = None) -> None:
         """A verified caller's refusal: keep its nonce (the same signed bytes cannot be sent again) and write it to the
-        audit trail, in one transaction of its own (the call's was rolled back). Never raises: the refusal still goes out."""
+        audit trail and the console's log, in one transaction of its own (the call's was rolled back). Never raises: the
+        refusal still goes out."""
         try:
             with self.db.unit_of_work() as session:
                 sql.values(session, RECORD_NONCE, access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now())
                 audit.record(session, "gateway.refused", actor=caller.access_key, fixmedins_code=caller.fixmedins_code, infno=infno,
                              outcome="refused", reason=error.message, ip=client_ip)
+                if trace is not None and reply is not None:
+                    self.console.refused(session, trace, caller, infno, error.message, reply)
+                if caller.front:
+                    audit.record(session, "gateway.via_front", actor=caller.front, subject=caller.access_key,
+                                 fixmedins_code=caller.fixmedins_code, infno=infno, outcome="refused", reason=error.message, ip=client_ip)
         except Exception:  # noqa: BLE001 - e.g. the database is busy or full: logged, and the refusal is answered
             log.exception("refusal not recorded", infno=infno)
 
@@ -230,7 +295,7 @@ class GatewayService:
                            outcome="refused", reason=error.message, ip=client_ip)
 
     def _housekeeping(self) -> None:
-        """Every few thousand calls, forget nonces older than twice the window."""
+        """Every few thousand calls, forget nonces older than twice the window and console messages past retention."""
         self._calls += 1
         if self._calls % 5000:
             return
@@ -239,10 +304,31 @@ class GatewayService:
         cutoff = clock.now() - timedelta(seconds=2 * self.settings.signature_window_s)
         with self.db.unit_of_work() as session:
             session.execute(delete(GatewayNonce).where(GatewayNonce.seen_at < cutoff))
+            self.console.prune(session)
 
     def _refusal(self, error: YibaoError, received: Any) -> Reply:
         return Reply(ENCODER.encode(response(admdvs=self.settings.platform_admdvs, received=received, infcode=error.infcode,
                                              err_msg=error.message)))
+
+
+def _path_rules(by_path: dialect.Dialect | None) -> dict[str, Any]:
+    """What the path's dialect allows of the signature headers (auth.authenticate's keywords)."""
+    if by_path is None:
+        return {}
+    return {"schemes": by_path.schemes, "tif_nonce_min": by_path.tif_nonce_min}
+
+
+def _fingerprint(envelope: Envelope) -> str:
+    """SM3 of the canonical (infno, input): what tells a retry (same request) from another request under one msgid."""
+    return crypto.sm3_hex(msgspec.json.encode([envelope.infno, _canonical(envelope.input)], order="sorted"))
+
+
+def _answer_to(stored: list[sql.Record], fingerprint: str) -> Reply | None:
+    """The stored first answer to this very request (same msgid, same infno and input), if any."""
+    for row in stored:
+        if row.request_sm3 == fingerprint:
+            return Reply(row.response.encode())
+    return None
 
 
 def _replayed(caller: auth.Caller) -> auth.Refused:
@@ -293,7 +379,19 @@ def _canonical(value: Any) -> Any:
 
 
 def stored_answer(db: Database, fixmedins_code: str, msgid: str) -> dict[str, Any] | None:
+    """The first answer stored under a msgid (of the first request that used it)."""
     with db.unit_of_work(write=False) as session:
         text = session.scalar(select(GatewayMessage.response).where(GatewayMessage.fixmedins_code == fixmedins_code,
-                                                                   GatewayMessage.msgid == msgid))
+                                                                   GatewayMessage.msgid == msgid)
+                              .order_by(GatewayMessage.created_at).limit(1))
     return msgspec.json.decode(text) if text else None
+
+
+def msgid_reused(session: Session, fixmedins_code: str, msgid: str) -> bool:
+    """True when two different requests of the institution were answered under this msgid (a client's restarting counter).
+
+    Read from the rows themselves, so two such requests committed at the same moment (neither saw the other, both rows
+    say ``msgid_reused`` false) still count. One indexed read: the primary key starts with (fixmedins_code, msgid)."""
+    count = session.scalar(select(func.count()).select_from(GatewayMessage)
+                           .where(GatewayMessage.fixmedins_code == fixmedins_code, GatewayMessage.msgid == msgid))
+    return (count or 0) > 1

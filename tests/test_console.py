@@ -544,3 +544,29 @@ def test_the_console_api_never_fails_on_generated_input(settings, db, http) -> N
                     assert kind.startswith("application/problem+json"), f"{where}: {response.status_code} {response.text[:300]}"
 
         run()
+
+
+def test_a_dialects_own_names_are_not_unknown_fields(http, db) -> None:  # type: ignore[no-untyped-def]
+    """A Guangzhou HIS sends its own node and field names; the console reads its messages translated, as the gateway did."""
+    from flows import person_with
+    from test_dialects import GuangdongHis
+    from yibao.gateway import keys
+
+    code = "H44030000004"
+    with db.unit_of_work() as session:
+        keys.set_dialect(session, code, "guangzhou")
+    his = GuangdongHis(http, code, secret_of(code), guangzhou=True)
+    his.sign_in()
+    person = person_with(db, "310", region="440300")
+    psn_no = his.psn_no(person.certno)
+    # 2404 sent flat (no node) with a field the spec does not know: only that one is a warning
+    his.call("2404", {"mdtrt_id": "4403009999999999", "psn_no": psn_no, "ipt_otp_nmbr": "x"})
+    message = rows(db, code)[-1]
+    assert message.dialect == "guangzhou" and message.infno == "2404"
+    shown = http.get(f"/console/api/messages/{message.id}", headers=console_login(http, code)).json()
+    unknown = {f["path"] for f in shown["findings"] if f["kind"] == "unknown"}
+    assert any(path.endswith("ipt_otp_nmbr") for path in unknown), shown["findings"]
+    assert not any(path.endswith(("mdtrt_id", "psn_no")) for path in unknown), shown["findings"]
+    sign_in = http.get(f"/console/api/messages/{rows(db, code)[0].id}", headers=console_login(http, code)).json()
+    # its sign-in node `data` is Guangzhou's name for signIn; what the platform ignores in it (userid…) is still said
+    assert sign_in["infno"] == "9001" and "input.data" not in {f["path"] for f in sign_in["findings"]}

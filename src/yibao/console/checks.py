@@ -14,7 +14,7 @@ Computed when the console shows a message, never on the gateway's path.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -90,11 +90,18 @@ def request_input(document: Any) -> Any:
     return value
 
 
-def findings(body: bytes, input_types: Mapping[str, type], rules: Rules) -> list[Finding]:
-    """Every warning about ``body``; ``input_types`` maps each served infno to its input Struct."""
+def findings(body: bytes, input_types: Mapping[str, type], rules: Rules,
+             translate: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> list[Finding]:
+    """Every warning about ``body``; ``input_types`` maps each served infno to its input Struct; ``translate`` turns a
+    regional dialect's request into the national form first (its own names are not unknown fields)."""
     document = decode(body)
     if not isinstance(document, dict):
         return []  # not a JSON object: the answer's err_msg already says so, and there are no fields to speak of
+    if translate is not None:
+        try:
+            document = translate(document)
+        except Exception:  # noqa: BLE001 - what the gateway could not translate it refused; judge the request as sent
+            pass
     out: list[Finding] = []
     _walk(document, _info(Envelope), "", rules, out, skip=frozenset({"input"}))
     infno = str(document.get("infno", ""))

@@ -27,6 +27,8 @@ class ConsoleMessage(Base):
     msgid: Mapped[str] = mapped_column(String(40))
     # the signing scheme the call used: HMAC-SM3 (yibao's own), CSB or TIF
     scheme: Mapped[str] = mapped_column(String(10))
+    # the regional dialect the request was written in ("" national): warnings read it translated, as the gateway did
+    dialect: Mapped[str] = mapped_column(String(20), default="")
     infcode: Mapped[int] = mapped_column(Integer)
     err_msg: Mapped[str] = mapped_column(String(200))
     # server time from the first byte handled until the answer was ready (the commit follows it)

@@ -23,7 +23,7 @@ import re
 import secrets
 import shlex
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -95,6 +95,7 @@ class Trace:
     started: float
     ip: str = ""
     received: datetime | None = None  # the call's arrival (Beijing wall time): the message's time
+    dialect: str = ""  # the regional dialect the call was translated from ("" national)
 
 
 class MessageLog:
@@ -135,7 +136,8 @@ class MessageLog:
         else:  # a 9102 file: its bytes are the file, not a message
             response = f"(file, {len(reply.body)} bytes; {(reply.headers or {}).get('content-disposition', '')})"
         sql.execute(session, INSERT, fixmedins_code=caller.fixmedins_code, access_key=caller.access_key, at=trace.received or clock.now(),
-                    infno=infno[:6], msgid=msgid[:40], scheme=caller.scheme[:10], infcode=infcode, err_msg=err_msg[:200],
+                    infno=infno[:6], msgid=msgid[:40], scheme=caller.scheme[:10], dialect=trace.dialect[:20], infcode=infcode,
+                    err_msg=err_msg[:200],
                     duration_us=int((time.perf_counter() - trace.started) * 1_000_000), ip=trace.ip[:64],
                     request=trace.body[:REQUEST_CAP], request_size=len(trace.body), response=response, response_size=len(reply.body))
         self._written.add(caller.fixmedins_code)
@@ -317,13 +319,28 @@ def messages(session: Session, viewer: Viewer, filters: Filters, table: Mapping[
     rules = checks.bundled()
     types = input_types(table)
     return [{**_summary(r, table), "fixmedins_name": names.get(r.fixmedins_code, ""),
-             "warnings": len(checks.findings(r.request, types, rules)), "flags": sorted(flags.get(r.id, ()))} for r in rows]
+             "warnings": len(checks.findings(r.request, types, rules, _translator(r.dialect))), "flags": sorted(flags.get(r.id, ()))}
+            for r in rows]
+
+
+def _translator(name: str) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+    """A dialect's inbound translation, so a province's own node and field names are read as the gateway read them."""
+    if not name:
+        return None
+    from yibao.gateway import dialect
+
+    dialects = dialect.bundled()
+    try:
+        speaking = dialects[name]
+    except KeyError:
+        return None
+    return lambda document: dialect.Translation(speaking).inbound(document)
 
 
 def message(session: Session, viewer: Viewer, message_id: int, table: Mapping[str, Transaction]) -> dict[str, Any]:
     row = _one(session, viewer, message_id)
     flags = msgid_flags(session, [row])
-    found = checks.findings(row.request, input_types(table), checks.bundled())
+    found = checks.findings(row.request, input_types(table), checks.bundled(), _translator(row.dialect))
     return {**_summary(row, table), "flags": sorted(flags.get(row.id, ())),
             "request": pretty(row.request), "request_truncated": row.request_size > len(row.request),
             "response": pretty(row.response.encode()), "response_truncated": row.response_size > len(row.response.encode()),

@@ -115,6 +115,7 @@ class GatewayService:
                                        fronts=self.fronts, client_ip=client_ip)
             if caller.dialect or by_path:
                 translation = self.dialects.translation(caller.dialect, dialect_name, path_infno)
+                trace.dialect = translation.dialect.name if translation is not None else ""
             envelope = self._envelope(wire.utf8_body(body, headers.get("content-type", "")), caller, path_infno,
                                       wire.infno_of_api_name(headers.get("_api_name", "")), translation=translation)
             infno = envelope.infno

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("infno", sa.String(length=6), nullable=False),
         sa.Column("msgid", sa.String(length=40), nullable=False),
         sa.Column("scheme", sa.String(length=10), nullable=False),
+        sa.Column("dialect", sa.String(length=20), nullable=False, server_default=""),
         sa.Column("infcode", sa.Integer(), nullable=False),
         sa.Column("err_msg", sa.String(length=200), nullable=False),
         sa.Column("duration_us", sa.Integer(), nullable=False),

@@ -570,3 +570,42 @@ def test_a_dialects_own_names_are_not_unknown_fields(http, db) -> None:  # type:
     sign_in = http.get(f"/console/api/messages/{rows(db, code)[0].id}", headers=console_login(http, code)).json()
     # its sign-in node `data` is Guangzhou's name for signIn; what the platform ignores in it (userid…) is still said
     assert sign_in["infno"] == "9001" and "input.data" not in {f["path"] for f in sign_in["findings"]}
+
+
+def test_a_strangers_sign_in_attempts_are_counted_not_stored(http, db) -> None:  # type: ignore[no-untyped-def]
+    from yibao.audit.models import AuditEvent
+
+    def audit_rows() -> int:
+        with db.unit_of_work(write=False) as session:
+            return session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.kind == "console.signin")) or 0
+
+    before = audit_rows()
+    for n in range(5):
+        key = f"X{n}NOSUCHKEY{os.getpid()}"
+        challenge = http.post("/console/api/challenge", json={"access_key": key}).json().get("challenge", "0" * 32)
+        refused = http.post("/console/api/sessions", json={"access_key": key, "challenge": challenge, "answer": "0" * 64})
+        assert refused.status_code in (401, 403)
+    assert audit_rows() == before  # nothing a stranger typed is written
+
+
+def test_nobody_can_lock_an_institution_out_of_its_console(settings, db) -> None:  # type: ignore[no-untyped-def]
+    """An access key is the institution's public code: failures from one address must not lock out the others."""
+    from litestar.testing import TestClient
+
+    from test_front_server import FromAddress
+    from yibao.app import create_app
+
+    code = "P37010000008"
+    wrapped = FromAddress(create_app(settings, db))
+    with TestClient(app=wrapped) as client:  # type: ignore[arg-type]
+        wrapped.ip = "10.66.0.1"
+        answers = []
+        for _ in range(25):
+            challenge = client.post("/console/api/challenge", json={"access_key": code}).json().get("challenge", "0" * 32)
+            answers.append(client.post("/console/api/sessions", json={"access_key": code, "challenge": challenge, "answer": "0" * 64}))
+        assert answers[-1].status_code == 429  # the guesser is stopped
+        wrapped.ip = "10.66.0.2"  # the institution itself, from its own office
+        challenge = client.post("/console/api/challenge", json={"access_key": code}).json()["challenge"]
+        reply = client.post("/console/api/sessions", json={"access_key": code, "challenge": challenge,
+                                                           "answer": answer_for(secret_of(code), code, challenge)})
+        assert reply.status_code == 201, reply.text

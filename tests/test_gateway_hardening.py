@@ -418,3 +418,36 @@ def test_a_visit_cannot_be_dated_years_back_or_in_the_future(counter: CounterCli
     late = registration(person, serial("LATE"))
     late["data"]["begntime"] = clock.fmt_datetime(clock.now() - timedelta(hours=30))  # registered a day late: allowed
     assert counter.call("2201", late)["infcode"] == 0
+
+
+def test_forwarded_for_headers_are_not_believed_by_default(live_server: str, db) -> None:  # type: ignore[no-untyped-def]
+    """The client's address decides front-server trust, per-IP limits and the audit trail: a header must not set it."""
+    import httpx
+
+    client = CounterClient(live_server, HOSPITAL, secret_of(HOSPITAL))
+    assert client.sign_in()["infcode"] == 0
+    body = encode(client.envelope("1101", lookup("11010519491231002X")))
+    headers = {"content-type": "application/json", "x-forwarded-for": "10.9.9.9", **sign_headers(HOSPITAL, secret_of(HOSPITAL), body)}
+    answer = httpx.post(live_server + GATEWAY_PATH, content=body, headers=headers, timeout=10).json()
+    assert answer["infcode"] == -1
+    row = audit_rows(db, kind="gateway.refused", actor=HOSPITAL)[-1]
+    assert row.reason == answer["err_msg"] and row.ip == "127.0.0.1"
+
+
+def test_a_deeply_nested_input_string_on_a_dialect_path_is_refused_not_a_fault(http) -> None:  # type: ignore[no-untyped-def]
+    from test_dialects import GuangdongHis
+
+    his = GuangdongHis(http, "H44030000002", secret_of("H44030000002"), guangzhou=False)
+    nested = "[" * 900 + "]" * 900
+    answer = his.call("1101", '{"data": ' + nested + "}")  # type: ignore[arg-type]
+    assert str(answer["infcode"]) == "-1" and "internal error" not in answer["err_msg"] and "input" in answer["err_msg"]
+
+
+def test_a_stored_answer_goes_only_to_a_signed_in_operator(http, counter: CounterClient, db) -> None:  # type: ignore[no-untyped-def]
+    """1101's stored answer holds personal data: a retry of its msgid without a valid sign_no gets no replay of it."""
+    person = person_with(db, "310", retired=False)
+    request = counter.envelope("1101", lookup(person.certno))
+    assert counter.send(request)["infcode"] == 0
+    stale = CounterClient("http://testserver", HOSPITAL, secret_of(HOSPITAL), http=http)  # a key-holder who never signed in
+    again = stale.send({**request, "sign_no": "0" * 30})
+    assert again["infcode"] == -1 and "sign_no" in again["err_msg"] and person.psn_name not in str(again)

@@ -187,7 +187,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
                       "settlement can be lost if the machine loses power); never for real people[/yellow]")
     configure_logging(json=settings.log_json)
     console.print(f"yibao on http://{host}:{port}  (gateway POST /fsi/api/rsfComIfsService/callService, OpenAPI /schema)")
-    uvicorn.run("yibao.app:create_app_from_env", factory=True, host=host, port=port, workers=workers, access_log=False, log_level="warning")
+    # The client's address decides front-server trust, per-IP limits and the audit trail: forwarded-for headers are believed
+    # only from the proxies named in YIBAO_TRUSTED_PROXIES (uvicorn would otherwise believe them from 127.0.0.1).
+    trusted = os.environ.get("YIBAO_TRUSTED_PROXIES", "").strip()
+    uvicorn.run("yibao.app:create_app_from_env", factory=True, host=host, port=port, workers=workers, access_log=False, log_level="warning",
+                proxy_headers=bool(trusted), forwarded_allow_ips=trusted or None)
 
 
 @catalog_app.command("import")

@@ -239,6 +239,14 @@ def add_staff(session: Session, name: str, n: int, *, replace: bool = False, act
 _DUMMY_SALT = os.urandom(16)
 
 
+def account_exists(db: Any, who: str) -> bool:
+    """Whether a console sign-in names a real account (``staff:NAME`` or an access key): only those refusals are audited."""
+    with db.unit_of_work(write=False) as session:
+        if who.startswith("staff:"):
+            return session.get(ConsoleStaff, who[len("staff:"):][:40]) is not None
+        return session.get(GatewayClient, who[:64]) is not None
+
+
 def verify_staff(session: Session, name: str, password: str, n: int) -> Viewer:
     staff = session.get(ConsoleStaff, name[:40])
     params = ScryptParams.parse(staff.pwd_params) if staff is not None else ScryptParams(n).checked()

@@ -13,6 +13,7 @@ import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import Parameter
+from prometheus_client import Counter
 from sqlalchemy.orm import Session
 
 from yibao.audit import service as audit
@@ -65,11 +66,16 @@ def _limit(request: Request[Any, Any, Any], account: str | None) -> None:
     settings: Settings = request.app.state.settings
     limits = [("ip", _ip(request), service.RATE_IP)]
     if account is not None:
-        limits.append(("acct", crypto.sm3_hex(account.encode())[:32], service.RATE_ACCOUNT))
+        # per account *and address*: an institution's access key is its public code, so a count per account alone
+        # would let anyone lock an institution out of its console; the per-address count bounds guessing anyway
+        limits.append(("acct", crypto.sm3_hex(f"{account}\n{_ip(request)}".encode())[:32], service.RATE_ACCOUNT))
     with db.unit_of_work() as session:
         wait = credential.rate_limit(session, settings, "console", limits)
     if wait is not None:
         raise credential.RateLimited(wait, "console")
+
+
+CONSOLE_SIGNIN_UNKNOWN = Counter("yibao_console_signin_unknown_total", "Console sign-ins refused for an access key or staff name that does not exist")
 
 
 class ConsoleController(Controller):
@@ -114,7 +120,11 @@ class ConsoleController(Controller):
                 token = service.open_session(session, viewer)
                 audit.record(session, "console.signin", actor=viewer.actor, fixmedins_code=viewer.fixmedins_code, ip=_ip(request))
         except YibaoError as error:
-            audit.record_apart(db, "console.signin", actor=who[:64], outcome="refused", reason=error.message, ip=_ip(request))
+            # only for an account that exists: a stranger's guesses are counted, never stored (issue 9)
+            if service.account_exists(db, who):
+                audit.record_apart(db, "console.signin", actor=who[:64], outcome="refused", reason=error.message, ip=_ip(request))
+            else:
+                CONSOLE_SIGNIN_UNKNOWN.inc()
             raise
         return {"token": token, **_me(viewer)}
 

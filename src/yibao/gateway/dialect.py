@@ -30,6 +30,7 @@ import msgspec
 import yaml
 
 from yibao.core.errors import AuthError
+from yibao.core.schema import check_depth
 from yibao.gateway.envelope import DECODER, ENCODER
 
 NATIONAL = "national"
@@ -198,6 +199,8 @@ class Translation:
                 raw_input = DECODER.decode(raw_input.encode())
             except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                 pass  # the gateway refuses it with its own message
+            else:
+                check_depth(raw_input, "input")  # before the copy and the walks below, which recurse
         if isinstance(raw_input, dict) and not rule.empty:
             doc["input"] = self._input(copy.deepcopy(raw_input), rule)
         elif isinstance(raw_input, dict):

@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -34,6 +35,7 @@ from yibao.core.errors import Conflict, InputError, NotFound
 from yibao.gateway import auth
 from yibao.gateway.models import FrontServer, GatewayClient
 
+log = structlog.get_logger("yibao.gateway.front")
 FRONT_HEADERS = ("x-yb-front-id", "x-yb-access-key", "x-yb-timestamp", "x-yb-nonce", "x-yb-front-signature")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 # a secret given on the command line must be at least this long (a generated one is 64 hex characters)
@@ -120,11 +122,12 @@ def authenticate(fronts: FrontDirectory | None, clients: auth.ClientDirectory, h
     auth._fresh(ts, 1, window_s, "x-yb-timestamp")
     auth._nonce(nonce, "x-yb-nonce", auth.PREFIXED_MAX)
     front = fronts.get(name) if fronts is not None else None
-    if front is None or not front.active:
-        raise auth.Refused(f"unknown or inactive front server '{name}'", "unknown_front")
-    if not front.admits(client_ip):
-        raise auth.Refused(f"front server '{name}' is configured at {front.address}; this request came from {client_ip or 'an unknown address'}",
-                           "front_address")
+    # one answer for an unknown name and a wrong address: an unsigned caller learns neither which front servers exist
+    # nor where one is configured (the log has the details)
+    if front is None or not front.active or not front.admits(client_ip):
+        log.info("front server refused", front=name, reason="unknown or inactive" if front is None or not front.active else "address",
+                 came_from=client_ip)
+        raise auth.Refused("not a front server of the platform at this address", "front_address")
     if not crypto.equal(front_signature(front.secret, ts, nonce, key, body), signature.lower()):
         front = fronts.get(name, refresh=True) if fronts is not None else None  # a secret changed in the last half minute
         if front is None or not crypto.equal(front_signature(front.secret, ts, nonce, key, body), signature.lower()):

@@ -198,6 +198,10 @@ class GatewayService:
                 if caller.front:  # opt-in (a key that trusts a front server): one audit row a call, in the call's transaction
                     audit.record(session, "gateway.via_front", actor=caller.front, subject=caller.access_key,
                                  fixmedins_code=caller.fixmedins_code, infno=envelope.infno, ip=caller.peer)
+                # the sign-in first: a stored answer (1101's holds personal data) goes only to a signed-in operator
+                sign_no = None
+                if tx.needs_sign_in:
+                    sign_no = require_sign_in(session, envelope.sign_no, envelope.fixmedins_code, self.settings.sign_in_ttl_s)
                 stored = sql.fetch(session, STORED_ANSWERS, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid)
                 replay = _answer_to(stored, fingerprint)
                 if replay is not None:
@@ -205,9 +209,6 @@ class GatewayService:
                 if stored:
                     # another request had this msgid (a restarting counter): served as the new request it is, and flagged
                     log.info("msgid reused", fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid, infno=tx.infno)
-                sign_no = None
-                if tx.needs_sign_in:
-                    sign_no = require_sign_in(session, envelope.sign_no, envelope.fixmedins_code, self.settings.sign_in_ttl_s)
                 ctx = Context(session, envelope, caller.fixmedins_code, self.settings, received, sign_no)
                 answer = tx.handler(ctx, data)
                 if isinstance(answer, Answer) and answer.file_content is not None:
@@ -247,8 +248,8 @@ class GatewayService:
         ("batch B1 is settled") before it reaches the message table, where twins otherwise meet."""
         try:
             return self._run(envelope, tx, data, caller, received, trace)
-        except auth.Refused:
-            raise
+        except (auth.Refused, AuthError):
+            raise  # not a twin's doing: a missing sign-in or credential gets no stored answer
         except YibaoError:
             with self.db.unit_of_work(write=False) as session:
                 replay = _answer_to(sql.fetch(session, STORED_ANSWERS, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid),

@@ -30,6 +30,9 @@ from yibao.demo.generator import generate
 from yibao.store.db import Database
 from yibao.store.migrate import upgrade
 
+# the `browser` fixture (Debian's Chromium through Playwright) for the browser tests
+pytest_plugins = ["browser_support"]
+
 PG_URL = os.environ.get("YIBAO_TEST_DATABASE_URL", "")
 # One master key for the test run, shared with the servers the tests start (they inherit the environment).
 os.environ.setdefault("YIBAO_MASTER_KEY", secrets.token_hex(16))

@@ -16,28 +16,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from browser_support import require_chromium
 from conftest import HOSPITAL, secret_of
 from yibao.client import CounterClient
 from yibao.gateway.envelope import DECODER
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-quic"]
 OTHER = "H37010000002"
 
-if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
-    pytest.skip("Chromium is not installed here (make test installs it with scripts/browser.sh)", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield instance
-        instance.close()
+require_chromium()
 
 
 @pytest.fixture(scope="module")

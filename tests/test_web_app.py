@@ -8,12 +8,12 @@ and toggles the large-font mode. Screenshots are kept in test-artifacts/.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from browser_support import require_chromium
 from flows import ok
 from yibao.client import CounterClient
 from yibao.core import clock
@@ -21,22 +21,8 @@ from yibao.registry.models import Person
 
 SERVER_ENV = {"YIBAO_QR_TTL_S": "4"}
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-quic"]
 
-if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
-    pytest.skip("Chromium is not installed here (make test installs it with scripts/browser.sh)", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield instance
-        instance.close()
+require_chromium()
 
 
 @pytest.fixture(scope="module")

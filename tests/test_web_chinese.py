@@ -10,7 +10,6 @@ is approved with the password. Screenshots are kept in test-artifacts/.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -18,32 +17,19 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from browser_support import require_chromium
 from yibao.core import clock
 from yibao.credential.realperson import demo_face
 from yibao.registry.models import Contribution, Person
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-quic"]
 PASSWORD = "582046"
 # Latin words a Chinese screen may still show
 ALLOWED = {"QR"}
 INSURANCE_NAMES = {"职工基本医疗保险", "公务员医疗补助", "大额医疗费用补助", "离休人员医疗保障", "城乡居民基本医疗保险",
                    "城乡居民大病医疗保险", "其他特殊人员医疗保障", "长期照护保险", "生育保险"}
 
-if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
-    pytest.skip("Chromium is not installed here (make test installs it with scripts/browser.sh)", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield instance
-        instance.close()
+require_chromium()
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from litestar.testing import TestClient
 from structlog.processors import format_exc_info
 from structlog.testing import capture_logs
 
+from browser_support import ARGS, CHROMIUM
 from yibao.app import GATEWAY_PATH, create_app
 from yibao.client import CounterClient
 from yibao.core.errors import Busy, NotFound
@@ -23,9 +24,6 @@ from yibao.gateway.auth import sign_headers
 from yibao.gateway.envelope import ENCODER
 
 STATIC = Path(__file__).resolve().parents[1] / "src" / "yibao" / "web" / "static"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-quic"]
 
 
 def check_security_headers(reply: Any, *, personal: bool) -> None:

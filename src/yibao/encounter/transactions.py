@@ -346,15 +346,9 @@ TRANSACTIONS.register("2305", "住院结算撤销", InReverse, paths=("/fsi/api/
 
 # -- inpatient ------------------------------------------------------------------------------
 
-class Admission(msgspec.Struct):
-    psn_no: Required
-    insutype: Required
-    mdtrt_cert_type: Required
-    med_type: Required
-    ipt_no: Required
-    begntime: Required
-    mdtrt_cert_no: Required
-    card_sn: str = ""
+class StayDetails(msgspec.Struct, kw_only=True):
+    """What 2401 ``mdtrtinfo`` and 2403 ``adminfo`` both carry about a stay besides its identity."""
+
     coner_name: str = ""
     tel: str = ""
     medrcdno: str = ""
@@ -380,6 +374,17 @@ class Admission(msgspec.Struct):
     fetus_cnt: str = ""
     pret_flag: str = ""
     birctrl_matn_date: str = ""
+
+
+class Admission(StayDetails, kw_only=True):
+    psn_no: Required
+    insutype: Required
+    mdtrt_cert_type: Required
+    med_type: Required
+    ipt_no: Required
+    begntime: Required
+    mdtrt_cert_no: Required
+    card_sn: str = ""
 
 
 def whole(value: str, field: str, largest: int) -> int:
@@ -459,7 +464,7 @@ def discharge(ctx: Context, body: In2402) -> dict:
     return {}
 
 
-class AdmissionChange(msgspec.Struct):
+class AdmissionChange(StayDetails, kw_only=True):
     """2403 ``adminfo``: the 2401 fields (the stay's number as ipt_otp_no or ipt_no), mdtrt_id and, once discharged, endtime."""
 
     mdtrt_id: Required
@@ -473,31 +478,6 @@ class AdmissionChange(msgspec.Struct):
     mdtrt_cert_type: str = ""
     mdtrt_cert_no: str = ""
     card_sn: str = ""
-    coner_name: str = ""
-    tel: str = ""
-    medrcdno: str = ""
-    atddr_no: str = ""
-    chfpdr_name: str = ""
-    adm_diag_dscr: str = ""
-    adm_dept_codg: str = ""
-    adm_dept_name: str = ""
-    adm_bed: str = ""
-    dscg_maindiag_code: str = ""
-    dscg_maindiag_name: str = ""
-    main_cond_dscr: str = ""
-    dise_codg: str = ""
-    dise_name: str = ""
-    oprn_oprt_code: str = ""
-    oprn_oprt_name: str = ""
-    fpsc_no: str = ""
-    matn_type: str = ""
-    birctrl_type: str = ""
-    latechb_flag: str = ""
-    geso_val: str = ""
-    fetts: str = ""
-    fetus_cnt: str = ""
-    pret_flag: str = ""
-    birctrl_matn_date: str = ""
 
 
 class ChangedDiagnosis(DiseInfo):

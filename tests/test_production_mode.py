@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from conftest import PG_URL, free_port, fresh_database_url
+from conftest import PG_URL, free_port, fresh_database_url, wait_for_server
 from yibao.client import CounterClient
 from yibao.core import clock, idcard, vault
 from yibao.store.db import Database
@@ -47,18 +47,6 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-def wait_for(url: str, proc: subprocess.Popen[str], log: Path) -> None:
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError(log.read_text())
-
-
 def test_serve_on_an_empty_database_seeds_nothing_and_says_what_to_do(production: dict[str, str], tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "serve.log"
@@ -66,7 +54,7 @@ def test_serve_on_an_empty_database_seeds_nothing_and_says_what_to_do(production
         proc = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--port", str(port)], env=production, stdout=handle,
                                 stderr=subprocess.STDOUT, text=True)
         try:
-            wait_for(f"http://127.0.0.1:{port}", proc, log)
+            wait_for_server(f"http://127.0.0.1:{port}", proc, log)
         finally:
             proc.terminate()
             proc.wait(timeout=20)
@@ -123,7 +111,7 @@ def test_first_institution_operator_and_people_then_a_real_call(production: dict
                                 stderr=subprocess.STDOUT, text=True)
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_for(url, proc, log)
+            wait_for_server(url, proc, log)
             client = CounterClient(url, HOSPITAL, secret, opter="0001")
             assert client.sign_in()["infcode"] == 0
             answer = client.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": first, "psn_cert_type": "01"}})
@@ -203,6 +191,20 @@ def test_migration_encrypts_secrets_stored_in_the_clear(tmp_path: Path) -> None:
             assert "plain-old-secret" not in connection.execute(text("SELECT secret FROM gateway_client")).scalar_one()
             assert connection.execute(text("SELECT secret FROM ec_channel")).scalar_one().startswith(vault.TEXT_PREFIX)
             assert bytes(connection.execute(text("SELECT enc_key FROM ec_qr_key")).scalar_one()) != b"k" * 16
+        # and back: a downgrade to 0003 opens every secret again (with the master key) and drops what 0004 added
+        from alembic import command
+
+        from yibao.store.migrate import alembic_config
+
+        config = alembic_config(database.engine)
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0003")
+        with database.engine.connect() as connection:
+            assert connection.execute(text("SELECT secret FROM gateway_client")).scalar_one() == "plain-old-secret"
+            assert connection.execute(text("SELECT secret FROM ec_channel")).scalar_one() == "chan"
+            assert bytes(connection.execute(text("SELECT enc_key FROM ec_qr_key")).scalar_one()) == b"k" * 16
+            assert "audit_event" not in set(connection.dialect.get_table_names(connection))
     finally:
         database.dispose()
 

@@ -112,4 +112,50 @@ def _encrypt_existing() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("0004 encrypts secrets in place; restore a backup to go back")
+    """Back to 0003: secrets opened again (the master key is needed), the new columns and tables dropped.
+
+    The audit trail and rate counters go with their tables; keep a backup if the trail must survive a downgrade."""
+    _decrypt_existing()
+    with op.batch_alter_table("ec_family") as batch:
+        batch.drop_column("removed_at")
+        batch.drop_column("removed_by")
+    with op.batch_alter_table("ec_credential") as batch:
+        batch.drop_column("pwd_params")
+    with op.batch_alter_table("ec_channel") as batch:
+        batch.alter_column("secret", type_=sa.String(length=128), existing_type=sa.Text(), existing_nullable=False)
+    with op.batch_alter_table("gateway_client") as batch:
+        batch.drop_column("rotated_at")
+        batch.drop_column("previous_valid_until")
+        batch.drop_column("previous_secret")
+        batch.drop_column("schemes")
+        batch.alter_column("secret", type_=sa.String(length=128), existing_type=sa.Text(), existing_nullable=False)
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER IF EXISTS audit_event_update_refused")
+        op.execute("DROP TRIGGER IF EXISTS audit_event_delete_refused")
+    else:
+        op.execute("DROP TRIGGER IF EXISTS audit_event_append_only ON audit_event")
+        op.execute("DROP FUNCTION IF EXISTS audit_event_append_only()")
+    op.drop_table("rate_counter")
+    op.drop_index("ix_audit_event_fixmedins_code_at", table_name="audit_event")
+    op.drop_index("ix_audit_event_kind_at", table_name="audit_event")
+    op.drop_index("ix_audit_event_at", table_name="audit_event")
+    op.drop_table("audit_event")
+    op.drop_table("platform_setting")
+
+
+def _decrypt_existing() -> None:
+    bind = op.get_bind()
+    box = vault.current()
+    for access_key, secret in bind.execute(sa.text("SELECT access_key, secret FROM gateway_client")).all():
+        if secret.startswith(vault.TEXT_PREFIX):
+            bind.execute(sa.text("UPDATE gateway_client SET secret = :s WHERE access_key = :k"),
+                         {"s": box.open_text(secret, "gateway_client.secret"), "k": access_key})
+    for chnl_id, secret in bind.execute(sa.text("SELECT chnl_id, secret FROM ec_channel")).all():
+        if secret.startswith(vault.TEXT_PREFIX):
+            bind.execute(sa.text("UPDATE ec_channel SET secret = :s WHERE chnl_id = :c"),
+                         {"s": box.open_text(secret, "ec_channel.secret"), "c": chnl_id})
+    for kid, enc_key, mac_key in bind.execute(sa.text("SELECT kid, enc_key, mac_key FROM ec_qr_key")).all():
+        enc_key, mac_key = bytes(enc_key), bytes(mac_key)
+        if enc_key.startswith(vault.BYTES_PREFIX):
+            bind.execute(sa.text("UPDATE ec_qr_key SET enc_key = :e, mac_key = :m WHERE kid = :k"),
+                         {"e": box.open(enc_key[1:], "ec_qr_key.enc_key"), "m": box.open(mac_key[1:], "ec_qr_key.mac_key"), "k": kid})

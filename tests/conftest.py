@@ -121,6 +121,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_server(url: str, proc: subprocess.Popen, log_path: Path, timeout_s: float = 120) -> None:  # type: ignore[type-arg]
+    """Until ``url``/health answers; a server that does not come up is killed and its log is the failure."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(log_path.read_text())
+
+
 # A real server (two worker processes) on the module's database, for concurrent clients and examples.
 @pytest.fixture(scope="module")
 def live_server(settings, db, tmp_path_factory, request) -> Iterator[str]:  # type: ignore[no-untyped-def]

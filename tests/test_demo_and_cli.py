@@ -6,14 +6,12 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
-import httpx
 from sqlalchemy import select
 
-from conftest import fresh_database_url, free_port, secret_of
+from conftest import fresh_database_url, free_port, secret_of, wait_for_server
 from yibao.client import CounterClient
 from yibao.demo.generator import generate
 from yibao.registry.models import Account, Enrolment, Person
@@ -64,16 +62,7 @@ def test_serve_creates_seeds_and_answers(tmp_path: Path) -> None:
     server = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--demo", "--port", str(port), "--people", "120"], env=env,
                               stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            server.kill()
-            raise AssertionError(log_path.read_text())
+        wait_for_server(f"http://127.0.0.1:{port}", server, log_path)
         db = Database(url)
         with db.unit_of_work(write=False) as session:
             certno = session.scalar(select(Person.certno).limit(1))

@@ -7,13 +7,11 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from conftest import PG_URL, free_port
+from conftest import PG_URL, free_port, wait_for_server
 
 ROOT = Path(__file__).parents[1]
 
@@ -35,15 +33,7 @@ def test_quickstart_pasted_as_is(tmp_path: Path) -> None:
         server = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--demo", "--people", "200", "--port", str(port)], cwd=tmp_path,
                                   env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            deadline = time.time() + 120
-            while time.time() < deadline:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.3)
-            else:
-                raise AssertionError(log_path.read_text())
+            wait_for_server(f"http://127.0.0.1:{port}", server, log_path)
             script = quickstart_script().replace("127.0.0.1:8000", f"127.0.0.1:{port}")
             result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
                                     timeout=120)

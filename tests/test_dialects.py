@@ -93,7 +93,8 @@ class GuangdongHis:
         clock.parse_datetime(out["signinoutb"]["sign_time"], "sign_time")
 
     def psn_no(self, certno: str) -> str:
-        out = self.ok(self.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "psn_cert_type": "01", "begntime": ""}}))
+        out = self.ok(self.call("1101",
+                                {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "psn_cert_type": "01", "begntime": ""}}))
         person = out[0] if self.guangzhou else out  # List<Output> in Guangzhou, an object on the provincial platform
         for row in person["insuinfo"]:
             Decimal(str(row["balc"]))
@@ -187,13 +188,15 @@ def test_an_outpatient_and_inpatient_day(http, db, codes, dialect: str) -> None:
     cert = {"mdtrt_cert_type": "02", "mdtrt_cert_no": person.certno}
 
     # -- outpatient: register, diagnoses, fee lines, pre-settle, settle, look it up, reverse
-    registration = {"psn_no": psn_no, "insutype": "310", "begntime": clock.fmt_datetime(clock.now()), **cert, "ipt_otp_no": f"MZ{uuid.uuid4().hex[:10]}",
+    registration = {"psn_no": psn_no, "insutype": "310", "begntime": clock.fmt_datetime(clock.now()), **cert,
+                    "ipt_otp_no": f"MZ{uuid.uuid4().hex[:10]}",
                     "atddr_no": "D44030000003", "dr_name": "医生", "dept_code": "A03", "dept_name": "内科", "caty": "A03", "med_type": "11"}
     registered = his.ok(his.call("2201", his.wrap("2201", registration)))["data"]
     mdtrt_id = registered["mdtrt_id"]
     if his.guangzhou:
         assert registered["vola_type"] == "" and registered["vola_dscr"] == ""
-    his.ok(his.call("2203", {"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "med_type": "11", "begntime": clock.fmt_datetime(clock.now())},
+    his.ok(his.call("2203",
+                    {"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "med_type": "11", "begntime": clock.fmt_datetime(clock.now())},
                              "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "J06.900", "diag_name": "急性上呼吸道感染",
                                            "diag_dept": "内科", "dise_dor_no": "D44030000003", "dise_dor_name": "医生",
                                            "diag_time": clock.fmt_datetime(clock.now()), "vali_flag": "1"}]}))
@@ -226,7 +229,8 @@ def test_an_outpatient_and_inpatient_day(http, db, codes, dialect: str) -> None:
     else:
         admission.update(ipt_no=number, main_cond_dscr="右下腹痛")
     admitted = his.ok(his.call("2401", {"mdtrtinfo": admission, "agnterinfo": {"agnter_name": ""},
-                                        "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "K35.900", "diag_name": "急性阑尾炎"}]}))
+                                        "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "K35.900",
+                                                      "diag_name": "急性阑尾炎"}]}))
     stay = admitted["result"]["mdtrt_id"]
     lines = [fee_line(his, stay, psn_no, codes["jia"], "600.00", "Z1"), fee_line(his, stay, psn_no, codes["yi"], "150.00", "Z1")]
     assert len(his.ok(his.call("2301", {"feedetail": lines}))["result"]) == 2
@@ -265,7 +269,8 @@ def test_a_guangdong_refusal_names_the_field_as_the_client_sent_it(http, db) -> 
     his = client(http, db, "guangzhou")
     his.sign_in()
     person = person_with(db, "310", region="440300")
-    answer = his.call("2401", {"mdtrtinfo": {"psn_no": person.psn_no, "insutype": "310", "mdtrt_cert_type": "02", "mdtrt_cert_no": person.certno,
+    answer = his.call("2401",
+                      {"mdtrtinfo": {"psn_no": person.psn_no, "insutype": "310", "mdtrt_cert_type": "02", "mdtrt_cert_no": person.certno,
                                              "med_type": "21", "begntime": clock.fmt_datetime(clock.now())}})
     assert answer["infcode"] == "-1" and answer["err_msg"].startswith("input.mdtrtinfo.ipt_no:"), answer
     assert "Traceback" not in answer["err_msg"]
@@ -330,13 +335,16 @@ def test_a_new_guangdong_institution_is_bound_to_its_regions_dialect_and_the_cli
     from yibao.registry import admin
 
     with db.unit_of_work() as session:
-        added = admin.add_institution(session, fixmedins_code="H44030000099", name="深圳市第九十九人民医院", level=1, schemes="tif")
-        elsewhere = admin.add_institution(session, fixmedins_code="H37010000099", name="济南市第九十九人民医院", level=1)
+        added = keys.issue(session, admin.add_institution(session, fixmedins_code="H44030000099", name="深圳市第九十九人民医院", level=1),
+                           schemes="tif")
+        elsewhere = keys.issue(session,
+                               admin.add_institution(session, fixmedins_code="H37010000099", name="济南市第九十九人民医院", level=1))
     assert added.dialect == "guangdong" and elsewhere.dialect is None
     env = {**os.environ, "YIBAO_DATABASE_URL": settings.database_url}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "yibao", "keys", "dialect", *args], env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run([sys.executable, "-m", "yibao", "keys", "dialect", *args], env=env, capture_output=True, text=True,
+                              timeout=120)
 
     assert "dialect guangdong" in cli("H44030000099").stdout
     assert "dialect none: the path's (national on /fsi/api/…, guangdong on /ebus/" in cli("H37010000099").stdout

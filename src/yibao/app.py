@@ -27,18 +27,15 @@ from litestar.types import Message, Scope
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from yibao import __version__
+from yibao.api.problems import validation_error_handler, yibao_error_handler
 from yibao.config import Settings
 from yibao.console.views import ConsoleController
 from yibao.core.errors import YibaoError
 from yibao.deployment import service as deployment
 from yibao.gateway import wire
+from yibao.gateway.contract import Transaction
 from yibao.gateway.service import GatewayService, Reply
-from yibao.people.views import (
-    CounterController,
-    PeopleController,
-    validation_error_handler,
-    yibao_error_handler,
-)
+from yibao.people.views import CounterController, PeopleController
 from yibao.store.db import Database
 
 GATEWAY_PATH = "/fsi/api/rsfComIfsService/callService"
@@ -138,6 +135,39 @@ async def _read_body(request: Request[Any, Any, Any], limit: int) -> tuple[bytes
     return b"".join(chunks), False
 
 
+def transaction_table() -> dict[str, Transaction]:
+    """infno → transaction: what each domain registers, composed here (the gateway imports no domain). A domain
+    that needs another's check gets it as a parameter: sign-in asks the registry about operators, the registry
+    asks the e-credential about ecTokens."""
+    from yibao.chronic.transactions import TRANSACTIONS as chronic
+    from yibao.codes.transactions import TRANSACTIONS as codes
+    from yibao.credential import service as credential
+    from yibao.credential.transactions import TRANSACTIONS as credential_transactions
+    from yibao.encounter.transactions import TRANSACTIONS as encounter
+    from yibao.files.transactions import TRANSACTIONS as files
+    from yibao.gateway import signin
+    from yibao.reconciliation.transactions import TRANSACTIONS as reconciliation
+    from yibao.registry import service as registry
+    from yibao.registry.transactions import transactions as registry_transactions
+
+    groups = (signin.transactions(registry.operator_active), registry_transactions(credential.use_token), credential_transactions,
+              codes, files, encounter, chronic, reconciliation)
+    table: dict[str, Transaction] = {}
+    for group in groups:
+        for tx in group.items:
+            if tx.infno in table:
+                raise RuntimeError(f"transaction {tx.infno} registered twice")
+            table[tx.infno] = tx
+    return table
+
+
+def gateway_service(db: Database, settings: Settings) -> GatewayService:
+    """The gateway with every domain's transactions and the console's message log."""
+    from yibao.console.service import MessageLog
+
+    return GatewayService(db, settings, transaction_table(), MessageLog())
+
+
 def _http(reply: Reply) -> Response[bytes]:
     return Response(content=reply.body, media_type=reply.content_type, headers=reply.headers or {}, status_code=200)
 
@@ -148,14 +178,16 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     mode = deployment.mode_of(db.engine)
     # a demo may trade durability for speed; production acknowledges only what is on disk
     db.use_synchronous("NORMAL" if mode == deployment.DEMO else "FULL")
-    gateway = GatewayService(db, settings)
+    gateway = gateway_service(db, settings)
 
     async def dispatch(request: Request[Any, Any, Any], path_infno: str | None, dialect_name: str | None = None) -> Response[bytes]:
         body, oversized = await _read_body(request, settings.max_body_bytes)
         headers = {k.lower(): v for k, v in request.headers.items()}
         query = {k: v for k, v in request.query_params.items()}
         client_ip = request.client.host if request.client else ""
-        return _http(await db.run(lambda: gateway.call(body, headers, query, path_infno, oversized, client_ip, dialect_name)))
+        # a read-only transaction (a catalogue file, a query) runs in a thread: the loop keeps serving the writers meanwhile
+        return _http(await db.run(lambda: gateway.call(body, headers, query, path_infno, oversized, client_ip, dialect_name),
+                                  off_loop=not oversized and gateway.reads_only(path_infno, body)))
 
     def dialect_route(prefix: str, fallback: str) -> Any:
         """Everything under a prefix of regional dialects' paths (gateway/dialects/*.yaml): a path that matches one of their

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 
 import msgspec
+from sqlalchemy import bindparam
 from sqlalchemy.orm import Session
 
 from yibao.core import clock
 from yibao.core.errors import AuthError, InputError, NotFound
 from yibao.core.schema import Required
+from yibao.gateway.contract import Context, TransactionSet
 from yibao.gateway.models import SignIn
-from yibao.gateway.table import Context, TransactionSet
-from yibao.registry.models import Operator
+from yibao.gateway.rows import SignInRow
 from yibao.store import sql
 
-TRANSACTIONS = TransactionSet()
+# Whether (fixmedins_code, opter_no) names an active operator: the registry's to say, passed in by yibao.app.
+OperatorCheck = Callable[[Session, str, str], bool]
 
 
 class SignInData(msgspec.Struct):
@@ -44,19 +47,25 @@ def new_sign_no() -> str:
     return f"{clock.now():%Y%m%d%H%M%S}{secrets.randbelow(10**16):016d}"
 
 
-@TRANSACTIONS.register("9001", "签到", In9001, paths=("/fsi/api/signInSignOutService/signIn",), needs_sign_in=False)
-def sign_in(ctx: Context, data: In9001) -> dict:
-    operator = ctx.session.get(Operator, (ctx.fixmedins_code, data.signIn.opter_no))
-    if operator is None or not operator.active:
-        raise NotFound(f"operator {data.signIn.opter_no} is not registered for {ctx.fixmedins_code}", field="input.signIn.opter_no")
-    now = clock.now()
-    record = SignIn(sign_no=new_sign_no(), fixmedins_code=ctx.fixmedins_code, opter_no=operator.opter_no,
-                    mac=data.signIn.mac[:20], ip=data.signIn.ip[:40], sign_time=now)
-    ctx.session.add(record)
-    return {"signinoutb": {"sign_time": clock.fmt_datetime(now), "sign_no": record.sign_no}}
+def transactions(operator_active: OperatorCheck) -> TransactionSet:
+    """9001 and 9002. Sign-in is the gateway's (every other transaction needs it); operators are the registry's."""
+    found = TransactionSet()
+
+    @found.register("9001", "签到", In9001, paths=("/fsi/api/signInSignOutService/signIn",), needs_sign_in=False)
+    def sign_in(ctx: Context, data: In9001) -> dict:
+        opter_no = data.signIn.opter_no
+        if not operator_active(ctx.session, ctx.fixmedins_code, opter_no):
+            raise NotFound(f"operator {opter_no} is not registered for {ctx.fixmedins_code}", field="input.signIn.opter_no")
+        now = clock.now()
+        record = SignIn(sign_no=new_sign_no(), fixmedins_code=ctx.fixmedins_code, opter_no=opter_no,
+                        mac=data.signIn.mac[:20], ip=data.signIn.ip[:40], sign_time=now)
+        ctx.session.add(record)
+        return {"signinoutb": {"sign_time": clock.fmt_datetime(now), "sign_no": record.sign_no}}
+
+    found.register("9002", "签退", In9002, paths=("/fsi/api/signInSignOutService/signOut",))(sign_out)
+    return found
 
 
-@TRANSACTIONS.register("9002", "签退", In9002, paths=("/fsi/api/signInSignOutService/signOut",))
 def sign_out(ctx: Context, data: In9002) -> dict:
     body = data.signOut or data.data
     if body is None:
@@ -73,7 +82,8 @@ def sign_out(ctx: Context, data: In9002) -> dict:
     return {"signoutoutb": {"sign_time": clock.fmt_datetime(record.signout_time)}}
 
 
-SIGN_IN = sql.Statement("SELECT fixmedins_code, sign_time, signout_time FROM sign_in WHERE sign_no = :sign_no", SignIn.__table__)
+_SIGN_IN = SignIn.__table__
+SIGN_IN = sql.Query(SignInRow, sql.select_of(SignInRow, _SIGN_IN).where(_SIGN_IN.c.sign_no == bindparam("sign_no")))
 
 
 def require_sign_in(session: Session, sign_no: str, fixmedins_code: str, ttl_s: int) -> str:

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from yibao.audit import service as audit
 from yibao.core.errors import Conflict, InputError, NotFound
-from yibao.gateway import keys
 from yibao.registry.models import Institution, Operator, Region
 
 # a letter (H hospital, P pharmacy) and 11 digits, the first six the region: H37010000001
@@ -19,9 +18,9 @@ INSTITUTION_CODE = re.compile(r"^[A-Z]\d{11}$")
 
 
 def add_institution(session: Session, *, fixmedins_code: str, name: str, admdvs: str | None = None, kind: str | None = None,
-                    level: int | None = None, addr: str = "", region_name: str | None = None, schemes: str = "yibao",
-                    actor: str = "cli") -> keys.KeyView:
-    """An institution with its first gateway key; returns the key (its secret is shown once to the operator)."""
+                    level: int | None = None, addr: str = "", region_name: str | None = None, actor: str = "cli") -> str:
+    """A designated institution; answers its code. Its gateway key is the gateway's to issue (`yibao institution add`
+    does both in one transaction)."""
     code = fixmedins_code.strip().upper()
     if not INSTITUTION_CODE.match(code):
         raise InputError("is a letter and 11 digits, the first six the region (H37010000001)", field="fixmedins_code")
@@ -48,7 +47,7 @@ def add_institution(session: Session, *, fixmedins_code: str, name: str, admdvs:
                             addr=addr, vali_flag="1"))
     session.flush()
     audit.record(session, "institution.add", actor=actor, subject=code, fixmedins_code=code, reason=name.strip())
-    return keys.issue(session, code, schemes=schemes, actor=actor)
+    return code
 
 
 def add_operator(session: Session, *, fixmedins_code: str, opter_no: str, name: str, actor: str = "cli") -> Operator:

@@ -7,10 +7,8 @@ import msgspec
 from yibao.core import clock
 from yibao.core.errors import InputError
 from yibao.core.schema import Required
-from yibao.gateway.table import Context, TransactionSet
+from yibao.gateway.contract import Context, TransactionSet
 from yibao.registry import service
-
-TRANSACTIONS = TransactionSet()
 
 
 class PersonQuery(msgspec.Struct):
@@ -27,21 +25,26 @@ class In1101(msgspec.Struct):
     data: PersonQuery
 
 
-@TRANSACTIONS.register("1101", "人员信息获取", In1101, paths=("/fsi/api/fsiPsnInfoService/queryPsnInfo",))
-def person_info(ctx: Context, query: In1101) -> dict:
+def transactions(use_token: service.TokenCheck) -> TransactionSet:
+    """The registry's transactions. `use_token` checks an ecToken (the e-credential's, passed in by yibao.app)."""
+    found = TransactionSet()
+    found.register("1101", "人员信息获取", In1101, paths=("/fsi/api/fsiPsnInfoService/queryPsnInfo",))(
+        lambda ctx, query: person_info(ctx, query, use_token))
+    return found
+
+
+def person_info(ctx: Context, query: In1101, use_token: service.TokenCheck) -> dict:
     q = query.data
     where = "input.data"
     if q.mdtrt_cert_type == "02":
         person = service.find_by_id_number(ctx.session, q.mdtrt_cert_no, q.psn_cert_type or service.ID_CARD, f"{where}.mdtrt_cert_no")
         if q.card_sn and service.looks_like_ec_token(q.card_sn):
-            service.verify_credential(ctx.session, person, "02", q.mdtrt_cert_no, q.card_sn, where, ctx.fixmedins_code)
+            service.verify_credential(ctx.session, person, "02", q.mdtrt_cert_no, q.card_sn, where, ctx.fixmedins_code, use_token)
     elif q.mdtrt_cert_type == "03":
         if not q.card_sn:
             raise InputError("required when mdtrt_cert_type is 03 (social-security card)", field=f"{where}.card_sn")
         person = service.find_by_card(ctx.session, q.mdtrt_cert_no, q.card_sn, f"{where}.mdtrt_cert_no")
     elif q.mdtrt_cert_type == "01":
-        from yibao.credential.service import use_token
-
         token = use_token(ctx.session, q.mdtrt_cert_no, ctx.fixmedins_code, f"{where}.mdtrt_cert_no")
         person = service.person(ctx.session, token.psn_no, where)
     else:

@@ -45,9 +45,9 @@ def reset(engine: Engine) -> None:
     """Drop every table (demo reseed) and create the schema again."""
     from sqlalchemy import text
 
-    from yibao.store.models import metadata
+    from yibao.store.metadata import collect
 
-    metadata.drop_all(engine)
+    collect().drop_all(engine)
     with engine.begin() as connection:
         connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
     upgrade(engine)

@@ -3,12 +3,14 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from yibao.store.models import metadata
+from yibao.store.metadata import collect
+
+metadata = collect()
 
 config = context.config
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,

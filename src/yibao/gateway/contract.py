@@ -1,4 +1,9 @@
-"""The transaction table: infno → handler, input type, and the per-transaction REST paths."""
+"""The contract between the gateway and the domains: what a transaction handler receives and how a domain
+registers its transactions.
+
+A leaf module (it imports only core, config and the envelope): every domain imports it, so it may import no
+domain and nothing else of the gateway. The table itself is composed in `yibao.app`, never here.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,9 @@ class Context:
     settings: Settings
     received: Any
     sign_no: str | None = None
+    # what a read-only transaction must still write (a catalogue file it built): run after its read, in the short write
+    # transaction that keeps the call's nonce and answer (in the call's own transaction for the others)
+    writes: list[Callable[[Session], Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,8 @@ class Transaction:
     paths: tuple[str, ...] = ()
     # Answers too large or binary to keep (9102 files) are recomputed on retry instead.
     store_answer: bool = True
+    # Reads only: run in a worker thread on a read-only connection, never holding the writers' lock (gateway/service.py)
+    reads_only: bool = False
 
 
 @dataclass
@@ -43,31 +53,12 @@ class TransactionSet:
     items: list[Transaction] = field(default_factory=list)
 
     def register(self, infno: str, name: str, input_type: type, *, paths: tuple[str, ...] = (), needs_sign_in: bool = True,
-                 store_answer: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+                 store_answer: bool = True, reads_only: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def wrap(handler: Callable[..., Any]) -> Callable[..., Any]:
-            self.items.append(Transaction(infno, name, handler, input_type, needs_sign_in, paths, store_answer))
+            self.items.append(Transaction(infno, name, handler, input_type, needs_sign_in, paths, store_answer, reads_only))
             return handler
 
         return wrap
-
-
-def build_table() -> dict[str, Transaction]:
-    from yibao.chronic.transactions import TRANSACTIONS as chronic
-    from yibao.codes.transactions import TRANSACTIONS as codes
-    from yibao.credential.transactions import TRANSACTIONS as credential
-    from yibao.encounter.transactions import TRANSACTIONS as encounter
-    from yibao.files.transactions import TRANSACTIONS as files
-    from yibao.gateway.signin import TRANSACTIONS as signin
-    from yibao.reconciliation.transactions import TRANSACTIONS as reconciliation
-    from yibao.registry.transactions import TRANSACTIONS as registry
-
-    table: dict[str, Transaction] = {}
-    for group in (signin, registry, credential, codes, files, encounter, chronic, reconciliation):
-        for tx in group.items:
-            if tx.infno in table:
-                raise RuntimeError(f"transaction {tx.infno} registered twice")
-            table[tx.infno] = tx
-    return table
 
 
 def path_index(table: dict[str, Transaction]) -> dict[str, str]:

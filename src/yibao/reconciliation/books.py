@@ -117,8 +117,9 @@ def check(session: Session, limit: int = 50) -> CheckReport:
         problem(f"chronic settlements of {psn_no} in {year} for {code} have no year-total row")
 
     # 3. account balances
-    credits = dict(session.execute(select(Contribution.psn_no, func.sum(Contribution.acct_cred_fen)).group_by(Contribution.psn_no)).tuples().all())
-    payments = dict(session.execute(select(func.substr(LedgerEntry.account, 6), func.sum(LedgerEntry.amount_fen))
+    credits = dict(session.execute(select(Contribution.psn_no, func.sum(Contribution.acct_cred_fen))
+                                   .group_by(Contribution.psn_no)).tuples().all())
+    payments: dict[str, int] = dict(session.execute(select(func.substr(LedgerEntry.account, 6), func.sum(LedgerEntry.amount_fen))
                                     .where(LedgerEntry.account.like("acct:%")).group_by(LedgerEntry.account)).tuples().all())
     for account in session.scalars(select(Account)):
         report.accounts += 1

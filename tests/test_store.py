@@ -9,8 +9,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
-from conftest import engine_name
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -21,21 +21,37 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    bindparam,
+    func,
     select,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 
+from conftest import engine_name
 from yibao.store import sql
 from yibao.store.db import Database, WriterLock
 
 METADATA = MetaData()
 SAMPLE = Table("store_sample", METADATA, Column("id", Integer, primary_key=True), Column("name", String(20), unique=True),
                Column("at", DateTime), Column("on_day", Date), Column("ratio", Numeric(5, 4)), Column("fen", BigInteger))
-INSERT = sql.Statement.insert(SAMPLE)
-BY_ID = sql.Statement("SELECT * FROM store_sample WHERE id = :id", SAMPLE)
-BY_ID_LOCKED = sql.Statement("SELECT * FROM store_sample WHERE id = :id", SAMPLE, lock=True)
-AFTER = sql.Statement("SELECT name FROM store_sample WHERE at > :moment AND name LIKE 'n%' ORDER BY id", SAMPLE, types={"moment": DateTime()})
-MOVE = sql.Statement("UPDATE store_sample SET fen = fen + :delta WHERE id = :id", SAMPLE)
+
+
+class SampleRow(msgspec.Struct):
+    id: int
+    name: str | None
+    at: datetime | None
+    on_day: date | None
+    ratio: Decimal | None
+    fen: int | None
+
+
+INSERT = sql.Statement(sql.insert_into(SAMPLE))
+BY_ID = sql.Query(SampleRow, sql.select_of(SampleRow, SAMPLE).where(SAMPLE.c.id == bindparam("id")))
+BY_ID_LOCKED = sql.Query(SampleRow, sql.select_of(SampleRow, SAMPLE).where(SAMPLE.c.id == bindparam("id")).with_for_update())
+AFTER = sql.Query(str, select(SAMPLE.c.name).where(SAMPLE.c.at > bindparam("moment", type_=DateTime()), SAMPLE.c.name.like("n%"))
+                  .order_by(SAMPLE.c.id))
+MOVE = sql.Statement(update(SAMPLE).where(SAMPLE.c.id == bindparam("id")).values(fen=SAMPLE.c.fen + bindparam("delta")))
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +74,20 @@ def test_values_pass_through_the_column_types_both_ways(store: Database) -> None
         # what the ORM/Core reads back is the same value: one storage format, two ways in
         assert session.execute(select(SAMPLE.c.at).where(SAMPLE.c.id == 1)).scalar() == at
         # a literal % (LIKE) and a typed parameter that is not a column
-        assert sql.values(session, AFTER, moment=at) == ["n2", "n3"]
+        assert sql.rows(session, AFTER, moment=at) == ["n2", "n3"]
         assert sql.first(session, BY_ID, id=99) is None
 
 
 def test_records_change_and_locked_reads_work_on_both_engines(store: Database) -> None:
+    with store.unit_of_work() as session:  # a row of its own: the tests run in any order
+        sql.execute(session, INSERT, id=4, name="locked", at=None, on_day=None, ratio=None, fen=12345)
     with store.unit_of_work() as session:
-        row = sql.first(session, BY_ID_LOCKED, id=1)
+        row = sql.first(session, BY_ID_LOCKED, id=4)
         assert row is not None
-        assert sql.execute(session, MOVE, id=1, delta=-45) == 1
+        assert sql.execute(session, MOVE, id=4, delta=-45) == 1
+        assert row.fen is not None
         row.fen -= 45
-        assert sql.first(session, BY_ID, id=1).fen == row.fen == 12300  # type: ignore[union-attr]
+        assert sql.first(session, BY_ID, id=4).fen == row.fen == 12300  # type: ignore[union-attr]
     assert BY_ID_LOCKED.plan(store.engine.dialect).text.endswith("FOR UPDATE") == (engine_name() == "postgresql")
 
 
@@ -76,7 +95,7 @@ def test_driver_errors_come_back_as_sqlalchemy_errors_and_roll_back(store: Datab
     with pytest.raises(IntegrityError):
         with store.unit_of_work() as session:
             sql.execute(session, INSERT, id=10, name="fresh", at=None, on_day=None, ratio=None, fen=0)
-            sql.execute(session, INSERT, id=11, name="n1", at=None, on_day=None, ratio=None, fen=0)  # name is unique
+            sql.execute(session, INSERT, id=11, name="fresh", at=None, on_day=None, ratio=None, fen=0)  # name is unique
     with store.unit_of_work(write=False) as session:
         assert sql.first(session, BY_ID, id=10) is None  # the whole unit of work was rolled back
 
@@ -84,10 +103,11 @@ def test_driver_errors_come_back_as_sqlalchemy_errors_and_roll_back(store: Datab
 def test_what_the_orm_holds_back_is_written_before_a_driver_read(store: Database) -> None:
     from yibao.gateway.models import GatewayNonce
 
-    count = sql.Statement("SELECT count(*) AS n FROM gateway_nonce WHERE access_key = :access_key", GatewayNonce.__table__)
+    nonces = GatewayNonce.__table__
+    count = sql.Query(int, select(func.count()).select_from(nonces).where(nonces.c.access_key == bindparam("access_key")))
     with store.unit_of_work() as session:
         session.add(GatewayNonce(access_key="store-test", nonce="n-1", seen_at=datetime(2026, 11, 22)))
-        assert sql.values(session, count, access_key="store-test") == [1]
+        assert sql.rows(session, count, access_key="store-test") == [1]
         session.rollback()
 
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Date, select
+from sqlalchemy import Date, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from yibao.chronic.models import ChronicRegistration
+from yibao.chronic.rows import DiseaseRow, RegistrationRow
 from yibao.codes.models import DiseaseCode
 from yibao.core import clock
 from yibao.core.errors import Conflict, InputError, NotFound
@@ -29,11 +30,15 @@ from yibao.store import sql
 
 OPSP = "opsp"  # disease_code.kind of the 1309 catalogue
 _REGISTRATION = ChronicRegistration.__table__
-IN_FORCE = sql.Statement("SELECT * FROM chronic_registration WHERE psn_no = :psn_no AND opsp_dise_code = :opsp_dise_code "
-                         "AND status = 'active' AND begndate <= :on AND (enddate IS NULL OR enddate >= :on) ORDER BY begndate DESC",
-                         _REGISTRATION, types={"on": Date()})
-CATALOGUE = sql.Statement("SELECT code, name, chapter FROM disease_code WHERE kind = 'opsp' AND code = :code AND vali_flag = '1'",
-                          DiseaseCode.__table__)
+_DISEASE = DiseaseCode.__table__
+_ON = bindparam("on", type_=Date())
+IN_FORCE = sql.Query(RegistrationRow, sql.select_of(RegistrationRow, _REGISTRATION)
+                     .where(_REGISTRATION.c.psn_no == bindparam("psn_no"), _REGISTRATION.c.opsp_dise_code == bindparam("opsp_dise_code"),
+                            _REGISTRATION.c.status == "active", _REGISTRATION.c.begndate <= _ON,
+                            or_(_REGISTRATION.c.enddate.is_(None), _REGISTRATION.c.enddate >= _ON))
+                     .order_by(_REGISTRATION.c.begndate.desc()))
+CATALOGUE = sql.Query(DiseaseRow, sql.select_of(DiseaseRow, _DISEASE).where(_DISEASE.c.kind == OPSP, _DISEASE.c.code == bindparam("code"),
+                                                                           _DISEASE.c.vali_flag == "1"))
 
 
 def _serial(admdvs: str) -> str:
@@ -41,12 +46,12 @@ def _serial(admdvs: str) -> str:
     return f"{admdvs}{clock.now():%Y%m%d%H%M%S}{secrets.randbelow(10**10):010d}"
 
 
-def catalogue_entry(session: Session, code: str) -> sql.Record | None:
+def catalogue_entry(session: Session, code: str) -> DiseaseRow | None:
     """The 1309 catalogue's row of a disease code (valid ones only)."""
     return sql.first(session, CATALOGUE, code=code.strip().upper())
 
 
-def in_force(session: Session, psn_no: str, opsp_dise_code: str, on: date) -> sql.Record | None:
+def in_force(session: Session, psn_no: str, opsp_dise_code: str, on: date) -> RegistrationRow | None:
     """The person's registration of the disease in force on the day, if any (an indexed read: settlement's hot path)."""
     return sql.first(session, IN_FORCE, psn_no=psn_no, opsp_dise_code=opsp_dise_code.strip().upper(), on=on)
 
@@ -92,7 +97,8 @@ def register(session: Session, filing: Filing, *, fixmedins_code: str, admdvs: s
     code = filing.opsp_dise_code.strip().upper()
     entry = catalogue_entry(session, code)
     if entry is None:
-        raise InputError(f"'{code[:30]}' is not a disease of the chronic and special disease catalogue (1309)", field=f"{where}.opsp_dise_code")
+        raise InputError(f"'{code[:30]}' is not a disease of the chronic and special disease catalogue (1309)",
+                         field=f"{where}.opsp_dise_code")
     try:
         terms = policy_for(enrolment.insuplc_admdvs, filing.insutype, category_of(filing.insutype, enrolment.psn_type), today).chronic
     except PolicyError as error:
@@ -106,7 +112,8 @@ def register(session: Session, filing: Filing, *, fixmedins_code: str, admdvs: s
     if filing.hosp_ide_date > today:
         raise InputError(f"{filing.hosp_ide_date.isoformat()} is in the future", field=f"{where}.hosp_ide_date")
     if filing.begndate < filing.hosp_ide_date:
-        raise InputError(f"{filing.begndate.isoformat()} is before the assessment ({filing.hosp_ide_date.isoformat()})", field=f"{where}.begndate")
+        raise InputError(f"{filing.begndate.isoformat()} is before the assessment ({filing.hosp_ide_date.isoformat()})",
+                         field=f"{where}.begndate")
     if filing.enddate is not None and filing.enddate < filing.begndate:
         raise InputError(f"{filing.enddate.isoformat()} is before begndate {filing.begndate.isoformat()}", field=f"{where}.enddate")
     for other in session.scalars(select(ChronicRegistration).where(ChronicRegistration.psn_no == person.psn_no,
@@ -120,7 +127,8 @@ def register(session: Session, filing: Filing, *, fixmedins_code: str, admdvs: s
         tel=filing.tel[:50], addr=filing.addr[:200], insu_optins=filing.insu_optins, ide_fixmedins_no=assessor.fixmedins_code,
         ide_fixmedins_name=assessor.fixmedins_name, hosp_ide_date=filing.hosp_ide_date, diag_dr_codg=filing.diag_dr_codg[:30],
         diag_dr_name=filing.diag_dr_name[:50], begndate=filing.begndate, enddate=filing.enddate, status="active",
-        fixmedins_code=fixmedins_code, opter=opter[:30], opter_name=opter_name[:50], filed_at=clock.now(), cancelled_at=None, cancel_memo="")
+        fixmedins_code=fixmedins_code, opter=opter[:30], opter_name=opter_name[:50], filed_at=clock.now(), cancelled_at=None,
+        cancel_memo="")
     session.add(row)
     return row
 

@@ -12,7 +12,7 @@ from yibao.chronic import service
 from yibao.core import clock
 from yibao.core.errors import InputError
 from yibao.core.schema import Required
-from yibao.gateway.table import Context, TransactionSet
+from yibao.gateway.contract import Context, TransactionSet
 from yibao.registry import service as registry
 
 TRANSACTIONS = TransactionSet()
@@ -48,7 +48,8 @@ def file_registration(ctx: Context, body: In2503) -> dict:
         psn_no=d.psn_no, insutype=d.insutype, opsp_dise_code=d.opsp_dise_code, opsp_dise_name=d.opsp_dise_name, tel=d.tel, addr=d.addr,
         insu_optins=d.insu_optins.strip(), ide_fixmedins_no=d.ide_fixmedins_no, ide_fixmedins_name=d.ide_fixmedins_name,
         hosp_ide_date=clock.parse_date(d.hosp_ide_date, f"{where}.hosp_ide_date"), diag_dr_codg=d.diag_dr_codg, diag_dr_name=d.diag_dr_name,
-        begndate=clock.parse_date(d.begndate, f"{where}.begndate"), enddate=clock.parse_date(d.enddate, f"{where}.enddate") if d.enddate.strip() else None)
+        begndate=clock.parse_date(d.begndate, f"{where}.begndate"),
+        enddate=clock.parse_date(d.enddate, f"{where}.enddate") if d.enddate.strip() else None)
     e = ctx.envelope
     row = service.register(ctx.session, filing, fixmedins_code=ctx.fixmedins_code, admdvs=e.mdtrtarea_admvs, opter=e.opter,
                            opter_name=e.opter_name)
@@ -81,7 +82,7 @@ class In5301(msgspec.Struct):
     data: PersonRef
 
 
-@TRANSACTIONS.register("5301", "人员慢特病备案查询", In5301, paths=("/fsi/api/fsiIntegratedQueryService/queryPsnOpspReg",))
+@TRANSACTIONS.register("5301", "人员慢特病备案查询", In5301, paths=("/fsi/api/fsiIntegratedQueryService/queryPsnOpspReg",), reads_only=True)
 def list_registrations(ctx: Context, body: In5301) -> dict:
     """The person's registrations that stand today or later (clients read the list node as ``feedetail``)."""
     person = registry.person(ctx.session, body.data.psn_no, "input.data")

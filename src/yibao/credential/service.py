@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, case, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,7 +32,9 @@ from yibao.credential.models import (
     VisitToken,
 )
 from yibao.credential.realperson import RealPersonProvider
+from yibao.credential.rows import DeviceRow, TokenRow
 from yibao.registry.models import Enrolment, Person
+from yibao.registry.rows import PersonRow
 from yibao.registry.service import PERSON
 from yibao.store import sql
 
@@ -188,11 +190,20 @@ def count_wrong_password(session: Session, psn_no: str) -> Refused:
 
 # -- rate limits (fixed windows in rate_counter, shared by every worker) ---------------------------
 
-RATE_HIT = sql.Statement(
-    "INSERT INTO rate_counter (bucket, window_start, hits) VALUES (:bucket, :window_start, 1) "
-    "ON CONFLICT (bucket) DO UPDATE SET hits = CASE WHEN rate_counter.window_start = excluded.window_start "
-    "THEN rate_counter.hits + 1 ELSE 1 END, window_start = excluded.window_start RETURNING hits", RateCounter.__table__)
-RATE_PURGE = sql.Statement("DELETE FROM rate_counter WHERE window_start < :cutoff", RateCounter.__table__)
+_RATE = sql.table_of(RateCounter)
+
+
+def _rate_hit(dialect_name: str) -> Any:
+    """One hit in a bucket: a new window starts at 1, the same window counts on; the count comes back."""
+    hit = sql.dialect_insert(dialect_name)(_RATE).values(bucket=bindparam("bucket"), window_start=bindparam("window_start"), hits=1)
+    return hit.on_conflict_do_update(
+        index_elements=[_RATE.c.bucket],
+        set_={"hits": case((_RATE.c.window_start == hit.excluded.window_start, _RATE.c.hits + 1), else_=1),
+              "window_start": hit.excluded.window_start}).returning(_RATE.c.hits)
+
+
+RATE_HIT = sql.Query(int, _rate_hit)
+RATE_PURGE = sql.Statement(delete(_RATE).where(_RATE.c.window_start < bindparam("cutoff")))
 _PURGED: dict[str, float] = {}
 
 
@@ -213,10 +224,10 @@ def rate_limit(session: Session, settings: Settings, action: str, limits: list[t
     window_start = datetime.fromtimestamp(start, clock.BEIJING).replace(tzinfo=None)
     over = False
     for kind, key, limit in limits:
-        hits = sql.values(session, RATE_HIT, bucket=f"{action}:{kind}:{key}"[:200], window_start=window_start)
+        hits = sql.rows(session, RATE_HIT, bucket=f"{action}:{kind}:{key}"[:200], window_start=window_start)
         over = over or (hits[0] if hits else 0) > limit
     # buckets expire: whoever passes first in a window removes the previous windows' rows (bounded table)
-    url = str(session.get_bind().url)
+    url = str(session.get_bind().engine.url)
     if _PURGED.get(url, 0.0) < start:
         _PURGED[url] = start
         sql.execute(session, RATE_PURGE, cutoff=window_start - timedelta(seconds=window))
@@ -244,8 +255,8 @@ def real_name(session: Session, certno: str, name: str, *, activated: bool = Fal
                           .where(Person.psn_cert_type == "01", Person.certno == number)).first()
     cause = ""
     if row is None:
-        cause = "unknown-id"
-    elif row[0].psn_name != (name or "").strip():
+        raise Refused("real-name", message, field, cause="unknown-id")
+    if row[0].psn_name != (name or "").strip():
         cause = "wrong-name"
     elif not row[1]:
         cause = "not-insured"
@@ -501,7 +512,7 @@ _KEY_CACHE: dict[str, dict[str, object]] = {}
 
 def keys(session: Session) -> tuple[codec.KeyMaterial, dict[int, codec.KeyMaterial]]:
     """The current sealing key and every key still able to open codes; rotated daily, shared by all workers."""
-    cache = _KEY_CACHE.setdefault(str(session.get_bind().url), {"loaded": 0.0, "keys": {}, "current": None})
+    cache = _KEY_CACHE.setdefault(str(session.get_bind().engine.url), {"loaded": 0.0, "keys": {}, "current": None})
     if time.monotonic() - float(cache["loaded"]) < 30 and cache["current"] is not None:  # type: ignore[arg-type]
         return cache["current"], cache["keys"]  # type: ignore[return-value]
     rows = list(session.scalars(select(QrKey).order_by(QrKey.kid)))
@@ -535,8 +546,9 @@ class Code:
     ttl_s: int
 
 
-DEVICE = sql.Statement("SELECT chnl_id, device_no FROM ec_device WHERE device_id = :device_id", Device.__table__)
-CREDENTIAL_STATUS = sql.Statement("SELECT status FROM ec_credential WHERE psn_no = :psn_no", Credential.__table__)
+_DEVICE, _CREDENTIAL = Device.__table__, Credential.__table__
+DEVICE = sql.Query(DeviceRow, sql.select_of(DeviceRow, _DEVICE).where(_DEVICE.c.device_id == bindparam("device_id")))
+CREDENTIAL_STATUS = sql.Query(str, select(_CREDENTIAL.c.status).where(_CREDENTIAL.c.psn_no == bindparam("psn_no")))
 
 
 def issue_code(session: Session, settings: Settings, user: UserSession, subject_psn_no: str) -> Code:
@@ -544,7 +556,7 @@ def issue_code(session: Session, settings: Settings, user: UserSession, subject_
     require_access(session, user.psn_no, subject_psn_no)
     device = sql.first(session, DEVICE, device_id=user.device_id)
     assert device is not None
-    status = sql.values(session, CREDENTIAL_STATUS, psn_no=subject_psn_no)
+    status = sql.rows(session, CREDENTIAL_STATUS, psn_no=subject_psn_no)
     if subject_psn_no == user.psn_no and status != ["active"]:
         raise Refused("revoked", "医保码未激活或已停用，请重新激活")
     current, _ = keys(session)
@@ -553,22 +565,30 @@ def issue_code(session: Session, settings: Settings, user: UserSession, subject_
     return Code(text, subject_psn_no, clock.now() + timedelta(seconds=settings.qr_ttl_s), settings.qr_ttl_s)
 
 
-_TOKEN = VisitToken.__table__
-DEVICE_BY_NO = sql.Statement("SELECT device_id, psn_no, status FROM ec_device WHERE device_no = :device_no", Device.__table__)
-USE_CODE = sql.Statement("INSERT INTO ec_used_code (nonce, used_at, fixmedins_code) VALUES (:nonce, :used_at, :fixmedins_code) "
-                         "ON CONFLICT DO NOTHING RETURNING nonce", UsedCode.__table__)
-ISSUE_TOKEN = sql.Statement("INSERT INTO ec_token (ec_token, psn_no, fixmedins_code, business_type, device_id, issued_at, expires_at, uses, "
-                            "max_uses, pay_authorized_at) VALUES (:ec_token, :psn_no, :fixmedins_code, :business_type, :device_id, "
-                            ":issued_at, :expires_at, :uses, :max_uses, :pay_authorized_at)", _TOKEN)
+_TOKEN, _USED, _FAMILY = sql.table_of(VisitToken), UsedCode.__table__, FamilyBinding.__table__
+DEVICE_BY_NO = sql.Query(DeviceRow, sql.select_of(DeviceRow, _DEVICE).where(_DEVICE.c.device_no == bindparam("device_no")))
+
+
+def _use_code(dialect_name: str) -> Any:
+    """Record a code as used, unless it was: no row back means it was."""
+    return (sql.dialect_insert(dialect_name)(_USED).values(nonce=bindparam("nonce"), used_at=bindparam("used_at"),
+                                                           fixmedins_code=bindparam("fixmedins_code"))
+            .on_conflict_do_nothing().returning(_USED.c.nonce))
+
+
+USE_CODE = sql.Query(str, _use_code)
+ISSUE_TOKEN = sql.Statement(sql.insert_into(_TOKEN))
 # the phone that showed the code, and — when it showed a family member's code — the binding it was shown through
-TOKEN = sql.Statement("SELECT t.*, d.status AS device_status, d.psn_no AS device_psn_no, f.status AS family_status "
-                      "FROM ec_token t LEFT JOIN ec_device d ON d.device_id = t.device_id "
-                      "LEFT JOIN ec_family f ON f.holder_psn_no = d.psn_no AND f.member_psn_no = t.psn_no "
-                      "WHERE t.ec_token = :ec_token", _TOKEN)
-COUNT_USE = sql.Statement("UPDATE ec_token SET uses = uses + 1 WHERE ec_token = :ec_token", _TOKEN)
+TOKEN = sql.Query(TokenRow, select(*_TOKEN.columns, _DEVICE.c.status.label("device_status"),
+                                   _DEVICE.c.psn_no.label("device_psn_no"), _FAMILY.c.status.label("family_status"))
+                  .select_from(_TOKEN.outerjoin(_DEVICE, _DEVICE.c.device_id == _TOKEN.c.device_id)
+                               .outerjoin(_FAMILY, (_FAMILY.c.holder_psn_no == _DEVICE.c.psn_no)
+                                          & (_FAMILY.c.member_psn_no == _TOKEN.c.psn_no)))
+                  .where(_TOKEN.c.ec_token == bindparam("ec_token")))
+COUNT_USE = sql.Statement(update(_TOKEN).where(_TOKEN.c.ec_token == bindparam("ec_token")).values(uses=_TOKEN.c.uses + 1))
 
 
-def decode(session: Session, settings: Settings, code_text: str, fixmedins_code: str, business_type: str) -> tuple[sql.Record, sql.Record]:
+def decode(session: Session, settings: Settings, code_text: str, fixmedins_code: str, business_type: str) -> tuple[TokenRow, PersonRow]:
     """At the counter: a displayed code → who it is and a visit token for this institution."""
     _, material = keys(session)
     try:
@@ -582,20 +602,20 @@ def decode(session: Session, settings: Settings, code_text: str, fixmedins_code:
         raise Refused("family", "the family binding behind this code was removed", "ecQrCode")
     now = clock.now()
     # one statement records the code as used; no row back means it was used before
-    if not sql.values(session, USE_CODE, nonce=claims.code_id, used_at=now, fixmedins_code=fixmedins_code):
+    if not sql.rows(session, USE_CODE, nonce=claims.code_id, used_at=now, fixmedins_code=fixmedins_code):
         raise Refused("replayed", "this code was already used: a screenshot or a copy; show the live code", "ecQrCode")
     person = sql.first(session, PERSON, psn_no=claims.psn_no)
     if person is None:
         raise Refused("forged", "the code names no insured person", "ecQrCode")
-    token = sql.Record({"ec_token": f"{fixmedins_code[1:7]}ec{secrets.token_hex(16)}", "psn_no": person.psn_no,
-                        "fixmedins_code": fixmedins_code, "business_type": business_type or "01101", "device_id": device.device_id,
-                        "issued_at": now, "expires_at": now + timedelta(seconds=settings.ec_token_ttl_s), "uses": 0,
-                        "max_uses": settings.ec_token_max_uses, "pay_authorized_at": None})
-    sql.execute(session, ISSUE_TOKEN, **token.__dict__)
+    token = TokenRow(ec_token=f"{fixmedins_code[1:7]}ec{secrets.token_hex(16)}", psn_no=person.psn_no, fixmedins_code=fixmedins_code,
+                     business_type=business_type or "01101", device_id=device.device_id, issued_at=now,
+                     expires_at=now + timedelta(seconds=settings.ec_token_ttl_s), uses=0, max_uses=settings.ec_token_max_uses,
+                     pay_authorized_at=None, device_status=device.status, device_psn_no=device.psn_no, family_status=None)
+    sql.execute(session, ISSUE_TOKEN, **{name: getattr(token, name) for name in _TOKEN.c.keys()})
     return token, person
 
 
-def use_token(session: Session, ec_token: str, fixmedins_code: str, field: str) -> sql.Record:
+def use_token(session: Session, ec_token: str, fixmedins_code: str, field: str) -> TokenRow:
     """Every transaction that presents an ecToken: right institution, inside its window, within its uses."""
     token = sql.first(session, TOKEN, ec_token=ec_token.strip()) if ec_token else None
     if token is None:

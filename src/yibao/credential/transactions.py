@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from sqlalchemy import bindparam
 
 from yibao.core import clock
 from yibao.core.schema import Required
 from yibao.credential import service
 from yibao.credential.models import Credential
-from yibao.gateway.table import Context, TransactionSet
+from yibao.credential.rows import CredentialRow
+from yibao.gateway.contract import Context, TransactionSet
 from yibao.registry import service as registry
 from yibao.store import sql
 
 TRANSACTIONS = TransactionSet()
-CREDENTIAL = sql.Statement("SELECT ec_index_no, chnl_id FROM ec_credential WHERE psn_no = :psn_no", Credential.__table__)
+_CREDENTIAL = Credential.__table__
+CREDENTIAL = sql.Query(CredentialRow, sql.select_of(CredentialRow, _CREDENTIAL).where(_CREDENTIAL.c.psn_no == bindparam("psn_no")))
 
 
 class QrQuery(msgspec.Struct):

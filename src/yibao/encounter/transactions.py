@@ -15,10 +15,11 @@ from yibao.core import clock
 from yibao.core.errors import InputError
 from yibao.core.money import to_fen
 from yibao.core.schema import Required
+from yibao.credential.service import use_token
 from yibao.encounter import queries, service, treatment
-from yibao.registry import service as registry
+from yibao.gateway.contract import Context, TransactionSet
 from yibao.gateway.envelope import Answer
-from yibao.gateway.table import Context, TransactionSet
+from yibao.registry import service as registry
 
 TRANSACTIONS = TransactionSet()
 
@@ -88,13 +89,15 @@ class In2001(msgspec.Struct):
     data: TreatmentQuery
 
 
-@TRANSACTIONS.register("2001", "人员待遇享受检查", In2001, paths=("/fsi/api/fsiPsnPriorityInfoService/queryPsnPriorityInfo",))
+@TRANSACTIONS.register("2001", "人员待遇享受检查", In2001, paths=("/fsi/api/fsiPsnPriorityInfoService/queryPsnPriorityInfo",),
+                       reads_only=True)
 def treatment_check(ctx: Context, body: In2001) -> dict:
     """Before 2201/2401: the checks that did not pass, each with its code, name and reason; all well is an empty list."""
     d = body.data
     begin = clock.parse_datetime(d.begntime, "input.data.begntime")
     end = clock.parse_datetime(d.endtime, "input.data.endtime") if d.endtime.strip() else None
-    facts = treatment.facts(ctx.session, psn_no=d.psn_no, insutype=d.insutype, fixmedins_code=(d.fixmedins_code or ctx.fixmedins_code).strip(),
+    facts = treatment.facts(ctx.session, psn_no=d.psn_no, insutype=d.insutype,
+                            fixmedins_code=(d.fixmedins_code or ctx.fixmedins_code).strip(),
                             med_type=d.med_type, day=begin.date(), dise_codg=d.dise_codg)
     return {"trtinfo": treatment.trtinfo(d.psn_no, d.insutype, begin, end, treatment.assess(facts))}
 
@@ -146,7 +149,7 @@ class In2202(msgspec.Struct):
 
 @TRANSACTIONS.register("2202", "门诊挂号撤销", In2202, paths=("/fsi/api/outpatientDocInfoService/outpatientRegistrationCancel",))
 def cancel_registration(ctx: Context, body: In2202) -> dict:
-    visit = service.visit_of(ctx.session, caller(ctx), body.data.mdtrt_id, body.data.psn_no, "input.data", lock=True)
+    visit = service.load_visit(ctx.session, caller(ctx), body.data.mdtrt_id, body.data.psn_no, "input.data", lock=True)
     if visit.kind == "inpatient":
         raise InputError("is an admission: cancel it with 2404", field="input.data.mdtrt_id")
     service.cancel_visit(ctx.session, visit, "input.data")
@@ -186,7 +189,7 @@ class In2203(msgspec.Struct):
 @TRANSACTIONS.register("2203", "门诊就诊信息上传", In2203, paths=("/fsi/api/outpatientDocInfoService/outpatientMdtrtinfoUp",))
 def visit_info(ctx: Context, body: In2203) -> dict:
     m = body.mdtrtinfo
-    visit = service.visit_of(ctx.session, caller(ctx), m.mdtrt_id, m.psn_no, "input.mdtrtinfo", lock=True)
+    visit = service.load_visit(ctx.session, caller(ctx), m.mdtrt_id, m.psn_no, "input.mdtrtinfo", lock=True)
     # a settled visit takes more care (the prescriptions after the registration fee): its details may follow
     if visit.status not in ("registered", "settled"):
         raise InputError(f"visit is {visit.status}", field="input.mdtrtinfo.mdtrt_id")
@@ -197,11 +200,13 @@ def visit_info(ctx: Context, body: In2203) -> dict:
         service.chronic_registration(ctx.session, visit.psn_no, visit.insutype, m.dise_codg, clock.today(), "input.mdtrtinfo.dise_codg")
     visit.med_type = m.med_type
     visit.main_cond_dscr, visit.dise_codg, visit.dise_name = m.main_cond_dscr, m.dise_codg, m.dise_name
+    service.save_visit(ctx.session, visit)
     service.record_diagnoses(ctx.session, visit, body.diseinfo)
     return {}
 
 
-TRANSACTIONS.register("2203A", "门诊就诊信息上传(A)", In2203, paths=("/fsi/api/outpatientDocInfoService/outpatientMdtrtinfoUpA",))(visit_info)
+TRANSACTIONS.register("2203A", "门诊就诊信息上传(A)", In2203,
+                      paths=("/fsi/api/outpatientDocInfoService/outpatientMdtrtinfoUpA",))(visit_info)
 
 
 class FeeDetail(msgspec.Struct):
@@ -264,7 +269,7 @@ class In2205(msgspec.Struct):
 
 @TRANSACTIONS.register("2205", "门诊费用明细撤销", In2205, paths=("/fsi/api/outpatientDocInfoService/outpatientFeeListUpCancel",))
 def cancel_outpatient_fees(ctx: Context, body: In2205) -> dict:
-    visit = service.visit_of(ctx.session, caller(ctx), body.data.mdtrt_id, body.data.psn_no, "input.data", lock=True)
+    visit = service.load_visit(ctx.session, caller(ctx), body.data.mdtrt_id, body.data.psn_no, "input.data", lock=True)
     service.cancel_fees(ctx.session, visit, chrg_bchno=body.data.chrg_bchno or "0000", where="input.data")
     return {}
 
@@ -308,19 +313,23 @@ def settle_request(d: SettleData) -> service.SettleRequest:
     )
 
 
-def _settle(kind: str, post: bool):  # type: ignore[no-untyped-def]
+def _settle(kind: str, post: bool):
     def handler(ctx: Context, body: InSettle) -> Answer:
         return settled(service.settle(ctx.session, caller(ctx), settle_request(body.data), post=post, kind=kind))
 
     return handler
 
 
-TRANSACTIONS.register("2206", "门诊预结算", InSettle, paths=("/fsi/api/outpatientSettleService/preSettletment",))(_settle("outpatient", False))
-TRANSACTIONS.register("2207", "门诊结算", InSettle, paths=("/fsi/api/outpatientSettleService/saveSettletmentV2",))(_settle("outpatient", True))
+TRANSACTIONS.register("2206", "门诊预结算", InSettle,
+                      paths=("/fsi/api/outpatientSettleService/preSettletment",))(_settle("outpatient", False))
+TRANSACTIONS.register("2207", "门诊结算", InSettle,
+                      paths=("/fsi/api/outpatientSettleService/saveSettletmentV2",))(_settle("outpatient", True))
 # The A variants some provinces' clients send (2203A above, 2206A, 2207A) are aliases: the same input, the same answer.
 # 2207A's path is the older saveSettletment (2207 moved to saveSettletmentV2); 2206A's is preSettletmentA.
-TRANSACTIONS.register("2206A", "门诊预结算(A)", InSettle, paths=("/fsi/api/outpatientSettleService/preSettletmentA",))(_settle("outpatient", False))
-TRANSACTIONS.register("2207A", "门诊结算(A)", InSettle, paths=("/fsi/api/outpatientSettleService/saveSettletment",))(_settle("outpatient", True))
+TRANSACTIONS.register("2206A", "门诊预结算(A)", InSettle,
+                      paths=("/fsi/api/outpatientSettleService/preSettletmentA",))(_settle("outpatient", False))
+TRANSACTIONS.register("2207A", "门诊结算(A)", InSettle,
+                      paths=("/fsi/api/outpatientSettleService/saveSettletment",))(_settle("outpatient", True))
 TRANSACTIONS.register("2303", "住院预结算", InSettle, paths=("/fsi/api/hospSettService/preSett",))(_settle("inpatient", False))
 TRANSACTIONS.register("2304", "住院结算", InSettle, paths=("/fsi/api/hospSettService/settV2",))(_settle("inpatient", True))
 
@@ -454,8 +463,8 @@ class In2402(msgspec.Struct):
 @TRANSACTIONS.register("2402", "出院办理", In2402, paths=("/fsi/api/dscgService/dischargeProcess",))
 def discharge(ctx: Context, body: In2402) -> dict:
     d = body.dscginfo
-    visit = service.visit_of(ctx.session, caller(ctx), d.mdtrt_id, d.psn_no, "input.dscginfo", lock=True)
-    service.discharge(visit, clock.parse_datetime(d.endtime, "input.dscginfo.endtime"), "input.dscginfo", dscg_way=d.dscg_way,
+    visit = service.load_visit(ctx.session, caller(ctx), d.mdtrt_id, d.psn_no, "input.dscginfo", lock=True)
+    service.discharge(ctx.session, visit, clock.parse_datetime(d.endtime, "input.dscginfo.endtime"), "input.dscginfo", dscg_way=d.dscg_way,
                       dise_codg=d.dise_codg, dise_name=d.dise_name, dscg_dept_codg=d.dscg_dept_codg, dscg_dept_name=d.dscg_dept_name,
                       dscg_bed=d.dscg_bed, oprn_oprt_code=d.oprn_oprt_code, oprn_oprt_name=d.oprn_oprt_name, cop_flag=d.cop_flag,
                       die_date=clock.parse_date(d.die_date, "input.dscginfo.die_date") if d.die_date.strip() else None)
@@ -492,17 +501,19 @@ class In2403(msgspec.Struct):
 @TRANSACTIONS.register("2403", "住院信息变更", In2403, paths=("/fsi/api/hospitalRegisterService/hospitalRegisterEdit",))
 def change_admission(ctx: Context, body: In2403) -> dict:
     m, where = body.adminfo, "input.adminfo"
-    visit = service.visit_of(ctx.session, caller(ctx), m.mdtrt_id, m.psn_no, where, lock=True)
+    visit = service.load_visit(ctx.session, caller(ctx), m.mdtrt_id, m.psn_no, where, lock=True)
     if m.mdtrt_cert_no.strip():
         person = registry.person(ctx.session, visit.psn_no, where)
-        registry.verify_credential(ctx.session, person, m.mdtrt_cert_type or "02", m.mdtrt_cert_no, m.card_sn, where, ctx.fixmedins_code)
+        registry.verify_credential(ctx.session, person, m.mdtrt_cert_type or "02", m.mdtrt_cert_no, m.card_sn, where, ctx.fixmedins_code,
+                                   use_token)
     for i, d in enumerate(body.diseinfo):
         if d.mdtrt_id and d.mdtrt_id != visit.mdtrt_id:
             raise InputError(f"names visit {d.mdtrt_id[:30]}, not {visit.mdtrt_id}", field=f"input.diseinfo[{i}].mdtrt_id")
     begun = m.begntime.strip()
     service.change_admission(
         ctx.session, visit, where, insutype=m.insutype, med_type=m.med_type,
-        begntime=visit_start(ctx, begun, f"{where}.begntime") if begun and clock.parse_datetime(begun, f"{where}.begntime") != visit.begntime
+        begntime=visit_start(ctx, begun, f"{where}.begntime")
+        if begun and clock.parse_datetime(begun, f"{where}.begntime") != visit.begntime
         else None,
         ipt_no=(m.ipt_otp_no or m.ipt_no).strip(), tolerance=fee_window(ctx).before,
         endtime=clock.parse_datetime(m.endtime, f"{where}.endtime") if m.endtime.strip() else None,
@@ -525,7 +536,7 @@ class InAdmissionRef(msgspec.Struct):
 
 @TRANSACTIONS.register("2404", "入院撤销", InAdmissionRef, paths=("/fsi/api/hospitalRegisterService/hospitalRegisterCancel",))
 def cancel_admission(ctx: Context, body: InAdmissionRef) -> dict:
-    visit = service.visit_of(ctx.session, caller(ctx), body.data.mdtrt_id, body.data.psn_no, "input.data", lock=True)
+    visit = service.load_visit(ctx.session, caller(ctx), body.data.mdtrt_id, body.data.psn_no, "input.data", lock=True)
     if visit.kind != "inpatient" or visit.status != "admitted":
         raise InputError(f"visit is {visit.kind} and {visit.status}: only an open admission can be cancelled", field="input.data.mdtrt_id")
     service.cancel_visit(ctx.session, visit, "input.data")
@@ -534,8 +545,8 @@ def cancel_admission(ctx: Context, body: InAdmissionRef) -> dict:
 
 @TRANSACTIONS.register("2405", "出院撤销", InAdmissionRef, paths=("/fsi/api/dscgService/dischargeUndo",))
 def cancel_discharge(ctx: Context, body: InAdmissionRef) -> dict:
-    visit = service.visit_of(ctx.session, caller(ctx), body.data.mdtrt_id, body.data.psn_no, "input.data", lock=True)
-    service.undo_discharge(visit, "input.data")
+    visit = service.load_visit(ctx.session, caller(ctx), body.data.mdtrt_id, body.data.psn_no, "input.data", lock=True)
+    service.undo_discharge(ctx.session, visit, "input.data")
     return {}
 
 
@@ -554,7 +565,7 @@ class In2302(msgspec.Struct):
 
 @TRANSACTIONS.register("2302", "住院费用明细撤销", In2302, paths=("/fsi/api/hospFeeDtlService/feeDtlCl",))
 def cancel_inpatient_fees(ctx: Context, body: In2302) -> dict:
-    visit = service.visit_of(ctx.session, caller(ctx), body.data.mdtrt_id, body.data.psn_no, "input.data", lock=True)
+    visit = service.load_visit(ctx.session, caller(ctx), body.data.mdtrt_id, body.data.psn_no, "input.data", lock=True)
     service.cancel_fees(ctx.session, visit, feedetl_sn=body.data.feedetl_sn or "0000", where="input.data")
     return {}
 
@@ -594,7 +605,7 @@ class In2101(msgspec.Struct):
     drugdetail: list[DrugDetail]
 
 
-def _pharmacy(post: bool):  # type: ignore[no-untyped-def]
+def _pharmacy(post: bool):
     def run(ctx: Context, body: In2101) -> Answer:
         d = body.data
         now = clock.now()
@@ -634,7 +645,7 @@ TRANSACTIONS.register("2102", "药店结算", In2101, paths=("/fsi/api/pharmacyS
 @TRANSACTIONS.register("2103", "药店结算撤销", InReverse, paths=("/fsi/api/pharmacyService/settleCancel",))
 def pharmacy_reverse(ctx: Context, body: InReverse) -> dict:
     answer = _reverse(ctx, body)
-    visit = service.visit_of(ctx.session, caller(ctx), body.data.mdtrt_id, body.data.psn_no, "input.data")
+    visit = service.load_visit(ctx.session, caller(ctx), body.data.mdtrt_id, body.data.psn_no, "input.data")
     service.cancel_visit(ctx.session, visit, "input.data")  # the one-shot purchase is undone whole
     return answer
 
@@ -653,11 +664,11 @@ class In5201(msgspec.Struct):
     data: VisitQuery
 
 
-def _when(text: str, field: str):  # type: ignore[no-untyped-def]
+def _when(text: str, field: str):
     return clock.parse_datetime(text, field) if text else None
 
 
-@TRANSACTIONS.register("5201", "就诊信息查询", In5201, paths=("/fsi/api/fsiIntegratedQueryService/queryMdtrtInfo",))
+@TRANSACTIONS.register("5201", "就诊信息查询", In5201, paths=("/fsi/api/fsiIntegratedQueryService/queryMdtrtInfo",), reads_only=True)
 def query_visits(ctx: Context, body: In5201) -> dict:
     d = body.data
     return {"mdtrtinfo": queries.visits(ctx.session, ctx.fixmedins_code, d.psn_no, _when(d.begntime, "input.data.begntime"),
@@ -674,7 +685,7 @@ class In5203(msgspec.Struct):
     data: SettlementQuery
 
 
-@TRANSACTIONS.register("5203", "结算信息查询", In5203, paths=("/fsi/api/fsiIntegratedQueryService/querySetlInfo",))
+@TRANSACTIONS.register("5203", "结算信息查询", In5203, paths=("/fsi/api/fsiIntegratedQueryService/querySetlInfo",), reads_only=True)
 def query_settlement(ctx: Context, body: In5203) -> dict:
     d = body.data
     return queries.settlement(ctx.session, ctx.fixmedins_code, d.psn_no, d.setl_id, d.mdtrt_id)
@@ -690,7 +701,7 @@ class In5204(msgspec.Struct):
     data: FeeQuery
 
 
-@TRANSACTIONS.register("5204", "费用明细查询", In5204, paths=("/fsi/api/fsiIntegratedQueryService/queryFeeList",))
+@TRANSACTIONS.register("5204", "费用明细查询", In5204, paths=("/fsi/api/fsiIntegratedQueryService/queryFeeList",), reads_only=True)
 def query_fee_lines(ctx: Context, body: In5204) -> dict:
     d = body.data
     return {"feedetail": queries.fee_lines(ctx.session, ctx.fixmedins_code, d.psn_no, d.mdtrt_id, d.setl_id)}
@@ -706,7 +717,8 @@ class In5205(msgspec.Struct):
     data: DrugHistoryQuery
 
 
-@TRANSACTIONS.register("5205", "人员慢特病用药记录查询", In5205, paths=("/fsi/api/fsiIntegratedQueryService/queryPsnOpspMedcRcd",))
+@TRANSACTIONS.register("5205", "人员慢特病用药记录查询", In5205, paths=("/fsi/api/fsiIntegratedQueryService/queryPsnOpspMedcRcd",),
+                       reads_only=True)
 def query_drug_history(ctx: Context, body: In5205) -> dict:
     d = body.data
     begin = clock.parse_datetime(d.begntime, "input.data.begntime")

@@ -126,7 +126,7 @@ def facts(session: Session, *, psn_no: str, insutype: str, fixmedins_code: str, 
         raise NotFound(f"{fixmedins_code[:30]} is not a designated institution", field=f"{where}.fixmedins_code")
     rows = [e for e in registry.enrolments_of(session, psn_no) if e.insutype == insutype]
     enrolments = tuple(Enrolled(e.insutype, e.psn_type, e.psn_insu_stas, e.psn_insu_date, e.paus_insu_date, e.insuplc_admdvs) for e in rows)
-    arrears, paid = 0, frozenset()
+    arrears, paid = 0, frozenset[str]()
     if rows:
         latest = max(rows, key=lambda e: e.psn_insu_date)
         try:
@@ -135,7 +135,8 @@ def facts(session: Session, *, psn_no: str, insutype: str, fixmedins_code: str, 
         except PolicyError:
             arrears = 0  # a region without policy data checks no arrears (settlement refuses it anyway)
         since = min([f"{day.year}01", *months_before(day, arrears)])  # the months the checks look at
-        paid = frozenset(session.scalars(select(Contribution.cntr_ym).where(Contribution.psn_no == psn_no, Contribution.insutype == insutype,
+        paid = frozenset(session.scalars(select(Contribution.cntr_ym).where(Contribution.psn_no == psn_no,
+                                                                            Contribution.insutype == insutype,
                                                                             Contribution.cntr_ym >= since)))
     registered = frozenset(r.opsp_dise_code for r in chronic.registered(session, psn_no, day)
                            if r.begndate <= day and r.insutype == insutype)

@@ -13,28 +13,30 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import msgspec
 import structlog
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yibao.audit import service as audit
 from yibao.config import Settings
-from yibao.console.service import MessageLog, Trace
 from yibao.core import clock, crypto
 from yibao.core.errors import AuthError, Conflict, InputError, YibaoError
 from yibao.core.schema import MAX_DEPTH, check_depth, convert
 from yibao.gateway import auth, dialect, front, wire
+from yibao.gateway.calllog import CallLog, NoCallLog, Trace
+from yibao.gateway.contract import Context, Transaction, path_index
 from yibao.gateway.envelope import DECODER, ENCODER, Answer, Envelope, response
 from yibao.gateway.models import GatewayMessage, GatewayNonce
+from yibao.gateway.rows import StoredAnswer
 from yibao.gateway.signin import require_sign_in
-from yibao.gateway.table import Context, Transaction, build_table, path_index
 from yibao.observability import GATEWAY_AUDIT_SUPPRESSED, GATEWAY_AUTH_REFUSED, GATEWAY_LATENCY, GATEWAY_REQUESTS, ensure_logging
 from yibao.store import sql
 from yibao.store.db import Database
@@ -42,18 +44,41 @@ from yibao.store.db import Database
 log = structlog.get_logger("yibao.gateway")
 
 _NONCE = GatewayNonce.__table__
-_MESSAGE = GatewayMessage.__table__
-# one statement: insert unless present; no row back means the nonce was seen before
-RECORD_NONCE = sql.Statement("INSERT INTO gateway_nonce (access_key, nonce, seen_at) VALUES (:access_key, :nonce, :seen_at) "
-                             "ON CONFLICT DO NOTHING RETURNING nonce", _NONCE)
+_MESSAGE = sql.table_of(GatewayMessage)
+
+
+def _record_nonce_statement(dialect_name: str) -> Any:
+    """One statement: insert unless present; no row back means the nonce was seen before."""
+    return (sql.dialect_insert(dialect_name)(_NONCE).values(access_key=bindparam("access_key"), nonce=bindparam("nonce"),
+                                                            seen_at=bindparam("seen_at"))
+            .on_conflict_do_nothing().returning(_NONCE.c.nonce))
+
+
+RECORD_NONCE = sql.Query(str, _record_nonce_statement)
 # every answer stored under the msgid (usually none, rarely two): the one of this request, and whether another request used it
-STORED_ANSWERS = sql.Statement("SELECT request_sm3, response FROM gateway_message WHERE fixmedins_code = :fixmedins_code AND msgid = :msgid",
-                               _MESSAGE)
-STORE_ANSWER = sql.Statement("INSERT INTO gateway_message (fixmedins_code, msgid, infno, request_sm3, response, created_at, msgid_reused) "
-                             "VALUES (:fixmedins_code, :msgid, :infno, :request_sm3, :response, :created_at, :msgid_reused)", _MESSAGE)
+STORED_ANSWERS = sql.Query(StoredAnswer, sql.select_of(StoredAnswer, _MESSAGE)
+                           .where(_MESSAGE.c.fixmedins_code == bindparam("fixmedins_code"), _MESSAGE.c.msgid == bindparam("msgid")))
+STORE_ANSWER = sql.Statement(insert(_MESSAGE).values({name: bindparam(name) for name in (
+    "fixmedins_code", "msgid", "infno", "request_sm3", "response", "created_at", "msgid_reused")}))
+
+
+def record_nonce(session: Session, access_key: str, nonce: str) -> bool:
+    """Record a signed request's nonce in the caller's transaction; False when it was recorded before (a replay).
+    The one place nonces are written: the gateway's calls and the counter's REST decode share it."""
+    return bool(sql.rows(session, RECORD_NONCE, access_key=access_key, nonce=nonce, seen_at=clock.now()))
+
 # SQLite names the table in its message ("UNIQUE constraint failed: visit.ipt_otp_no, …"); PostgreSQL in diag.table_name
 _SQLITE_VIOLATION = re.compile(r"(UNIQUE|NOT NULL|CHECK|FOREIGN KEY) constraint failed(?:: (\w+)\.)?")
 _PG_VIOLATION = {"23505": "unique", "23503": "foreign key", "23502": "not null", "23514": "check"}
+
+
+class _Infno(msgspec.Struct):
+    infno: str = ""
+
+
+# only the envelope's infno (the rest skipped unparsed): where a call should run is decided before it is checked
+_INFNO_ONLY = msgspec.json.Decoder(_Infno)
+
 # authentication failures of a known key reach the audit trail at most once per key per this many seconds
 AUTH_FAILURE_INTERVAL_S = 1.0
 
@@ -66,24 +91,37 @@ class Reply:
 
 
 class GatewayService:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, table: dict[str, Transaction], call_log: CallLog | None = None) -> None:
+        """`table` (infno → transaction) and `call_log` are composed by `yibao.app`: the gateway knows no domain."""
         self.db = db
         self.settings = settings
         ensure_logging(settings.log_json)
-        self.table = build_table()
+        self.table = table
         self.paths = path_index(self.table)
         self.clients = auth.ClientDirectory(auth.load_from(lambda: db.unit_of_work(write=False)), settings.key_cache_s)
         self.fronts = front.FrontDirectory(front.load_from(lambda: db.unit_of_work(write=False)), settings.key_cache_s)
         # regional dialects (gateway/dialects/*.yaml), checked here: a bad file stops the start naming its file and key
         self.dialects = dialect.bundled()
         self._calls = 0
-        self.console = MessageLog()  # every verified call, for the vendors' console (console/service.py)
+        self.call_log: CallLog = call_log or NoCallLog()  # every verified call (the vendors' console keeps them)
         # access key → when its last authentication failure was written (bounded: only known keys get here)
         self._failures_written: OrderedDict[str, float] = OrderedDict()
         self._failures_lock = threading.Lock()
 
     def infno_for_path(self, path: str) -> str | None:
         return self.paths.get(path.rstrip("/"))
+
+    def reads_only(self, path_infno: str | None, body: bytes) -> bool:
+        """Whether the call names a read-only transaction, so the app may run it off the event loop. A hint read off the
+        bytes before anything is checked: a wrong one changes only where the call runs, never what it may do."""
+        infno = path_infno
+        if infno is None:
+            try:
+                infno = _INFNO_ONLY.decode(body).infno
+            except (msgspec.DecodeError, RecursionError):  # not JSON or UTF-8, nested too deep, infno not a string: decided when checked
+                return False
+        tx = self.table.get(infno)
+        return tx is not None and tx.reads_only
 
     def unknown_path(self, path: str, dialect_name: str | None = None) -> Reply:
         GATEWAY_REQUESTS.labels(infno="----", infcode="-1").inc()
@@ -145,7 +183,7 @@ class GatewayService:
             reply = Reply(ENCODER.encode(response(admdvs=self.settings.platform_admdvs, received=received, infcode=-1,
                                                   err_msg="internal error in the platform; retry with the same msgid")))
             if caller is not None:
-                self.console.refused_apart(self.db, trace, caller, infno, "internal error in the platform", reply)
+                self.call_log.refused_apart(self.db, trace, caller, infno, "internal error in the platform", reply)
         if translation is not None and reply.content_type.startswith("application/json"):
             reply = Reply(translation.outbound_bytes(reply.body), reply.content_type, reply.headers)
         GATEWAY_REQUESTS.labels(infno=label, infcode=outcome).inc()
@@ -193,43 +231,49 @@ class GatewayService:
     def _run(self, envelope: Envelope, tx: Transaction, data: Any, caller: auth.Caller, received: Any, trace: Trace) -> Reply:
         fingerprint = _fingerprint(envelope)
         try:
-            with self.db.unit_of_work() as session:
-                self._record_nonce(session, caller)
+            with self._unit_of_work(tx) as (session, book):
+                book(lambda s: self._record_nonce(s, caller))
                 if caller.front:  # opt-in (a key that trusts a front server): one audit row a call, in the call's transaction
-                    audit.record(session, "gateway.via_front", actor=caller.front, subject=caller.access_key,
-                                 fixmedins_code=caller.fixmedins_code, infno=envelope.infno, ip=caller.peer)
+                    book(lambda s: audit.record(s, "gateway.via_front", actor=caller.front, subject=caller.access_key,
+                                                fixmedins_code=caller.fixmedins_code, infno=envelope.infno, ip=caller.peer))
                 # the sign-in first: a stored answer (1101's holds personal data) goes only to a signed-in operator
                 sign_no = None
                 if tx.needs_sign_in:
                     sign_no = require_sign_in(session, envelope.sign_no, envelope.fixmedins_code, self.settings.sign_in_ttl_s)
-                stored = sql.fetch(session, STORED_ANSWERS, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid)
+                stored = sql.rows(session, STORED_ANSWERS, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid)
                 replay = _answer_to(stored, fingerprint)
                 if replay is not None:
-                    return self.console.answered(session, trace, caller, tx.infno, envelope.msgid, replay)
+                    book(lambda s: self.call_log.answered(s, trace, caller, tx.infno, envelope.msgid, replay))
+                    return replay
                 if stored:
                     # another request had this msgid (a restarting counter): served as the new request it is, and flagged
                     log.info("msgid reused", fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid, infno=tx.infno)
                 ctx = Context(session, envelope, caller.fixmedins_code, self.settings, received, sign_no)
                 answer = tx.handler(ctx, data)
+                for write in ctx.writes:
+                    book(write)
                 if isinstance(answer, Answer) and answer.file_content is not None:
                     file = Reply(answer.file_content, "application/octet-stream",
                                  {"content-disposition": content_disposition(answer.file_name or "file")})
-                    return self.console.answered(session, trace, caller, tx.infno, envelope.msgid, file)
+                    book(lambda s: self.call_log.answered(s, trace, caller, tx.infno, envelope.msgid, file))
+                    return file
                 output, warning = (answer.output, answer.warn_msg) if isinstance(answer, Answer) else (answer, "")
                 output = wire.write(tx.infno, output)
                 encoded = ENCODER.encode(response(admdvs=self.settings.platform_admdvs, received=received, infcode=0, output=output,
                                                   warn_msg=warning))
                 if tx.store_answer:
                     session.flush()  # what the handler left to the ORM goes first, so a failure surfaces here
-                    sql.execute(session, STORE_ANSWER, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid, infno=tx.infno,
-                                request_sm3=fingerprint, response=encoded.decode(), created_at=received, msgid_reused=bool(stored))
-                return self.console.answered(session, trace, caller, tx.infno, envelope.msgid, Reply(encoded))
+                    book(lambda s: sql.execute(s, STORE_ANSWER, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid,
+                                               infno=tx.infno, request_sm3=fingerprint, response=encoded.decode(), created_at=received,
+                                               msgid_reused=bool(stored)))
+                book(lambda s: self.call_log.answered(s, trace, caller, tx.infno, envelope.msgid, Reply(encoded)))
+                return Reply(encoded)
         except IntegrityError as error:
             table, kind = violation(error)
             if table == "gateway_message":
                 # A concurrent call with the same msgid and request committed first: its answer is ours.
                 with self.db.unit_of_work(write=False) as session:
-                    replay = _answer_to(sql.fetch(session, STORED_ANSWERS, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid),
+                    replay = _answer_to(sql.rows(session, STORED_ANSWERS, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid),
                                         fingerprint)
                 if replay is not None:
                     return replay
@@ -242,6 +286,24 @@ class GatewayService:
         finally:
             self._housekeeping()
 
+    @contextmanager
+    def _unit_of_work(self, tx: Transaction) -> Iterator[tuple[Session, Callable[[Callable[[Session], Any]], None]]]:
+        """The call's session and ``book``, which writes what the call itself keeps (nonce, answer, message log…).
+
+        A transaction that only reads (``reads_only``) reads on a read-only connection without the writers' lock, in one
+        snapshot; what it writes is booked and written after the read, in one short write transaction. The others write
+        in their own transaction, as they go."""
+        if not tx.reads_only:
+            with self.db.unit_of_work() as session:
+                yield session, lambda write: write(session)
+            return
+        booked: list[Callable[[Session], Any]] = []
+        with self.db.unit_of_work(read_only=True) as session:
+            yield session, booked.append
+        with self.db.unit_of_work() as session:
+            for write in booked:
+                write(session)
+
     def _run_or_replay(self, envelope: Envelope, tx: Transaction, data: Any, caller: auth.Caller, received: Any, trace: Trace) -> Reply:
         """`_run`; but a refusal caused by a concurrent twin (same msgid, same request) that answered first gets the twin's
         answer. On PostgreSQL both twins run their handler; the one that waited on the other's locks finds the work done
@@ -252,14 +314,14 @@ class GatewayService:
             raise  # not a twin's doing: a missing sign-in or credential gets no stored answer
         except YibaoError:
             with self.db.unit_of_work(write=False) as session:
-                replay = _answer_to(sql.fetch(session, STORED_ANSWERS, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid),
+                replay = _answer_to(sql.rows(session, STORED_ANSWERS, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid),
                                     _fingerprint(envelope))
             if replay is None:
                 raise
             return replay
 
     def _record_nonce(self, session: Any, caller: auth.Caller) -> None:
-        if not sql.values(session, RECORD_NONCE, access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now()):
+        if not record_nonce(session, caller.access_key, caller.nonce):
             raise _replayed(caller)
 
     def _refused(self, caller: auth.Caller, infno: str, error: YibaoError, client_ip: str = "", trace: Trace | None = None,
@@ -269,11 +331,11 @@ class GatewayService:
         refusal still goes out."""
         try:
             with self.db.unit_of_work() as session:
-                sql.values(session, RECORD_NONCE, access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now())
+                record_nonce(session, caller.access_key, caller.nonce)
                 audit.record(session, "gateway.refused", actor=caller.access_key, fixmedins_code=caller.fixmedins_code, infno=infno,
                              outcome="refused", reason=error.message, ip=client_ip)
                 if trace is not None and reply is not None:
-                    self.console.refused(session, trace, caller, infno, error.message, reply)
+                    self.call_log.refused(session, trace, caller, infno, error.message, reply)
                 if caller.front:
                     audit.record(session, "gateway.via_front", actor=caller.front, subject=caller.access_key,
                                  fixmedins_code=caller.fixmedins_code, infno=infno, outcome="refused", reason=error.message, ip=client_ip)
@@ -306,7 +368,7 @@ class GatewayService:
         cutoff = clock.now() - timedelta(seconds=2 * self.settings.signature_window_s)
         with self.db.unit_of_work() as session:
             session.execute(delete(GatewayNonce).where(GatewayNonce.seen_at < cutoff))
-            self.console.prune(session)
+            self.call_log.prune(session)
 
     def _refusal(self, error: YibaoError, received: Any) -> Reply:
         return Reply(ENCODER.encode(response(admdvs=self.settings.platform_admdvs, received=received, infcode=error.infcode,
@@ -325,7 +387,7 @@ def _fingerprint(envelope: Envelope) -> str:
     return crypto.sm3_hex(msgspec.json.encode([envelope.infno, _canonical(envelope.input)], order="sorted"))
 
 
-def _answer_to(stored: list[sql.Record], fingerprint: str) -> Reply | None:
+def _answer_to(stored: list[StoredAnswer], fingerprint: str) -> Reply | None:
     """The stored first answer to this very request (same msgid, same infno and input), if any."""
     for row in stored:
         if row.request_sm3 == fingerprint:

@@ -8,31 +8,46 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from yibao.core import clock, idcard
 from yibao.core.errors import InputError, NotFound
 from yibao.core.money import yuan
-from yibao.registry.models import Account, Employer, Enrolment, Identity, Person
+from yibao.registry.models import Account, Employer, Enrolment, Identity, Operator, Person
+from yibao.registry.rows import AccountRow, EnrolmentRow, IdentityRow, PersonRow
 from yibao.store import sql
 
 ID_CARD = "01"  # psn_cert_type: resident identity card
 
-_PERSON = Person.__table__
-PERSON = sql.Statement("SELECT * FROM person WHERE psn_no = :psn_no", _PERSON)
-PERSON_BY_CERT = sql.Statement("SELECT * FROM person WHERE psn_cert_type = :psn_cert_type AND certno = :certno", _PERSON)
-PERSON_BY_CARD = sql.Statement("SELECT * FROM person WHERE card_no = :card_no", _PERSON)
-ENROLMENTS = sql.Statement("SELECT e.*, m.emp_name FROM enrolment e LEFT JOIN employer m ON m.emp_no = e.emp_no "
-                           "WHERE e.psn_no = :psn_no ORDER BY e.insutype, e.psn_insu_date", Enrolment.__table__, Employer.__table__)
-IDENTITIES = sql.Statement("SELECT * FROM identity WHERE psn_no = :psn_no AND begntime <= :moment AND (endtime IS NULL OR endtime >= :moment) "
-                           "ORDER BY begntime", Identity.__table__, types={"moment": DateTime()})
-ACCOUNT = sql.Statement("SELECT * FROM account WHERE psn_no = :psn_no", Account.__table__)
+
+class TokenCheck(Protocol):
+    """The e-credential's check of a presented ecToken (yibao.credential.service.use_token): the registry sits below the
+    e-credential, so its callers pass it in."""
+
+    def __call__(self, session: Session, ec_token: str, fixmedins_code: str, field: str) -> Any: ...
 
 
-def find_by_id_number(session: Session, certno: str, psn_cert_type: str = ID_CARD, field: str = "certno") -> sql.Record:
+_PERSON, _ENROLMENT, _IDENTITY, _ACCOUNT = Person.__table__, Enrolment.__table__, Identity.__table__, Account.__table__
+PERSON = sql.Query(PersonRow, sql.select_of(PersonRow, _PERSON).where(_PERSON.c.psn_no == bindparam("psn_no")))
+PERSON_BY_CERT = sql.Query(PersonRow, sql.select_of(PersonRow, _PERSON).where(_PERSON.c.psn_cert_type == bindparam("psn_cert_type"),
+                                                                               _PERSON.c.certno == bindparam("certno")))
+PERSON_BY_CARD = sql.Query(PersonRow, sql.select_of(PersonRow, _PERSON).where(_PERSON.c.card_no == bindparam("card_no")))
+_EMPLOYER = Employer.__table__
+ENROLMENTS = sql.Query(EnrolmentRow, select(*sql.columns(EnrolmentRow, _ENROLMENT, _EMPLOYER))
+                       .select_from(_ENROLMENT.outerjoin(_EMPLOYER, _EMPLOYER.c.emp_no == _ENROLMENT.c.emp_no))
+                       .where(_ENROLMENT.c.psn_no == bindparam("psn_no")).order_by(_ENROLMENT.c.insutype, _ENROLMENT.c.psn_insu_date))
+_MOMENT = bindparam("moment", type_=DateTime())
+IDENTITIES = sql.Query(IdentityRow, sql.select_of(IdentityRow, _IDENTITY)
+                       .where(_IDENTITY.c.psn_no == bindparam("psn_no"), _IDENTITY.c.begntime <= _MOMENT,
+                              or_(_IDENTITY.c.endtime.is_(None), _IDENTITY.c.endtime >= _MOMENT))
+                       .order_by(_IDENTITY.c.begntime))
+ACCOUNT = sql.Query(AccountRow, sql.select_of(AccountRow, _ACCOUNT).where(_ACCOUNT.c.psn_no == bindparam("psn_no")))
+
+
+def find_by_id_number(session: Session, certno: str, psn_cert_type: str = ID_CARD, field: str = "certno") -> PersonRow:
     if psn_cert_type == ID_CARD:
         idcard.validate(certno, field)
     person = sql.first(session, PERSON_BY_CERT, psn_cert_type=psn_cert_type, certno=certno.strip().upper())
@@ -41,7 +56,7 @@ def find_by_id_number(session: Session, certno: str, psn_cert_type: str = ID_CAR
     return person
 
 
-def find_by_card(session: Session, card_no: str, card_sn: str, field: str = "mdtrt_cert_no") -> sql.Record:
+def find_by_card(session: Session, card_no: str, card_sn: str, field: str = "mdtrt_cert_no") -> PersonRow:
     person = sql.first(session, PERSON_BY_CARD, card_no=card_no.strip())
     if person is None:
         raise NotFound("no social-security card with this number", field=field)
@@ -62,7 +77,7 @@ def person_answer(session: Session, person: Any, as_of: datetime | None = None) 
     moment = as_of or clock.now()
     enrolments = [e for e in enrolments_of(session, person.psn_no) if e.psn_insu_date <= moment.date()]
     account = sql.first(session, ACCOUNT, psn_no=person.psn_no)
-    identities = sql.fetch(session, IDENTITIES, psn_no=person.psn_no, moment=moment)
+    identities = sql.rows(session, IDENTITIES, psn_no=person.psn_no, moment=moment)
     return {
         "baseinfo": {
             "psn_no": person.psn_no,
@@ -102,15 +117,15 @@ def person_answer(session: Session, person: Any, as_of: datetime | None = None) 
 
 
 def verify_credential(session: Session, person: Any, cert_type: str, cert_no: str, card_sn: str, where: str,
-                      fixmedins_code: str) -> Any:
+                      fixmedins_code: str, use_token: TokenCheck) -> Any:
     """The credential a counter presents must prove the person it names (psn_no): a psn_no alone proves nothing.
 
     01 a live ecToken of that person (spends one use); 02 that person's resident ID number; 03 that person's
     social-security card: its number and its identification code (card_sn), both as issued. Returns the visit
     token (ecToken) when one was presented: type 01, or type 02 with the token in card_sn as one province sends it.
+    `use_token` is the e-credential's check of an ecToken (yibao.credential.service.use_token), passed in by the
+    caller: the registry sits below the e-credential and does not import it.
     """
-    from yibao.credential.service import use_token
-
     if cert_type not in ("01", "02", "03"):
         raise InputError(f"'{cert_type}' is not a credential type (01, 02, 03)", field=f"{where}.mdtrt_cert_type")
     cert_no, card_sn = cert_no.strip(), card_sn.strip()
@@ -145,19 +160,19 @@ def looks_like_ec_token(text: str) -> bool:
     return len(text) == 40 and text[6:8] == "ec" and text[:6].isdigit()
 
 
-def person(session: Session, psn_no: str, where: str) -> sql.Record:
+def person(session: Session, psn_no: str, where: str) -> PersonRow:
     found = sql.first(session, PERSON, psn_no=psn_no)
     if found is None:
         raise NotFound("no insured person with this psn_no", field=f"{where}.psn_no")
     return found
 
 
-def enrolments_of(session: Session, psn_no: str) -> list[sql.Record]:
+def enrolments_of(session: Session, psn_no: str) -> list[EnrolmentRow]:
     """Every enrolment of the person (all insurance types, all periods), with the employer's name."""
-    return sql.fetch(session, ENROLMENTS, psn_no=psn_no)
+    return sql.rows(session, ENROLMENTS, psn_no=psn_no)
 
 
-def active_enrolment(enrolments: list[sql.Record], insutype: str, on: date, where: str) -> sql.Record:
+def active_enrolment(enrolments: list[EnrolmentRow], insutype: str, on: date, where: str) -> EnrolmentRow:
     """The enrolment in ``insutype`` in force on a day, if it pays benefits."""
     rows = [e for e in enrolments if e.insutype == insutype]
     if not rows:
@@ -168,13 +183,20 @@ def active_enrolment(enrolments: list[sql.Record], insutype: str, on: date, wher
     enrolment = max(current, key=lambda e: e.psn_insu_date)
     if enrolment.psn_insu_stas != "1":
         state = {"2": "paused", "4": "terminated", "0": "not insured"}.get(enrolment.psn_insu_stas, enrolment.psn_insu_stas)
-        raise InputError(f"insurance {insutype} is {state} (psn_insu_stas {enrolment.psn_insu_stas}): no benefits", field=f"{where}.insutype")
+        raise InputError(f"insurance {insutype} is {state} (psn_insu_stas {enrolment.psn_insu_stas}): no benefits",
+                         field=f"{where}.insutype")
     return enrolment
 
 
-def enrolled_types(enrolments: list[sql.Record]) -> frozenset[str]:
+def enrolled_types(enrolments: list[EnrolmentRow]) -> frozenset[str]:
     return frozenset(e.insutype for e in enrolments if e.psn_insu_stas == "1")
 
 
 def identities_on(session: Session, psn_no: str, moment: datetime) -> list[str]:
-    return [i.psn_idet_type for i in sql.fetch(session, IDENTITIES, psn_no=psn_no, moment=moment)]
+    return [i.psn_idet_type for i in sql.rows(session, IDENTITIES, psn_no=psn_no, moment=moment)]
+
+
+def operator_active(session: Session, fixmedins_code: str, opter_no: str) -> bool:
+    """Whether this operator may sign in (9001) for this institution."""
+    operator = session.get(Operator, (fixmedins_code, opter_no))
+    return operator is not None and operator.active

@@ -1,97 +1,171 @@
-"""Hot-path SQL: statements written once, run on the driver's connection inside the session's transaction.
+"""Hot-path SQL: SQLAlchemy Core statements built from the tables, compiled once per dialect, run on the driver.
 
-Why not the ORM here: building, cache-keying and loading cost ~100 µs of Python per statement
-(profiled; SQLite itself spends ~6 µs), and a settlement runs about fifteen. A `Statement` is
-SQL text bound to the tables it reads, so values still pass through each column's own
-SQLAlchemy type (dates kept as text on SQLite, Decimal) and driver errors come back as
-SQLAlchemy's exceptions (IntegrityError, OperationalError), exactly as the ORM would raise them.
-The ORM stays everywhere else: migrations, models, administration and the rarely used transactions.
+Why not the ORM (or Core's own execution) here: building, cache-keying and loading cost ~100 µs of Python per
+statement (profiled; SQLite itself spends ~6 µs), and a settlement runs about fifteen. So a statement is a Core
+construct built from the Table objects (the one source of the schema), compiled once per dialect; what is kept
+per dialect is the SQL text, each parameter's bind processor and each result column's processor, so values still
+pass through their column's SQLAlchemy type (dates kept as text on SQLite, Decimal). It runs on the session's
+DBAPI connection inside its transaction, and driver errors come back as SQLAlchemy's exceptions
+(IntegrityError, OperationalError), exactly as the ORM would raise them.
 
-Placeholders are ``:name``; ``lock=True`` adds ``FOR UPDATE`` on PostgreSQL (SQLite writers are
-already serialised by ``BEGIN IMMEDIATE``).
+A `Query` declares the row it answers: a ``msgspec.Struct`` (or dataclass) whose fields are the selected
+columns in order, checked when the query is defined, or a plain type for a one-column query (its values).
+Parameters are ``bindparam(name)``; a value written into the construct (``status == 'open'``) is a fixed
+parameter. ``.with_for_update()`` renders ``FOR UPDATE`` on PostgreSQL and nothing on SQLite (whose writers
+``BEGIN IMMEDIATE`` already serialises).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import Date, DateTime, Table, event
+import msgspec
+from sqlalchemy import Date, DateTime, Table, bindparam, event, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement, FromClause, Select
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeEngine
 
-_PLACEHOLDER = re.compile(r"(?<![:\w]):(\w+)")
-
-
-class Record:
-    """One result row: attributes named after its columns, changeable (services update and write back)."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__ = values
-
-    def __repr__(self) -> str:
-        return f"Record({self.__dict__!r})"
+R = TypeVar("R")
+# a statement, or what builds it for a dialect's name (ON CONFLICT is written with each dialect's own insert())
+Build = Executable | Callable[[str], Executable]
 
 
 class _Plan:
-    __slots__ = ("binds", "dbapi_error", "dialect", "results", "text")
+    """What one statement is on one dialect: its text and converters, found once."""
 
-    def __init__(self, text: str, binds: dict[str, Any], dialect: Dialect) -> None:
-        self.text, self.binds, self.dialect = text, binds, dialect
-        self.results: tuple[tuple[str, Any], ...] | None = None
+    __slots__ = ("binds", "dbapi_error", "dialect", "fixed", "results", "text")
+
+    def __init__(self, text: str, binds: dict[str, Any], fixed: dict[str, Any], dialect: Dialect) -> None:
+        self.text, self.binds, self.fixed, self.dialect = text, binds, fixed, dialect
+        self.results: tuple[Any, ...] | None = None  # the result columns' processors, known at the first execution
         self.dbapi_error = dialect.loaded_dbapi.Error
 
 
 class Statement:
-    """SQL text bound to the tables whose columns it reads or writes (their types convert the values)."""
+    """A Core construct (or its builder per dialect name) whose compiled form is kept per dialect."""
 
-    def __init__(self, sql: str, *tables: Table, lock: bool = False, types: Mapping[str, TypeEngine[Any]] | None = None) -> None:
-        self.sql = " ".join(sql.split())
-        self.lock = lock
-        self._types: dict[str, TypeEngine[Any]] = {}
-        for table in reversed(tables):
-            self._types.update({column.name: column.type for column in table.columns})
-        self._types.update(types or {})
+    def __init__(self, build: Build) -> None:
+        self._build = build
         self._plans: dict[str, _Plan] = {}
 
-    @classmethod
-    def insert(cls, table: Table, *, skip: tuple[str, ...] = ()) -> Statement:
-        """INSERT of every column of ``table`` but ``skip`` (e.g. an autoincrement id), one :name per column."""
-        names = [c.name for c in table.columns if c.name not in skip]
-        return cls(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})", table)
+    def construct(self, dialect_name: str) -> Executable:
+        return self._build(dialect_name) if callable(self._build) else self._build
 
     def plan(self, dialect: Dialect) -> _Plan:
         found = self._plans.get(dialect.name)
-        if found is not None:
-            return found
-        names = set(_PLACEHOLDER.findall(self.sql))
-        if dialect.name == "sqlite":  # sqlite3 takes :name itself
-            text = self.sql
-        else:  # psycopg: %(name)s, and a literal % doubled
-            text = _PLACEHOLDER.sub(lambda m: f"%({m.group(1)})s", self.sql.replace("%", "%%"))
-        if self.lock and dialect.name == "postgresql":
-            text += " FOR UPDATE"
-        binds = {}
-        for name in names:
-            kind = self._types.get(name)
-            processor = _bind(kind, dialect) if kind is not None else None
-            if processor is not None:
-                binds[name] = processor
-        found = self._plans[dialect.name] = _Plan(text, binds, dialect)
+        if found is None:
+            found = self._plans[dialect.name] = self._compile(dialect)
         return found
 
-    def _results(self, plan: _Plan, description: Any) -> tuple[tuple[str, Any], ...]:
-        if plan.results is None:
-            columns = []
-            for entry in description:
-                kind = self._types.get(entry[0])
-                columns.append((entry[0], _result(kind, plan.dialect, entry[1]) if kind is not None else None))
-            plan.results = tuple(columns)
-        return plan.results
+    def _compile(self, dialect: Dialect) -> _Plan:
+        stmt = self.construct(dialect.name)
+        # named parameters (sqlite3 takes :name, psycopg %(name)s): the caller's keywords pass as they are
+        named = dialect if dialect.paramstyle in ("named", "pyformat") else cast(Any, type(dialect))(paramstyle="named")
+        compiled = cast(Any, stmt).compile(dialect=named)
+        # columns left out of an INSERT or UPDATE whose Python-side default SQLAlchemy would fill in while executing
+        defaults = {c.key: c.default for c in compiled.insert_prefetch}
+        defaults.update({c.key: c.onupdate for c in compiled.update_prefetch})
+        binds, fixed = {}, {}
+        for bind in compiled.binds.values():
+            name = compiled.bind_names[bind]
+            processor = _bind(bind.type, dialect)
+            if processor is not None:
+                binds[name] = processor
+            if name in defaults:
+                default = cast(Any, defaults[name])
+                if default is None or not default.is_scalar:
+                    # computed while executing, which this path does not do: the statement must give the value
+                    raise ValueError(f"{name}: a computed default; give the value in the statement")
+                value = default.arg
+            elif bind.required:
+                continue
+            else:  # a value written into the construct
+                value = bind.effective_value
+            fixed[name] = processor(value) if processor is not None and value is not None else value
+        return _Plan(compiled.string, binds, fixed, dialect)
+
+    def _result_types(self, dialect_name: str) -> list[TypeEngine[Any]]:
+        return [c.type for c in cast(Any, self.construct(dialect_name)).exported_columns]
+
+
+class Query(Statement, Generic[R]):
+    """A statement that answers rows of ``row``: a struct or dataclass whose fields are its columns, in order, or a
+    plain type for the values of a one-column statement."""
+
+    def __init__(self, row: type[R], build: Build) -> None:
+        super().__init__(build)
+        self.row = row
+        names = [c.name for c in cast(Any, self.construct("sqlite")).exported_columns]
+        fields = _fields(row)
+        if fields is None:
+            if len(names) != 1:
+                raise TypeError(f"{row.__name__} answers one column; the statement selects {names}")
+            self._make: Callable[..., Any] | None = None
+        else:
+            if list(fields) != names:
+                raise TypeError(f"{row.__name__} has fields {list(fields)}; the statement selects {names}")
+            self._make = row
+
+
+def _fields(row: type[Any]) -> tuple[str, ...] | None:
+    if isinstance(row, type) and issubclass(row, msgspec.Struct):
+        return row.__struct_fields__
+    if dataclasses.is_dataclass(row):
+        return tuple(f.name for f in dataclasses.fields(row))
+    return None
+
+
+def columns(row: type[Any], *tables: FromClause) -> list[ColumnElement[Any]]:
+    """The columns named by the row type's fields, in the fields' order (what its SELECT lists); each from the first
+    of ``tables`` that has it."""
+    fields = _fields(row)
+    assert fields is not None, f"{row.__name__} is not a struct or dataclass"
+    found: list[ColumnElement[Any]] = []
+    for name in fields:
+        column = next((t.c[name] for t in tables if name in t.c), None)
+        if column is None:
+            raise TypeError(f"{row.__name__}.{name}: no such column in {[getattr(t, 'name', t) for t in tables]}")
+        found.append(column)
+    return found
+
+
+def select_of(row: type[Any], table: FromClause) -> Select[Any]:
+    from sqlalchemy import select
+
+    return select(*columns(row, table))
+
+
+def insert_into(table: FromClause, *, skip: Sequence[str] = ()) -> Insert:
+    """INSERT of every column of ``table`` but ``skip`` (e.g. an autoincrement id), one parameter per column."""
+    return insert(cast(Any, table)).values({c.name: bindparam(c.name) for c in table.columns if c.name not in skip})
+
+
+def table_of(model: Any) -> Table:
+    """A model's table, typed as the Table it is (declarative types ``__table__`` as any FromClause)."""
+    return cast(Table, model.__table__)
+
+
+def dialect_insert(dialect_name: str) -> Callable[..., Any]:
+    """The dialect's own ``insert()`` (it alone writes ON CONFLICT), for a statement built per dialect."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def as_params(row: Any) -> dict[str, Any]:
+    """A struct's or dataclass's fields as parameters (to write a row back)."""
+    return msgspec.structs.asdict(row) if isinstance(row, msgspec.Struct) else dataclasses.asdict(row)
 
 
 _HELD = "yibao.sql.connection"
@@ -134,14 +208,15 @@ def _connection(session: Session) -> tuple[Any, Dialect]:
     if held is None:
         connection = session.connection()
         held = session.info[_HELD] = (connection.connection.driver_connection, connection.dialect)
-    return held
+    return cast(tuple[Any, Dialect], held)
 
 
 def _bound(plan: _Plan, params: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Parameters converted by their columns' types (only those that have a converter)."""
-    if not plan.binds:
-        return params
-    return {k: (plan.binds[k](v) if k in plan.binds and v is not None else v) for k, v in params.items()}
+    """Parameters converted by their columns' types (only those that have a converter), with the fixed ones."""
+    binds = plan.binds
+    if binds:
+        params = {k: (binds[k](v) if v is not None and k in binds else v) for k, v in params.items()}
+    return {**plan.fixed, **params} if plan.fixed else params
 
 
 def _cursor(session: Session, statement: Statement, params: Mapping[str, Any]) -> tuple[Any, _Plan]:
@@ -157,29 +232,36 @@ def _cursor(session: Session, statement: Statement, params: Mapping[str, Any]) -
     return cursor, plan
 
 
-def fetch(session: Session, statement: Statement, **params: Any) -> list[Record]:
-    cursor, plan = _cursor(session, statement, params)
+def _processors(statement: Statement, plan: _Plan, description: Any) -> tuple[Any, ...]:
+    if plan.results is None:
+        kinds = statement._result_types(plan.dialect.name)
+        plan.results = tuple(_result(kind, plan.dialect, entry[1]) for kind, entry in zip(kinds, description, strict=True))
+    return plan.results
+
+
+def rows(session: Session, query: Query[R], **params: Any) -> list[R]:
+    """Every row the query answers, as its row type."""
+    cursor, plan = _cursor(session, query, params)
     try:
-        columns = statement._results(plan, cursor.description)
-        return [Record({name: (convert(value) if convert is not None and value is not None else value)
-                        for (name, convert), value in zip(columns, row)}) for row in cursor.fetchall()]
+        processors = _processors(query, plan, cursor.description)
+        found = cursor.fetchall()
     finally:
         cursor.close()
+    make = query._make
+    if make is None:
+        (convert,) = processors
+        if convert is None:
+            return [row[0] for row in found]
+        values: list[Any] = [convert(row[0]) if row[0] is not None else None for row in found]
+        return values
+    if not any(processors):
+        return [make(*row) for row in found]
+    return [make(*[(c(v) if c is not None and v is not None else v) for c, v in zip(processors, row, strict=True)]) for row in found]
 
 
-def first(session: Session, statement: Statement, **params: Any) -> Record | None:
-    found = fetch(session, statement, **params)
+def first(session: Session, query: Query[R], **params: Any) -> R | None:
+    found = rows(session, query, **params)
     return found[0] if found else None
-
-
-def values(session: Session, statement: Statement, **params: Any) -> list[Any]:
-    """The first column of every row."""
-    cursor, plan = _cursor(session, statement, params)
-    try:
-        (_, convert), *_ = statement._results(plan, cursor.description)
-        return [convert(row[0]) if convert is not None and row[0] is not None else row[0] for row in cursor.fetchall()]
-    finally:
-        cursor.close()
 
 
 def execute(session: Session, statement: Statement, **params: Any) -> int:
@@ -191,10 +273,10 @@ def execute(session: Session, statement: Statement, **params: Any) -> int:
         cursor.close()
 
 
-def execute_many(session: Session, statement: Statement, rows: Iterable[Mapping[str, Any]]) -> None:
+def execute_many(session: Session, statement: Statement, params: Iterable[Mapping[str, Any]]) -> None:
     driver, dialect = _connection(session)
     plan = statement.plan(dialect)
-    batch = [_bound(plan, row) for row in rows]
+    batch = [_bound(plan, row) for row in params]
     if not batch:
         return
     cursor = driver.cursor()

@@ -101,7 +101,8 @@ def test_effective_dates_and_regions_differ() -> None:
     book = bundled()
     assert book.value("440300", "deductible", "outpatient.310.in_service", date(2025, 12, 31)) == 60_000
     assert book.value("440300", "deductible", "outpatient.310.in_service", date(2026, 1, 1)) == 50_000
-    assert snapshot(book, "440300", "310", "in_service", ON).otp_ratio != EMPLOYEE.otp_ratio
+    level_1 = "pool_ratio.outpatient.{insutype}.{category}.level_1"
+    assert snapshot(book, "440300", "310", "in_service", ON).get(level_1) != EMPLOYEE.get(level_1)
 
 
 # -- properties -------------------------------------------------------------------------------
@@ -142,11 +143,11 @@ def test_sums_are_exact_nothing_negative_caps_hold(policy, claim, ytd, lines) ->
     assert out.fund_pay_sumamt <= out.inscp_scp_amt
     assert out.acct_pay <= claim.acct_balance and out.acct_mulaid_pay <= claim.mulaid_balance
     after = ytd.plus(out.ytd_delta)
-    assert out.hifp_pay == 0 or after.hifp <= policy.basic_fund_cap
+    assert out.hifp_pay == 0 or after.hifp <= policy.get("caps.basic_fund.{insutype}.all")
     if claim.kind != "inpatient":
-        assert out.hifp_pay == 0 or after.hifp_otp <= policy.otp_fund_cap
-    assert out.hifob_pay == 0 or after.hifob <= policy.large_amount_cap
-    assert out.maf_pay == 0 or after.maf <= policy.assistance_cap
+        assert out.hifp_pay == 0 or after.hifp_otp <= policy.get("caps.outpatient_fund.{insutype}.{category}")
+    assert out.hifob_pay == 0 or after.hifob <= policy.get("second_tier.large_amount.annual_cap.all")
+    assert out.maf_pay == 0 or after.maf <= policy.get("second_tier.medical_assistance.annual_cap.all")
 
 
 @settings(max_examples=400, deadline=None)
@@ -193,7 +194,7 @@ def test_the_diseases_annual_cap_bounds_its_fund() -> None:
     assert out.hifp_pay == 10_000 and out.funds[0].crt_payb_lmt_amt == 10_000
     # the basic fund's annual cap still bounds it too
     spent = settle(EMPLOYEE, Claim("outpatient", 3, frozenset({"310", "330"}), opsp_dise_code=HYPERTENSION),
-                   YearToDate(hifp=EMPLOYEE.basic_fund_cap - 5_000), lines)
+                   YearToDate(hifp=EMPLOYEE.get("caps.basic_fund.{insutype}.all") - 5_000), lines)
     assert spent.hifp_pay == 5_000
 
 
@@ -212,7 +213,8 @@ def test_a_disease_the_policy_does_not_pay_for_is_refused() -> None:
 
 
 chronic_claims = st.builds(Claim, kind=st.just("outpatient"), hosp_lv=st.integers(1, 3),
-                           enrolled=st.sampled_from([frozenset({"310", "330"}), frozenset({"310", "330", "320"}), frozenset({"390", "392"})]),
+                           enrolled=st.sampled_from([frozenset({"310", "330"}), frozenset({"310", "330", "320"}),
+                                                     frozenset({"390", "392"})]),
                            cvlserv=st.booleans(), assistance_identity=st.sampled_from([None, "2102"]), unfiled_cross_province=st.booleans(),
                            acct_balance=st.integers(0, 2_000_000), acct_used=st.booleans(),
                            opsp_dise_code=st.sampled_from(sorted(set(EMPLOYEE.chronic) & set(RESIDENT.chronic))),
@@ -231,7 +233,7 @@ def test_chronic_settlements_keep_their_own_books(policy, claim, ytd, lines) -> 
     assert out.chronic_delta == ChronicYearToDate(dedc=out.act_pay_dedc, hifp=out.hifp_pay)
     after = claim.chronic_ytd.plus(out.chronic_delta)
     assert out.act_pay_dedc == 0 or after.dedc <= terms.deductible
-    assert out.hifp_pay == 0 or (after.hifp <= terms.annual_cap and ytd.hifp + out.hifp_pay <= policy.basic_fund_cap)
+    assert out.hifp_pay == 0 or (after.hifp <= terms.annual_cap and ytd.hifp + out.hifp_pay <= policy.get("caps.basic_fund.{insutype}.all"))
     # a reversal restores the disease's totals, and settling again gives the same answer
     assert after.plus(out.chronic_delta, -1) == claim.chronic_ytd
     assert settle(policy, claim, ytd, make(policy, lines)) == out

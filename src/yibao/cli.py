@@ -58,13 +58,15 @@ class CliError(Exception):
     """A reason to stop, printed as one line (no traceback)."""
 
 
-def _database(settings: Settings, *, must_exist: bool = True):  # type: ignore[no-untyped-def]
+def _database(settings: Settings, *, must_exist: bool = True):
     """The configured database. Commands that read or administer one refuse a SQLite file that is not there, rather
     than create an empty database wherever they happen to run (only serve, db upgrade and demo create one)."""
     from sqlalchemy.engine import make_url
 
-    import yibao.store.models  # noqa: F401  every table, so foreign keys between domains resolve when the ORM flushes
     from yibao.store.db import Database
+    from yibao.store.metadata import collect
+
+    collect()  # every table, so foreign keys between domains resolve when the ORM flushes
 
     url = make_url(settings.database_url)
     if must_exist and url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
@@ -78,7 +80,8 @@ def _database(settings: Settings, *, must_exist: bool = True):  # type: ignore[n
 
         if not is_current(db.engine):
             db.dispose()
-            raise CliError(f"the database at {url.render_as_string(hide_password=True)} has no schema or an old one: run `yibao db upgrade`")
+            raise CliError(f"the database at {url.render_as_string(hide_password=True)} has no schema or an old one: "
+                           "run `yibao db upgrade`")
     return db
 
 
@@ -109,15 +112,15 @@ def _seed(settings: Settings, people: int, seed: int) -> None:
     console.print(f"[green]seeded[/] {report.people:,} people in {report.households:,} households, {report.enrolments:,} enrolments, "
                   f"{report.accounts:,} accounts, {report.contributions:,} contributions, {report.institutions} institutions, "
                   f"{report.catalogue_rows} catalogue rows")
-    typer.echo(f"sample institution {report.sample['fixmedins_code']}: its secret is shown by `yibao keys show {report.sample['fixmedins_code']}`")
+    typer.echo(f"sample institution {report.sample['fixmedins_code']}: its secret is shown by "
+               f"`yibao keys show {report.sample['fixmedins_code']}`")
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the latest version."""
+    from yibao.bootstrap import seed_reference
     from yibao.store.migrate import upgrade
-
-    from yibao.deployment.bootstrap import seed_reference
 
     settings = Settings()
     db = _database(settings, must_exist=False)
@@ -143,8 +146,10 @@ def demo(people: Annotated[int, typer.Option(help="insured people to generate")]
 
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000,
-          workers: Annotated[int, typer.Option(help="worker processes: keep 1 on SQLite (one writer at a time), one per core on PostgreSQL")] = 1,
-          demo: Annotated[bool, typer.Option("--demo", help="seed a new database with a synthetic demo region (also YIBAO_DEMO=1)")] = False,
+          workers: Annotated[int, typer.Option(help="worker processes: keep 1 on SQLite (one writer at a time), "
+                                                    "one per core on PostgreSQL")] = 1,
+          demo: Annotated[bool, typer.Option("--demo", help="seed a new database with a synthetic demo region "
+                                                           "(also YIBAO_DEMO=1)")] = False,
           people: Annotated[int, typer.Option(help="people to seed when --demo meets a new database")] = 10_000) -> None:
     """Run the HTTP server. A new database gets the schema; only with --demo is it seeded with demo data."""
     import uvicorn
@@ -169,7 +174,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
         _seed(settings, people, settings.demo_seed)
         mode = DEMO
     else:
-        from yibao.deployment.bootstrap import seed_reference
+        from yibao.bootstrap import seed_reference
 
         with db.unit_of_work() as session:
             seed_reference(session)  # national code tables and regions: idempotent
@@ -254,7 +259,8 @@ def keys_show(fixmedins_code: str) -> None:
 
 @keys_app.command("rotate")
 def keys_rotate(fixmedins_code: str,
-                grace: Annotated[str, typer.Option(help="how long the old secret keeps working: 0 (revoke at once), 30m, 24h, 7d")] = "24h") -> None:
+                grace: Annotated[str, typer.Option(help="how long the old secret keeps working: "
+                                                        "0 (revoke at once), 30m, 24h, 7d")] = "24h") -> None:
     """Give an institution's key a new secret; the old one keeps working for the grace period, then stops."""
     from yibao.gateway import keys
 
@@ -265,7 +271,8 @@ def keys_rotate(fixmedins_code: str,
     db.dispose()
     typer.echo(f"access_key {view.access_key}  new secret {view.secret}")
     if view.previous_valid_until:
-        console.print(f"the previous secret works until {view.previous_valid_until:%Y-%m-%d %H:%M:%S} (Beijing time); switch the counters over before then")
+        console.print(f"the previous secret works until {view.previous_valid_until:%Y-%m-%d %H:%M:%S} (Beijing time); "
+                      "switch the counters over before then")
     else:
         console.print("the previous secret no longer works")
 
@@ -300,7 +307,8 @@ def keys_dialect(access_key: str,
 
 @keys_app.command("trust-front")
 def keys_trust_front(access_key: str,
-                     name: Annotated[str, typer.Argument(help="the front server's name (`yibao front add`); none: trust no front server")]) -> None:
+                     name: Annotated[str, typer.Argument(help="the front server's name (`yibao front add`); "
+                                                              "none: trust no front server")]) -> None:
     """Let a front server (前置机) sign this key's requests; every call through it is audited (gateway.via_front)."""
     from yibao.gateway import keys
 
@@ -342,7 +350,8 @@ def front_list() -> None:
         fronts = front.all_fronts(session)
     db.dispose()
     for f in fronts:
-        typer.echo(f"front {f.name}  address {f.address}  {'active' if f.active else 'inactive'}  trusted by {', '.join(f.trusted_by) or 'no key'}")
+        typer.echo(f"front {f.name}  address {f.address}  {'active' if f.active else 'inactive'}  "
+                   f"trusted by {', '.join(f.trusted_by) or 'no key'}")
     console.print(f"[dim]{len(fronts)} front servers[/]")
 
 
@@ -375,18 +384,22 @@ def dialect_list(folder: Annotated[Path | None, typer.Option(help="check the dia
 def institution_add(fixmedins_code: Annotated[str, typer.Argument(help="letter + 11 digits, the first six the region: H37010000001")],
                     name: Annotated[str, typer.Option(help="the institution's name")],
                     admdvs: Annotated[str | None, typer.Option(help="region (defaults to digits 2–7 of the code)")] = None,
-                    type_: Annotated[str | None, typer.Option("--type", help="1 medical institution, 2 pharmacy (default from the letter)")] = None,
+                    type_: Annotated[str | None, typer.Option("--type", help="1 medical institution, 2 pharmacy "
+                                                                             "(default from the letter)")] = None,
                     level: Annotated[int | None, typer.Option(help="hospital level 1, 2 or 3")] = None,
                     addr: Annotated[str, typer.Option(help="address")] = "",
-                    region_name: Annotated[str | None, typer.Option(help="name of the region, if the platform does not know it yet")] = None,
+                    region_name: Annotated[str | None, typer.Option(help="name of the region, "
+                                                                         "if the platform does not know it yet")] = None,
                     schemes: Annotated[str, typer.Option(help="signing schemes its key may use: yibao, csb, tif")] = "yibao") -> None:
     """Add a designated hospital or pharmacy and issue its gateway key (the secret is printed once here)."""
+    from yibao.gateway import keys
     from yibao.registry import admin
 
     db = _database(Settings())
     with db.unit_of_work() as session:
-        view = admin.add_institution(session, fixmedins_code=fixmedins_code, name=name, admdvs=admdvs, kind=type_, level=level, addr=addr,
-                                     region_name=region_name, schemes=schemes)
+        code = admin.add_institution(session, fixmedins_code=fixmedins_code, name=name, admdvs=admdvs, kind=type_, level=level, addr=addr,
+                                     region_name=region_name)
+        view = keys.issue(session, code, schemes=schemes, actor="cli")
     db.dispose()
     console.print(f"[green]added[/] {view.fixmedins_code} {name}")
     typer.echo(f"access_key {view.access_key}  secret {view.secret}  schemes {view.schemes}")
@@ -435,7 +448,7 @@ def people_import(file: Annotated[Path, typer.Argument(help="CSV (UTF-8) or .xls
         raise typer.Exit(1)
 
 
-def _print_rejected(rejected: list) -> None:  # type: ignore[type-arg]
+def _print_rejected(rejected: list) -> None:
     if not rejected:
         return
     table = Table("row", "column", "reason", title="rejected rows (nothing of them was written)")
@@ -471,7 +484,8 @@ def audit_list(ctx: typer.Context,
         # one line an event, every field named: readable at any terminal width, and greppable
         lines = [f"{r.at:%Y-%m-%d %H:%M:%S}  {r.kind}  {r.outcome}"
                  + "".join(f"  {name}={value}" for name, value in (("actor", r.actor), ("subject", r.subject),
-                                                                  ("institution", r.fixmedins_code), ("infno", r.infno), ("ip", r.ip)) if value)
+                                                                  ("institution", r.fixmedins_code), ("infno", r.infno),
+                                                                  ("ip", r.ip)) if value)
                  + (f"  reason={r.reason}" if r.reason else "") for r in rows]
     db.dispose()
     for line in lines:
@@ -482,7 +496,8 @@ def audit_list(ctx: typer.Context,
 @app.command()
 def call(infno: str, input_json: Annotated[str, typer.Argument(help="the transaction's input object as JSON")],
          fixmedins_code: Annotated[str, typer.Option(help="calling institution")] = "H37010000001",
-         url: str = "http://127.0.0.1:8000", secret: Annotated[str | None, typer.Option(help="defaults to the key in the local database")] = None,
+         url: str = "http://127.0.0.1:8000",
+         secret: Annotated[str | None, typer.Option(help="defaults to the key in the local database")] = None,
          admvs: Annotated[str, typer.Option(help="mdtrtarea_admvs")] = "370100") -> None:
     """Sign in (9001) and send one signed transaction; print both messages."""
     from yibao.client import CounterClient, pretty
@@ -553,7 +568,8 @@ def simulate(visits: Annotated[int, typer.Option(help="visits to simulate")] = 1
 
 @console_app.command("staff-add")
 def console_staff_add(name: Annotated[str, typer.Argument(help="the staff member's user name (letters, digits, Chinese, . _ -)")],
-                      replace: Annotated[bool, typer.Option("--replace", help="give an existing staff member a new password")] = False) -> None:
+                      replace: Annotated[bool, typer.Option("--replace", help="give an existing staff member "
+                                                                             "a new password")] = False) -> None:
     """Add a platform staff member to the console; a generated password is printed once (stored as scrypt)."""
     from yibao.console import service
 
@@ -569,7 +585,7 @@ def console_staff_add(name: Annotated[str, typer.Argument(help="the staff member
 @ledger_app.command("check")
 def ledger_check() -> None:
     """Prove that settlements balance, year-to-date totals equal their postings and accounts add up."""
-    from yibao.ledger.check import check
+    from yibao.reconciliation.books import check
 
     db = _database(Settings())
     with db.unit_of_work(write=False) as session:
@@ -588,9 +604,7 @@ def ledger_check() -> None:
 @policy_app.command("show")
 def policy_show(region: str, insutype: str, day: Annotated[str, typer.Argument(help="yyyy-mm-dd")],
                 category: Annotated[str, typer.Option(help="in_service, retired (employees) or all")] = "in_service") -> None:
-    """Print the parameters in force for a region, insurance type and day."""
-    from dataclasses import fields
-
+    """Print the parameters in force for a region, insurance type and day, by their YAML path."""
     from yibao.core import clock
     from yibao.core.errors import YibaoError
     from yibao.policy.parameters import bundled
@@ -604,32 +618,87 @@ def policy_show(region: str, insutype: str, day: Annotated[str, typer.Argument(h
         console.print(f"[red]{error.message}[/]")
         raise typer.Exit(2) from None
     table = Table("parameter", "value", title=f"policy of {region}, insutype {insutype} ({policy.category}), on {on}")
-    for f in fields(policy):
-        value = getattr(policy, f.name)
-        table.add_row(f.name, _policy_text(f.name, value))
+    for path, unit, value in policy.items():
+        table.add_row(path, _policy_text(unit, value))
     console.print(table)
     for (admdvs, family), reference in sorted(book.references.items()):
         if admdvs == region:
             console.print(f"[dim]{family}.yaml: {reference}[/]")
 
 
-def _policy_text(name: str, value: object) -> str:
+def _policy_text(unit: str, value: object) -> str:
     from decimal import Decimal
 
     def money(fen: int) -> str:
         return f"{Decimal(fen) / 100:,.2f} 元"
 
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {_policy_text(name, v)}" for k, v in value.items())
-    if isinstance(value, tuple):
-        return "; ".join(f"from {money(t[0])} {t[1] * 100:.0f}%" for t in value)
+    if unit == "yuan":
+        return money(value)  # type: ignore[arg-type]
+    if unit == "ratio":
+        return f"{value * 100:.0f}%"  # type: ignore[operator]
+    if unit == "tiers":
+        return "; ".join(f"from {money(t[0])} {t[1] * 100:.0f}%" for t in value)  # type: ignore[attr-defined]
     if isinstance(value, (frozenset, set)):
         return ", ".join(sorted(str(v) for v in value)) or "none"
-    if isinstance(value, Decimal):
-        return f"{value * 100:.0f}%"
-    if isinstance(value, int) and not isinstance(value, bool) and name not in ("admdvs", "insutype") and not name.endswith(("_months", "_days", "_count")):
-        return money(value)
     return str(value)
+
+
+def _policy_cases(directory: Path | None, region: str | None):
+    """Load a policy directory (checked as a server would) and run its test cases: (root, book, results)."""
+    from yibao.policy.parameters import bundled_root, load_checked
+    from yibao.settlement.cases import run_all
+
+    root = directory or bundled_root()
+    book = load_checked(root)
+    if region and not book.has_region(region):
+        raise CliError(f"no policy for region {region} in {root}")
+    return root, book, run_all(book, root, region)
+
+
+@policy_app.command("test")
+def policy_test(region: Annotated[str | None, typer.Argument(help="a region (admdvs); all when left out")] = None,
+                directory: Annotated[Path | None, typer.Option("--dir", help="a policy directory (default: YIBAO_POLICY_DIR or the "
+                                                               "shipped one)")] = None) -> None:
+    """Run the test cases written beside the policy (<region>/tests/*.yaml): one line per case."""
+    from yibao.core.errors import YibaoError
+
+    try:
+        _, _, results = _policy_cases(directory, region)
+    except (YibaoError, CliError) as error:
+        console.print(f"[red]{getattr(error, 'message', error)}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    for result in results:
+        console.print(result.line(), highlight=False, markup=False, soft_wrap=True)
+    failed = sum(not r.passed for r in results)
+    console.print(f"{len(results) - failed} of {len(results)} cases pass", highlight=False, soft_wrap=True)
+    if failed or not results:
+        raise typer.Exit(1)
+
+
+@policy_app.command("reload")
+def policy_reload(directory: Annotated[Path | None, typer.Option("--dir", help="the policy directory the servers read "
+                                                                 "(default: YIBAO_POLICY_DIR or the shipped one)")] = None) -> None:
+    """Check the policy directory and its test cases, then have running servers load it (they watch the directory)."""
+    from yibao.core.errors import YibaoError
+    from yibao.policy.parameters import STAMP
+
+    try:
+        root, book, results = _policy_cases(directory, None)
+    except (YibaoError, CliError) as error:
+        console.print(f"[red]not reloaded, the policy in force stays: {getattr(error, 'message', error)}[/]", highlight=False,
+                      soft_wrap=True)
+        raise typer.Exit(2) from None
+    failed = [r for r in results if not r.passed]
+    if failed:
+        console.print(f"[red]not reloaded, the policy in force stays: {failed[0].line()}[/]"
+                      + (f" (and {len(failed) - 1} more failing cases)" if len(failed) > 1 else ""), highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    from yibao.core import clock
+
+    # the stamp changes the directory's signature: every server process loads it again at its next check
+    (root / STAMP).write_text(f"{clock.fmt_datetime(clock.now())}\n", encoding="utf-8")
+    console.print(f"policy of {', '.join(sorted(book.regions))} checked ({len(results)} cases pass); running servers load it "
+                  f"within {os.environ.get('YIBAO_POLICY_CHECK_S', '2')} s", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -7,13 +7,32 @@ stores naive datetimes in that zone. One function gives "now" so tests can pin i
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 
 BEIJING = timezone(timedelta(hours=8), "CST")
 
 
+# Tests move the platform's time (a year boundary) with `pinned`; the clock keeps running from the pinned instant so
+# settlements made one after another stay in order.
+_offset = timedelta(0)
+
+
 def now() -> datetime:
-    return datetime.now(BEIJING).replace(tzinfo=None)
+    return datetime.now(BEIJING).replace(tzinfo=None) + _offset
+
+
+@contextmanager
+def pinned(at: datetime) -> Iterator[None]:
+    """Run the block as if it were ``at`` (Beijing time) now."""
+    global _offset
+    before = _offset
+    _offset = at - datetime.now(BEIJING).replace(tzinfo=None)
+    try:
+        yield
+    finally:
+        _offset = before
 
 
 def today() -> date:

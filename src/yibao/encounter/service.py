@@ -3,9 +3,9 @@
 Handlers parse and shape; these functions check the business rules, read what the pure
 engine needs (catalogue rules, policy, year-to-date totals, balances), call it, and post
 the result (settlement row, year-to-date row, accounts, ledger) in the caller's transaction.
-The counter's path (register, upload, settle, reverse) runs hot-path statements
-(`yibao.store.sql`) on plain records; the rarer changes to a visit (cancel, diagnoses,
-discharge) use the ORM entity from `visit_of`.
+Visits, fee lines and settlements are read and written with hot-path statements (`yibao.store.sql`) as
+typed rows (`encounter/rows.py`): one `load_visit`, and `save_visit` after the rarer transactions that
+change a visit (cancel, discharge, 2403); the rarely used lists (diagnoses, cancelled fee lines) stay ORM.
 """
 
 from __future__ import annotations
@@ -17,58 +17,77 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Date, func, select
+import msgspec
+from sqlalchemy import Date, bindparam, func, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yibao.chronic import service as chronic
+from yibao.chronic.rows import RegistrationRow
 from yibao.codes.models import CatalogItem
 from yibao.core import clock
 from yibao.core.errors import Conflict, InputError, NotFound
 from yibao.core.money import to_fen, yuan
+from yibao.credential.service import use_token
 from yibao.encounter.models import Diagnosis, FeeLine, Settlement, Visit
+from yibao.encounter.rows import CatalogItemRow, FeeLineRow, SettlementRow, VisitRow
 from yibao.ledger import service as ledger
-from yibao.ledger.models import MutualAidGrant
 from yibao.policy.parameters import PolicyError
 from yibao.policy.service import category_of, policy_for
 from yibao.registry import service as registry
 from yibao.registry.models import Institution
+from yibao.registry.rows import EnrolmentRow, InstitutionRow, PersonRow
 from yibao.settlement import engine
 from yibao.store import sql
 
 CLR_TYPE = {"outpatient": "11", "inpatient": "21", "pharmacy": "41"}
 
-_VISIT, _LINE, _SETTLEMENT = Visit.__table__, FeeLine.__table__, Settlement.__table__
-INSTITUTION = sql.Statement("SELECT fixmedins_code, fixmedins_type, medins_lv FROM institution WHERE fixmedins_code = :fixmedins_code",
-                            Institution.__table__)
-VISIT = sql.Statement("SELECT * FROM visit WHERE mdtrt_id = :mdtrt_id", _VISIT)
-VISIT_LOCKED = sql.Statement("SELECT * FROM visit WHERE mdtrt_id = :mdtrt_id", _VISIT, lock=True)
-ADMITTED = sql.Statement("SELECT mdtrt_id FROM visit WHERE psn_no = :psn_no AND kind = 'inpatient' AND status = 'admitted'", _VISIT)
-SAME_NUMBER = sql.Statement("SELECT mdtrt_id FROM visit WHERE fixmedins_code = :fixmedins_code AND ipt_otp_no = :ipt_otp_no "
-                            "AND kind = :kind AND status <> 'cancelled'", _VISIT)
-INSERT_VISIT = sql.Statement.insert(_VISIT)
-VISIT_DEFAULTS = {column.name: column.default.arg if column.default is not None else None for column in _VISIT.columns}
-UPDATE_VISIT = sql.Statement("UPDATE visit SET status = :status, dedc_paid_fen = :dedc_paid_fen, admission_no = :admission_no "
-                             "WHERE mdtrt_id = :mdtrt_id", _VISIT)
-CATALOG_ITEM = sql.Statement("SELECT * FROM catalog_item WHERE med_list_codg = :med_list_codg AND begndate <= :on "
-                             "AND (enddate IS NULL OR enddate >= :on) AND vali_flag = '1'", CatalogItem.__table__, types={"on": Date()})
+_VISIT, _LINE, _SETTLEMENT = sql.table_of(Visit), sql.table_of(FeeLine), sql.table_of(Settlement)
+_INSTITUTION, _ITEM = Institution.__table__, CatalogItem.__table__
+INSTITUTION = sql.Query(InstitutionRow, sql.select_of(InstitutionRow, _INSTITUTION)
+                        .where(_INSTITUTION.c.fixmedins_code == bindparam("fixmedins_code")))
+VISIT = sql.Query(VisitRow, sql.select_of(VisitRow, _VISIT).where(_VISIT.c.mdtrt_id == bindparam("mdtrt_id")))
+VISIT_LOCKED = sql.Query(VisitRow, sql.select_of(VisitRow, _VISIT).where(_VISIT.c.mdtrt_id == bindparam("mdtrt_id")).with_for_update())
+ADMITTED = sql.Query(str, select(_VISIT.c.mdtrt_id).where(_VISIT.c.psn_no == bindparam("psn_no"), _VISIT.c.kind == "inpatient",
+                                                          _VISIT.c.status == "admitted"))
+SAME_NUMBER = sql.Query(str, select(_VISIT.c.mdtrt_id).where(_VISIT.c.fixmedins_code == bindparam("fixmedins_code"),
+                                                             _VISIT.c.ipt_otp_no == bindparam("ipt_otp_no"),
+                                                             _VISIT.c.kind == bindparam("kind"),
+                                                             _VISIT.c.status != "cancelled"))
+INSERT_VISIT = sql.Statement(sql.insert_into(_VISIT))
+VISIT_DEFAULTS = {column.name: getattr(column.default, "arg", None) for column in _VISIT.columns}
+# what settling and reversing change of a visit
+UPDATE_VISIT = sql.Statement(update(_VISIT).where(_VISIT.c.mdtrt_id == bindparam("mdtrt_id"))
+                             .values(status=bindparam("status"), dedc_paid_fen=bindparam("dedc_paid_fen"),
+                                     admission_no=bindparam("admission_no")))
+# a visit written back whole, after the rarer transactions that change any of it (2203, 2402–2405, cancelling)
+SAVE_VISIT = sql.Statement(update(_VISIT).where(_VISIT.c.mdtrt_id == bindparam("mdtrt_id"))
+                           .values({c.name: bindparam(c.name) for c in _VISIT.columns if c.name != "mdtrt_id"}))
+_ON = bindparam("on", type_=Date())
+CATALOG_ITEM = sql.Query(CatalogItemRow, sql.select_of(CatalogItemRow, _ITEM)
+                         .where(_ITEM.c.med_list_codg == bindparam("med_list_codg"), _ITEM.c.begndate <= _ON,
+                                or_(_ITEM.c.enddate.is_(None), _ITEM.c.enddate >= _ON), _ITEM.c.vali_flag == "1"))
 # the visit's lines that stand: a line cancelled by 2205/2302 may be uploaded again under its number
-UPLOADED_SNS = sql.Statement("SELECT feedetl_sn FROM fee_line WHERE mdtrt_id = :mdtrt_id AND status <> 'cancelled'", _LINE)
-BATCH_UPLOADED = sql.Statement("SELECT feedetl_sn FROM fee_line WHERE mdtrt_id = :mdtrt_id AND chrg_bchno = :chrg_bchno "
-                               "AND status <> 'cancelled'", _LINE)
-INSERT_LINE = sql.Statement.insert(_LINE, skip=("id",))
-OPEN_LINES = sql.Statement("SELECT * FROM fee_line WHERE mdtrt_id = :mdtrt_id AND status = 'open' ORDER BY id", _LINE)
-SETTLE_LINE = sql.Statement("UPDATE fee_line SET status = 'settled', setl_id = :setl_id WHERE id = :id", _LINE)
-REOPEN_LINES = sql.Statement("UPDATE fee_line SET status = 'open', setl_id = NULL WHERE setl_id = :setl_id", _LINE)
-INSERT_SETTLEMENT = sql.Statement.insert(_SETTLEMENT)
-SETTLEMENT_LOCKED = sql.Statement("SELECT * FROM settlement WHERE setl_id = :setl_id", _SETTLEMENT, lock=True)
-MARK_REVERSED = sql.Statement("UPDATE settlement SET revs_setl_id = :revs_setl_id WHERE setl_id = :setl_id", _SETTLEMENT)
-STANDING_SETTLEMENT = sql.Statement("SELECT setl_id FROM settlement WHERE mdtrt_id = :mdtrt_id AND refd_setl_flag = '0' "
-                                    "AND revs_setl_id IS NULL", _SETTLEMENT)
-GRANTORS = sql.Statement("SELECT grantor_psn_no FROM mutual_aid_grant WHERE beneficiary_psn_no = :psn_no AND active = 1 ORDER BY grantor_psn_no",
-                         MutualAidGrant.__table__)
+UPLOADED_SNS = sql.Query(str, select(_LINE.c.feedetl_sn).where(_LINE.c.mdtrt_id == bindparam("mdtrt_id"), _LINE.c.status != "cancelled"))
+BATCH_UPLOADED = sql.Query(str, select(_LINE.c.feedetl_sn).where(_LINE.c.mdtrt_id == bindparam("mdtrt_id"),
+                                                                 _LINE.c.chrg_bchno == bindparam("chrg_bchno"),
+                                                                 _LINE.c.status != "cancelled"))
+INSERT_LINE = sql.Statement(sql.insert_into(_LINE, skip=("id",)))
+OPEN_LINES = sql.Query(FeeLineRow, sql.select_of(FeeLineRow, _LINE).where(_LINE.c.mdtrt_id == bindparam("mdtrt_id"),
+                                                                          _LINE.c.status == "open")
+                       .order_by(_LINE.c.id))
+SETTLE_LINE = sql.Statement(update(_LINE).where(_LINE.c.id == bindparam("id")).values(status="settled", setl_id=bindparam("setl_id")))
+REOPEN_LINES = sql.Statement(update(_LINE).where(_LINE.c.setl_id == bindparam("setl_id")).values(status="open", setl_id=null()))
+INSERT_SETTLEMENT = sql.Statement(sql.insert_into(_SETTLEMENT))
+SETTLEMENT_LOCKED = sql.Query(SettlementRow, sql.select_of(SettlementRow, _SETTLEMENT).where(_SETTLEMENT.c.setl_id == bindparam("setl_id"))
+                              .with_for_update())
+MARK_REVERSED = sql.Statement(update(_SETTLEMENT).where(_SETTLEMENT.c.setl_id == bindparam("setl_id"))
+                              .values(revs_setl_id=bindparam("revs_setl_id")))
+STANDING_SETTLEMENT = sql.Query(str, select(_SETTLEMENT.c.setl_id).where(_SETTLEMENT.c.mdtrt_id == bindparam("mdtrt_id"),
+                                                                         _SETTLEMENT.c.refd_setl_flag == "0",
+                                                                         _SETTLEMENT.c.revs_setl_id.is_(None)))
 INPATIENT_MED_TYPES = {"21", "22", "23", "24", "25", "26", "28", "52"}
 CHRONIC_MED_TYPE = "14"  # 门诊慢特病: paid by the registered disease's own terms
 
@@ -97,7 +116,7 @@ class Caller:
 
 # -- visits ---------------------------------------------------------------------------------
 
-def institution(session: Session, code: str) -> sql.Record:
+def institution(session: Session, code: str) -> InstitutionRow:
     found = sql.first(session, INSTITUTION, fixmedins_code=code)
     if found is None:
         raise NotFound(f"institution {code} is not registered", field="fixmedins_code")
@@ -105,7 +124,7 @@ def institution(session: Session, code: str) -> sql.Record:
 
 
 def open_visit(session: Session, caller: Caller, *, psn_no: str, insutype: str, med_type: str, begntime: datetime,
-               ipt_otp_no: str, cert_type: str, cert_no: str, card_sn: str, where: str, **details: str) -> sql.Record:
+               ipt_otp_no: str, cert_type: str, cert_no: str, card_sn: str, where: str, **details: str) -> VisitRow:
     """Register an outpatient visit or pharmacy purchase (2201) or admit (2401)."""
     inst = institution(session, caller.fixmedins_code)
     kind = kind_of(med_type)
@@ -114,28 +133,29 @@ def open_visit(session: Session, caller: Caller, *, psn_no: str, insutype: str, 
     if inst.fixmedins_type == "2" and kind != "pharmacy":
         raise InputError(f"a pharmacy settles med_type 41, not {med_type}", field=f"{where}.med_type")
     person = registry.person(session, psn_no, where)
-    registry.verify_credential(session, person, cert_type, cert_no, card_sn, where, caller.fixmedins_code)
+    registry.verify_credential(session, person, cert_type, cert_no, card_sn, where, caller.fixmedins_code, use_token)
     enrolment = registry.active_enrolment(registry.enrolments_of(session, psn_no), insutype, begntime.date(), where)
     if enrolment.insutype not in ("310", "390"):
         raise InputError("settle under the basic insurance (310 or 390)", field=f"{where}.insutype")
     if kind == "inpatient":
-        already = sql.values(session, ADMITTED, psn_no=psn_no)
+        already = sql.rows(session, ADMITTED, psn_no=psn_no)
         if already:
             raise Conflict(f"the person is already admitted (mdtrt_id {already[0]}); discharge first", field=f"{where}.psn_no")
     number_field = f"{where}.ipt_otp_no" if kind != "inpatient" else f"{where}.ipt_no"
-    duplicate = sql.values(session, SAME_NUMBER, fixmedins_code=caller.fixmedins_code, ipt_otp_no=ipt_otp_no, kind=kind)
+    duplicate = sql.rows(session, SAME_NUMBER, fixmedins_code=caller.fixmedins_code, ipt_otp_no=ipt_otp_no, kind=kind)
     if duplicate:
         raise Conflict(f"already registered as mdtrt_id {duplicate[0]}", field=number_field)
-    visit = sql.Record(dict(VISIT_DEFAULTS))
-    visit.__dict__.update(
+    visit = VisitRow(**cast(dict[str, Any], {
+        **VISIT_DEFAULTS,
+        **dict(
         mdtrt_id=new_id(caller.mdtrtarea_admvs), psn_no=psn_no, insutype=insutype, fixmedins_code=caller.fixmedins_code,
         kind=kind, med_type=med_type, ipt_otp_no=ipt_otp_no, mdtrt_cert_type=cert_type, mdtrt_cert_no=cert_no[:64],
         begntime=begntime, status="admitted" if kind == "inpatient" else "registered", opter=caller.opter,
         opter_name=caller.opter_name, opt_time=clock.now(),
         mdtrtarea_admvs=caller.mdtrtarea_admvs, insuplc_admdvs=enrolment.insuplc_admdvs, dedc_paid_fen=0, admission_no=0,
-        **{k: v for k, v in details.items() if v is not None})
+        **{k: v for k, v in details.items() if v is not None})}))
     try:
-        sql.execute(session, INSERT_VISIT, **visit.__dict__)
+        sql.execute(session, INSERT_VISIT, **sql.as_params(visit))
     except IntegrityError as error:
         # the one unique rule of a new visit (its number among the institution's open visits), met by a concurrent call
         if "ipt_otp_no" in str(error.orig) or "ux_visit_open_number" in str(error.orig):
@@ -153,23 +173,16 @@ def _check_visit(visit: Any, caller: Caller, mdtrt_id: str, psn_no: str, where: 
         raise InputError(f"visit {mdtrt_id} was cancelled", field=f"{where}.mdtrt_id")
 
 
-def visit_of(session: Session, caller: Caller, mdtrt_id: str, psn_no: str, where: str, *, lock: bool = False) -> Visit:
-    """The visit as an ORM entity, for the transactions that change it in place (cancel, diagnoses, discharge)."""
-    stmt = select(Visit).where(Visit.mdtrt_id == mdtrt_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    visit = session.scalar(stmt)
-    _check_visit(visit, caller, mdtrt_id, psn_no, where)
-    assert visit is not None
-    return visit
-
-
-def load_visit(session: Session, caller: Caller, mdtrt_id: str, psn_no: str, where: str, *, lock: bool = False) -> sql.Record:
-    """The visit as a record, for the counter's hot path."""
+def load_visit(session: Session, caller: Caller, mdtrt_id: str, psn_no: str, where: str, *, lock: bool = False) -> VisitRow:
+    """The caller's visit (locked to change it); a transaction that changes it writes it back with `save_visit`."""
     visit = sql.first(session, VISIT_LOCKED if lock else VISIT, mdtrt_id=mdtrt_id)
     _check_visit(visit, caller, mdtrt_id, psn_no, where)
     assert visit is not None
     return visit
+
+
+def save_visit(session: Session, visit: VisitRow) -> None:
+    sql.execute(session, SAVE_VISIT, **sql.as_params(visit))
 
 
 def has_settlements(session: Session, mdtrt_id: str) -> bool:
@@ -177,16 +190,17 @@ def has_settlements(session: Session, mdtrt_id: str) -> bool:
                                                            Settlement.revs_setl_id.is_(None)).limit(1)) is not None
 
 
-def cancel_visit(session: Session, visit: Visit, where: str) -> None:
+def cancel_visit(session: Session, visit: VisitRow, where: str) -> None:
     """2202 / 2404: only a visit with nothing settled; its open fee lines go with it."""
     if has_settlements(session, visit.mdtrt_id):
         raise Conflict(f"visit {visit.mdtrt_id} has a settlement; reverse it first", field=f"{where}.mdtrt_id")
     for line in session.scalars(select(FeeLine).where(FeeLine.mdtrt_id == visit.mdtrt_id, FeeLine.status == "open")):
         line.status = "cancelled"
     visit.status = "cancelled"
+    save_visit(session, visit)
 
 
-def record_diagnoses(session: Session, visit: Visit, diagnoses: Sequence[Any], where: str = "input.diseinfo") -> None:
+def record_diagnoses(session: Session, visit: VisitRow, diagnoses: Sequence[Any], where: str = "input.diseinfo") -> None:
     """Replace the visit's diagnoses with the uploaded list (2203 / 2401 / 2402)."""
     for old in session.scalars(select(Diagnosis).where(Diagnosis.mdtrt_id == visit.mdtrt_id)):
         session.delete(old)
@@ -200,7 +214,7 @@ def record_diagnoses(session: Session, visit: Visit, diagnoses: Sequence[Any], w
                               vali_flag=d.vali_flag or "1"))
 
 
-def discharge(visit: Visit, endtime: datetime, where: str, **details: str) -> None:
+def discharge(session: Session, visit: VisitRow, endtime: datetime, where: str, **details: Any) -> None:
     if visit.kind != "inpatient":
         raise InputError(f"visit {visit.mdtrt_id} is not an admission", field=f"{where}.mdtrt_id")
     if visit.status != "admitted":
@@ -212,9 +226,10 @@ def discharge(visit: Visit, endtime: datetime, where: str, **details: str) -> No
     for k, v in details.items():
         if v:
             setattr(visit, k, v)
+    save_visit(session, visit)
 
 
-def change_admission(session: Session, visit: Visit, where: str, *, insutype: str, med_type: str, begntime: datetime | None,
+def change_admission(session: Session, visit: VisitRow, where: str, *, insutype: str, med_type: str, begntime: datetime | None,
                      ipt_no: str, endtime: datetime | None, tolerance: timedelta, details: dict[str, Any]) -> None:
     """2403 住院信息变更: correct a stay that is not settled (admitted, or discharged and waiting for 2304).
 
@@ -232,7 +247,8 @@ def change_admission(session: Session, visit: Visit, where: str, *, insutype: st
         if kind_of(med_type) != "inpatient":
             raise InputError(f"{med_type} is not an inpatient med_type (21…)", field=f"{where}.med_type")
         if has_settlements(session, visit.mdtrt_id):
-            raise Conflict(f"a mid-stay settlement was made under med_type {visit.med_type}: reverse it (2305) first", field=f"{where}.med_type")
+            raise Conflict(f"a mid-stay settlement was made under med_type {visit.med_type}: reverse it (2305) first",
+                           field=f"{where}.med_type")
         visit.med_type = med_type
     if begntime is not None and begntime != visit.begntime:
         earliest = session.scalar(select(func.min(FeeLine.fee_ocur_time)).where(FeeLine.mdtrt_id == visit.mdtrt_id,
@@ -244,7 +260,7 @@ def change_admission(session: Session, visit: Visit, where: str, *, insutype: st
             raise InputError("is after the discharge time", field=f"{where}.begntime")
         visit.begntime = begntime
     if ipt_no and ipt_no != visit.ipt_otp_no:
-        duplicate = sql.values(session, SAME_NUMBER, fixmedins_code=visit.fixmedins_code, ipt_otp_no=ipt_no, kind=visit.kind)
+        duplicate = sql.rows(session, SAME_NUMBER, fixmedins_code=visit.fixmedins_code, ipt_otp_no=ipt_no, kind=visit.kind)
         if duplicate:
             raise Conflict(f"already registered as mdtrt_id {duplicate[0]}", field=f"{where}.ipt_otp_no")
         visit.ipt_otp_no = ipt_no
@@ -257,23 +273,25 @@ def change_admission(session: Session, visit: Visit, where: str, *, insutype: st
     for name, value in details.items():
         if value not in ("", None):
             setattr(visit, name, value)
+    save_visit(session, visit)
 
 
-def undo_discharge(visit: Visit, where: str) -> None:
+def undo_discharge(session: Session, visit: VisitRow, where: str) -> None:
     if visit.status != "discharged":
         raise Conflict(f"visit {visit.mdtrt_id} is {visit.status}; only a discharged, unsettled admission can be reopened",
                        field=f"{where}.mdtrt_id")
     visit.status = "admitted"
     visit.endtime = None
+    save_visit(session, visit)
 
 
 # -- fee lines ------------------------------------------------------------------------------
 
-def catalogue_rules(session: Session, codes: set[str], on: date) -> dict[str, sql.Record]:
+def catalogue_rules(session: Session, codes: set[str], on: date) -> dict[str, CatalogItemRow]:
     """The catalogue rows in force on a day for the given codes (an indexed read each)."""
     found = {}
     for code in sorted(codes):
-        rows = sql.fetch(session, CATALOG_ITEM, med_list_codg=code, on=on)
+        rows = sql.rows(session, CATALOG_ITEM, med_list_codg=code, on=on)
         if rows:
             found[code] = rows[-1]
     return found
@@ -290,15 +308,15 @@ def rule_of(item: Any) -> engine.CatalogRule | None:
 class VisitContext:
     """Everything about a visit the engine reads, gathered once."""
 
-    visit: sql.Record
-    person: sql.Record
-    enrolments: list[sql.Record]
-    enrolment: sql.Record
+    visit: VisitRow
+    person: PersonRow
+    enrolments: list[EnrolmentRow]
+    enrolment: EnrolmentRow
     hosp_lv: int
     policy: Any
 
 
-def visit_context(session: Session, visit: sql.Record, on: date, person: sql.Record | None = None) -> VisitContext:
+def visit_context(session: Session, visit: VisitRow, on: date, person: PersonRow | None = None) -> VisitContext:
     person = person or registry.person(session, visit.psn_no, "input.data")
     enrolments = registry.enrolments_of(session, visit.psn_no)
     enrolment = registry.active_enrolment(enrolments, visit.insutype, on, "input.data")
@@ -351,11 +369,12 @@ def upload_fees(session: Session, caller: Caller, lines: Sequence[Any], window: 
         when = clock.parse_datetime(raw.fee_ocur_time, f"{at}.fee_ocur_time")
         begun = visits[raw.mdtrt_id].visit.begntime
         if when < begun - window.before:
-            raise InputError(f"{clock.fmt_datetime(when)} is before the visit began ({clock.fmt_datetime(begun)})", field=f"{at}.fee_ocur_time")
+            raise InputError(f"{clock.fmt_datetime(when)} is before the visit began ({clock.fmt_datetime(begun)})",
+                             field=f"{at}.fee_ocur_time")
         if when > latest:
             raise InputError(f"{clock.fmt_datetime(when)} is in the future", field=f"{at}.fee_ocur_time")
         prepared.append((at, raw, amount, cnt, pric, when))
-    existing = {(mdtrt_id, sn) for mdtrt_id in visits for sn in sql.values(session, UPLOADED_SNS, mdtrt_id=mdtrt_id)}
+    existing = {(mdtrt_id, sn) for mdtrt_id in visits for sn in sql.rows(session, UPLOADED_SNS, mdtrt_id=mdtrt_id)}
     uploaded_at = clock.now()
     rules = catalogue_rules(session, {p[1].med_list_codg.strip().upper() for p in prepared}, clock.today())
     results, rows = [], []
@@ -369,8 +388,9 @@ def upload_fees(session: Session, caller: Caller, lines: Sequence[Any], window: 
         patient = engine.Patient(clock.age_on(ctx.person.brdy, when.date()), ctx.person.gend)
         split = engine.classify(engine.FeeLine(raw.feedetl_sn, raw.med_list_codg, amount, cnt, pric), rule_of(item), patient,
                                 ctx.hosp_lv, ctx.policy.yi_selfpay_prop)
-        row = dict(mdtrt_id=raw.mdtrt_id, feedetl_sn=raw.feedetl_sn, chrg_bchno=raw.chrg_bchno, med_list_codg=raw.med_list_codg.strip().upper(),
-                   medins_list_codg=raw.medins_list_codg, med_list_name=item.med_list_name if item else "", list_type=item.list_type if item else "",
+        row = dict(mdtrt_id=raw.mdtrt_id, feedetl_sn=raw.feedetl_sn, chrg_bchno=raw.chrg_bchno,
+                   med_list_codg=raw.med_list_codg.strip().upper(), medins_list_codg=raw.medins_list_codg,
+                   med_list_name=item.med_list_name if item else "", list_type=item.list_type if item else "",
                    rxno=raw.rxno, fee_ocur_time=when, cnt=cnt, pric=pric, det_item_fee_sumamt_fen=amount,
                    bilg_dept_codg=raw.bilg_dept_codg, bilg_dept_name=raw.bilg_dept_name, bilg_dr_codg=raw.bilg_dr_codg,
                    bilg_dr_name=raw.bilg_dr_name, chrgitm_lv=split.chrgitm_lv, med_chrgitm_type=split.med_chrgitm_type,
@@ -381,7 +401,7 @@ def upload_fees(session: Session, caller: Caller, lines: Sequence[Any], window: 
                    prd_days=_prd_days(getattr(raw, "prd_days", ""), f"{at}.prd_days"),
                    **{name: _given(raw, name) for name in AS_SENT}, opter=caller.opter, opter_name=caller.opter_name, opt_time=uploaded_at)
         rows.append(row)
-        results.append(line_result(sql.Record(row)))
+        results.append(line_result(row))
     sql.execute_many(session, INSERT_LINE, rows)
     return results
 
@@ -389,7 +409,7 @@ def upload_fees(session: Session, caller: Caller, lines: Sequence[Any], window: 
 # fee-line fields kept as the HIS sent them (for 5204/5205), cut to their columns
 AS_SENT = ("sin_dos_dscr", "used_frqu_dscr", "medc_way_dscr", "acord_dept_codg", "acord_dept_name", "orders_dr_code", "orders_dr_name",
            "hosp_appr_flag", "tcmdrug_used_way", "etip_flag", "etip_hosp_code", "dscg_tkdrug_flag", "matn_fee_flag")
-_LINE_LENGTHS = {c.name: c.type.length for c in _LINE.columns if getattr(c.type, "length", None)}
+_LINE_LENGTHS = {c.name: getattr(c.type, "length") for c in _LINE.columns if getattr(c.type, "length", None)}  # noqa: B009
 
 
 def _given(raw: Any, name: str) -> str:
@@ -425,18 +445,19 @@ def _decimal(value: Any, field: str, largest: Decimal) -> Decimal:
     return number
 
 
-def line_result(row: Any) -> dict[str, Any]:
+def line_result(row: dict[str, Any]) -> dict[str, Any]:
+    """One line's answer to 2204/2301, from the fee_line row as it is inserted."""
     return {
-        "feedetl_sn": row.feedetl_sn, "det_item_fee_sumamt": yuan(row.det_item_fee_sumamt_fen), "cnt": Decimal(str(row.cnt)),
-        "pric": Decimal(str(row.pric)), "pric_uplmt_amt": yuan(row.pric_uplmt_fen) if row.pric_uplmt_fen is not None else None,
-        "selfpay_prop": Decimal(str(row.selfpay_prop)).quantize(Decimal("0.0001")), "fulamt_ownpay_amt": yuan(row.fulamt_ownpay_fen),
-        "overlmt_amt": yuan(row.overlmt_fen), "preselfpay_amt": yuan(row.preselfpay_fen), "inscp_scp_amt": yuan(row.inscp_scp_fen),
-        "chrgitm_lv": row.chrgitm_lv, "med_chrgitm_type": row.med_chrgitm_type, "bas_medn_flag": "0", "hi_nego_drug_flag": "0",
-        "chld_medc_flag": "0", "list_sp_item_flag": "0", "lmt_used_flag": row.lmt_used_flag, "drt_reim_flag": "0", "memo": row.memo,
+        "feedetl_sn": row["feedetl_sn"], "det_item_fee_sumamt": yuan(row["det_item_fee_sumamt_fen"]), "cnt": Decimal(str(row["cnt"])),
+        "pric": Decimal(str(row["pric"])), "pric_uplmt_amt": yuan(row["pric_uplmt_fen"]) if row["pric_uplmt_fen"] is not None else None,
+        "selfpay_prop": Decimal(str(row["selfpay_prop"])).quantize(Decimal("0.0001")), "fulamt_ownpay_amt": yuan(row["fulamt_ownpay_fen"]),
+        "overlmt_amt": yuan(row["overlmt_fen"]), "preselfpay_amt": yuan(row["preselfpay_fen"]), "inscp_scp_amt": yuan(row["inscp_scp_fen"]),
+        "chrgitm_lv": row["chrgitm_lv"], "med_chrgitm_type": row["med_chrgitm_type"], "bas_medn_flag": "0", "hi_nego_drug_flag": "0",
+        "chld_medc_flag": "0", "list_sp_item_flag": "0", "lmt_used_flag": row["lmt_used_flag"], "drt_reim_flag": "0", "memo": row["memo"],
     }
 
 
-def cancel_fees(session: Session, visit: Visit, *, chrg_bchno: str = "", feedetl_sn: str = "", where: str) -> int:
+def cancel_fees(session: Session, visit: VisitRow, *, chrg_bchno: str = "", feedetl_sn: str = "", where: str) -> int:
     """2205 (by batch, "0000" = all unsettled) / 2302 (by line, "0000" = all unsettled)."""
     stmt = select(FeeLine).where(FeeLine.mdtrt_id == visit.mdtrt_id, FeeLine.status == "open")
     if chrg_bchno and chrg_bchno != "0000":
@@ -453,7 +474,7 @@ def cancel_fees(session: Session, visit: Visit, *, chrg_bchno: str = "", feedetl
 
 # -- chronic and special diseases (med_type 14) ------------------------------------------------------
 
-def chronic_registration(session: Session, psn_no: str, insutype: str, code: str, on: date, field: str) -> sql.Record:
+def chronic_registration(session: Session, psn_no: str, insutype: str, code: str, on: date, field: str) -> RegistrationRow:
     """The person's registration (2503) of the disease in force on the day, under the visit's insurance type."""
     code = code.strip().upper()
     if not code:
@@ -514,21 +535,22 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
     if request.insutype and request.insutype != visit.insutype:
         raise InputError(f"the visit was registered under {visit.insutype}", field=f"{where}.insutype")
     person = registry.person(session, visit.psn_no, where)
-    ec_token = registry.verify_credential(session, person, request.cert_type, request.cert_no, request.card_sn, where, caller.fixmedins_code)
+    ec_token = registry.verify_credential(session, person, request.cert_type, request.cert_no, request.card_sn, where,
+                                          caller.fixmedins_code, use_token)
     if visit.kind == "inpatient" and not request.mid_setl and visit.status != "discharged":
         raise Conflict(f"admission {visit.mdtrt_id} is {visit.status}: discharge it (2402) or settle mid-stay (mid_setl_flag 1)",
                        field=f"{where}.mdtrt_id")
     if visit.kind == "inpatient" and request.mid_setl and visit.status != "admitted":
         raise Conflict(f"admission {visit.mdtrt_id} is {visit.status}: a mid-stay settlement needs an open admission",
                        field=f"{where}.mid_setl_flag")
-    lines = sql.fetch(session, OPEN_LINES, mdtrt_id=visit.mdtrt_id)
+    lines = sql.rows(session, OPEN_LINES, mdtrt_id=visit.mdtrt_id)
     batch = request.chrg_bchno.strip()
     if batch and batch != "0000" and visit.kind != "inpatient":
         # A visit is settled in parts (the registration fee at once, the prescriptions later): each settles the unsettled
         # lines of the batch it names. A number that names no uploaded batch (some clients send their own registration
         # number there) settles every unsettled line, as "0000" does.
         of_batch = [line for line in lines if line.chrg_bchno == batch]
-        if not of_batch and sql.values(session, BATCH_UPLOADED, mdtrt_id=visit.mdtrt_id, chrg_bchno=batch):
+        if not of_batch and sql.rows(session, BATCH_UPLOADED, mdtrt_id=visit.mdtrt_id, chrg_bchno=batch):
             raise Conflict(f"there are no unsettled fee lines in batch {batch[:30]}: it is settled", field=f"{where}.chrg_bchno")
         lines = of_batch or lines
     if not lines:
@@ -538,21 +560,25 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
         raise InputError(f"{yuan(request.medfee_sumamt)} does not match the unsettled fee lines ({yuan(uploaded)})",
                          field=f"{where}.medfee_sumamt")
     now = clock.now()
-    ctx = visit_context(session, visit, now.date(), person)
-    ytd = ledger.year_total(session, visit.psn_no, now.year, lock=post)
+    # The day of care (a stay: its admission) decides the policy in force and the year whose totals the settlement reads
+    # and moves: a stay admitted 2026-12-30 and settled 2027-01-02 meets the 2026 deductible under the 2026 caps.
+    care_day = care_day_of(visit)
+    ctx = visit_context(session, visit, care_day, person)
+    ytd = ledger.year_total(session, visit.psn_no, care_day.year, lock=post)
     opsp_dise_code, chronic_total = "", None
     if (request.med_type or visit.med_type) == CHRONIC_MED_TYPE:
-        opsp_dise_code = chronic_disease(session, visit, lines, now.date(), ctx.policy, where)
-        chronic_total = ledger.chronic_year_total(session, visit.psn_no, now.year, opsp_dise_code, lock=post)
-    grants = sql.values(session, GRANTORS, psn_no=visit.psn_no) if request.acct_used else []
+        opsp_dise_code = chronic_disease(session, visit, lines, care_day, ctx.policy, where)
+        chronic_total = ledger.chronic_year_total(session, visit.psn_no, care_day.year, opsp_dise_code, lock=post)
+    grants = ledger.grantors_of(session, visit.psn_no) if request.acct_used else []
     accounts = ledger.accounts(session, [visit.psn_no, *grants], lock=post)
     own = accounts.get(visit.psn_no)
     relatives = [accounts[g] for g in sorted(grants) if g in accounts]
     identities = registry.identities_on(session, visit.psn_no, now)
-    assistance = max((i for i in identities if i in ctx.policy.assistance_ratio), key=lambda i: ctx.policy.assistance_ratio[i], default=None)
+    assistance = max((i for i in identities if i in ctx.policy.assistance_ratio), key=lambda i: ctx.policy.assistance_ratio[i],
+                     default=None)
     admission_no = visit.admission_no or (ytd.admissions + 1)
     claim = engine.Claim(
-        kind=visit.kind, hosp_lv=ctx.hosp_lv, enrolled=registry.enrolled_types(ctx.enrolments),
+        kind=cast(engine.Kind, visit.kind), hosp_lv=ctx.hosp_lv, enrolled=registry.enrolled_types(ctx.enrolments),
         cvlserv=ctx.enrolment.cvlserv_flag == "1", assistance_identity=assistance,
         unfiled_cross_province=visit.mdtrtarea_admvs[:2] != visit.insuplc_admdvs[:2],
         admission_no=admission_no, admission_dedc_paid=visit.dedc_paid_fen,
@@ -581,10 +607,11 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
             warning = (f"the personal account did not pay: {yuan(from_account)} from it needs the patient's confirmation, and credential "
                        f"type {request.cert_type} carries none (present the e-credential: mdtrt_cert_type 01 or its ecToken in card_sn)")
     counts_admission = visit.kind == "inpatient" and visit.admission_no == 0 and out.medfee_sumamt > 0
-    row = sql.Record(dict(
+    row = SettlementRow(
         setl_id=new_id(caller.mdtrtarea_admvs), mdtrt_id=visit.mdtrt_id, psn_no=visit.psn_no, fixmedins_code=caller.fixmedins_code,
-        insutype=visit.insutype, psn_type=ctx.enrolment.psn_type, cvlserv_flag=ctx.enrolment.cvlserv_flag, med_type=request.med_type or visit.med_type,
-        kind=visit.kind, setl_time=now, year=now.year, refd_setl_flag="0", revs_setl_id=None, mid_setl_flag="1" if request.mid_setl else "0",
+        insutype=visit.insutype, psn_type=ctx.enrolment.psn_type, cvlserv_flag=ctx.enrolment.cvlserv_flag,
+        med_type=request.med_type or visit.med_type, kind=visit.kind, setl_time=now, year=care_day.year, refd_setl_flag="0",
+        revs_setl_id=None, mid_setl_flag="1" if request.mid_setl else "0",
         medins_setl_id=caller.msgid, mdtrt_cert_type=request.cert_type, clr_type=CLR_TYPE[visit.kind], clr_way="1",
         clr_optins=visit.insuplc_admdvs, mdtrtarea_admvs=visit.mdtrtarea_admvs, invono=request.invono,
         medfee_sumamt=out.medfee_sumamt, fulamt_ownpay_amt=out.fulamt_ownpay_amt, overlmt_selfpay=out.overlmt_selfpay,
@@ -595,9 +622,9 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
         ytd_otp_dedc=out.ytd_delta.otp_dedc, ytd_hifp_otp=out.ytd_delta.hifp_otp, ytd_inscp_self=out.ytd_delta.inscp_self,
         ytd_admission=1 if counts_admission else 0, opsp_dise_code=opsp_dise_code, ytd_opsp_dedc=out.chronic_delta.dedc,
         setldetail=json.dumps([fund_json(f) for f in out.funds], ensure_ascii=False), opter=caller.opter, opter_name=caller.opter_name,
-    ))
+    )
     if post:
-        sql.execute(session, INSERT_SETTLEMENT, **row.__dict__)
+        sql.execute(session, INSERT_SETTLEMENT, **sql.as_params(row))
         _apply_totals(ytd, row, +1)
         ledger.write_year_total(session, ytd)
         if chronic_total is not None:
@@ -631,6 +658,22 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
         sql.execute(session, UPDATE_VISIT, mdtrt_id=visit.mdtrt_id, status=visit.status, dedc_paid_fen=visit.dedc_paid_fen,
                     admission_no=visit.admission_no)
     return {"setlinfo": setlinfo(row, person), "setldetail": wire_detail(json.loads(row.setldetail))}, warning
+
+
+def care_day_of(visit: Any) -> date:
+    """The day of care: the visit's begin (a stay's admission), never later than today."""
+    return min(visit.begntime.date(), clock.today())
+
+
+def later_settlements(session: Session, original: Any) -> list[str]:
+    """The person's settlements of the same year, standing, settled at or after this one (latest first): they read the
+    totals it moved."""
+    stmt = (select(Settlement.setl_id)
+            .where(Settlement.psn_no == original.psn_no, Settlement.year == original.year, Settlement.refd_setl_flag == "0",
+                   Settlement.revs_setl_id.is_(None), Settlement.setl_time >= original.setl_time,
+                   Settlement.setl_id != original.setl_id)
+            .order_by(Settlement.setl_time.desc(), Settlement.setl_id.desc()))
+    return list(session.scalars(stmt))
 
 
 def _ytd(row: Any) -> engine.YearToDate:
@@ -706,21 +749,30 @@ def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, ps
         raise Conflict(f"settlement {setl_id} was already reversed by {original.revs_setl_id}", field=f"{where}.setl_id")
     visit = load_visit(session, caller, mdtrt_id, psn_no, where, lock=True)
     ytd = ledger.year_total(session, original.psn_no, original.year, lock=True)
+    if original.kind == "inpatient":
+        # A stay moved what every later settlement of the year read (the admission number, the deductible, the caps and
+        # the catastrophic threshold): reversing it alone would leave those settled on totals that no longer hold.
+        # Refuse, naming them; the counter reverses them (latest first), then this one, and settles them again.
+        later = later_settlements(session, original)
+        if later:
+            shown = ", ".join(later[:5]) + (f" and {len(later) - 5} more" if len(later) > 5 else "")
+            raise InputError(f"settlement {setl_id} is not the person's latest of {original.year}: reverse the later ones first, "
+                             f"in this order: {shown}", field=f"{where}.setl_id")
     chronic_total = (ledger.chronic_year_total(session, original.psn_no, original.year, original.opsp_dise_code, lock=True)
                      if original.opsp_dise_code else None)
     posted = ledger.entries(session, setl_id)
     account_moves = ledger.account_entries(session, setl_id)
     accounts = ledger.accounts(session, [a.split(":", 1)[1] for a, _ in account_moves], lock=True)
-    reversal = sql.Record({c: getattr(original, c) for c in _COPIED})
-    reversal.__dict__.update(setl_id=new_id(caller.mdtrtarea_admvs), setl_time=clock.now(), refd_setl_flag="1",
-                             revs_setl_id=original.setl_id, medins_setl_id=caller.msgid, opter=caller.opter, opter_name=caller.opter_name)
+    reversal = msgspec.structs.replace(original, setl_id=new_id(caller.mdtrtarea_admvs), setl_time=clock.now(), refd_setl_flag="1",
+                                       revs_setl_id=original.setl_id, medins_setl_id=caller.msgid, opter=caller.opter,
+                                       opter_name=caller.opter_name)
     for name in _NEGATED:
         setattr(reversal, name, -getattr(original, name))
     for account, amount in account_moves:
         ledger.move_balance(session, accounts[account.split(":", 1)[1]], amount)
     own = accounts.get(original.psn_no) or ledger.accounts(session, [original.psn_no], lock=False).get(original.psn_no)
     reversal.balc = own.balance_fen if own else 0
-    sql.execute(session, INSERT_SETTLEMENT, **reversal.__dict__)
+    sql.execute(session, INSERT_SETTLEMENT, **sql.as_params(reversal))
     sql.execute(session, MARK_REVERSED, setl_id=original.setl_id, revs_setl_id=reversal.setl_id)
     _apply_totals(ytd, original, -1)
     ledger.write_year_total(session, ytd)
@@ -739,7 +791,7 @@ def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, ps
         visit.status = "discharged" if visit.endtime else "admitted"
     else:
         # the visit's other settlements stand (a visit is settled in parts): it stays settled while one does
-        visit.status = "settled" if sql.values(session, STANDING_SETTLEMENT, mdtrt_id=visit.mdtrt_id) else "registered"
+        visit.status = "settled" if sql.rows(session, STANDING_SETTLEMENT, mdtrt_id=visit.mdtrt_id) else "registered"
     sql.execute(session, UPDATE_VISIT, mdtrt_id=visit.mdtrt_id, status=visit.status, dedc_paid_fen=visit.dedc_paid_fen,
                 admission_no=visit.admission_no)
     person = registry.person(session, original.psn_no, where)
@@ -750,5 +802,3 @@ _NEGATED = ("medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay
             "cvlserv_pay", "hifes_pay", "hifmi_pay", "hifob_pay", "maf_pay", "oth_pay", "fund_pay_sumamt", "psn_part_amt", "acct_pay",
             "acct_mulaid_pay", "psn_cash_pay", "hosp_part_amt", "ytd_otp_dedc", "ytd_hifp_otp", "ytd_inscp_self", "ytd_admission",
             "ytd_opsp_dedc")
-_COPIED = ("mdtrt_id", "psn_no", "fixmedins_code", "insutype", "psn_type", "cvlserv_flag", "med_type", "kind", "year", "mid_setl_flag", "mdtrt_cert_type",
-           "clr_type", "clr_way", "clr_optins", "mdtrtarea_admvs", "invono", "pool_prop_selfpay", "balc", "setldetail", "opsp_dise_code")

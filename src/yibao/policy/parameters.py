@@ -3,15 +3,25 @@
 One directory per region (``admdvs``), one YAML file per parameter family. A leaf is a
 mapping from effective date to value; the value in force on a day is the one with the latest
 date not after it. Each file names its source (``reference``) and its unit (``yuan``,
-``ratio``, ``tiers``, ``count`` (a whole number, e.g. months) or ``cert_types``, a list of mdtrt_cert_type codes); a subtree
-may override the unit with ``_unit``. Every value is
-checked at load, and errors name the file, the key and the date.
+``ratio``, ``tiers``, ``count`` (a whole number, e.g. months), ``cert_types`` (a list of mdtrt_cert_type codes),
+``funds`` (a list of fund_pay_type codes) or ``care_kinds`` (a list of kinds of care); a subtree may override the unit
+with ``_unit``. Every value is checked at load, and errors name the file, the key and the date.
+
+The directory is the one shipped with yibao or ``YIBAO_POLICY_DIR``. A running process notices a changed file (or the
+stamp ``yibao policy reload`` writes) within ``YIBAO_POLICY_CHECK_S`` seconds (2 by default), loads the whole directory
+again and swaps it in with one assignment; a directory that does not load is refused with one line in the log and the
+policy in force stays.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+import time
 from bisect import bisect_right
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from importlib import resources
@@ -22,9 +32,15 @@ import yaml
 
 from yibao.core.errors import InputError
 
-FAMILIES = ("deductible", "pool_ratio", "caps", "second_tier", "catalogue", "credential", "chronic", "treatment")
-UNITS = ("yuan", "ratio", "tiers", "count", "cert_types")
+FAMILIES = ("deductible", "pool_ratio", "caps", "second_tier", "catalogue", "credential", "chronic", "treatment", "funds")
+UNITS = ("yuan", "ratio", "tiers", "count", "cert_types", "funds", "care_kinds")
 CERT_TYPES = ("01", "02", "03")  # mdtrt_cert_type: e-credential, resident ID card, social-security card
+# fund_pay_type: employees' and residents' basic pooled funds, large-amount subsidy, civil-servant subsidy, residents'
+# catastrophic insurance, medical assistance
+FUND_CODES = ("310100", "390100", "330100", "320100", "390200", "610100")
+# what a settlement pays for: general outpatient care, a stay, a pharmacy purchase, chronic/special-disease outpatient care
+CARE_KINDS = ("outpatient", "inpatient", "pharmacy", "chronic")
+STAMP = ".reload"  # written by `yibao policy reload`: a running process loads the directory again
 
 
 class PolicyError(InputError):
@@ -74,6 +90,12 @@ def _convert(value: Any, unit: str, where: str) -> Any:
             # quoted in YAML: an unquoted 01 would be read as the number 1
             if not isinstance(value, list) or any(not isinstance(c, str) or c not in CERT_TYPES for c in value):
                 raise PolicyError(f"{where}: {value} must be a list of quoted credential types from {', '.join(CERT_TYPES)}")
+            return frozenset(value)
+        if unit in ("funds", "care_kinds"):
+            allowed = FUND_CODES if unit == "funds" else CARE_KINDS
+            # an empty list is a value: e.g. no fund pays for pharmacy purchases
+            if not isinstance(value, list) or any(not isinstance(c, str) or c not in allowed for c in value):
+                raise PolicyError(f"{where}: {value} must be a list of quoted codes from {', '.join(allowed)}")
             return frozenset(value)
     except (InvalidOperation, TypeError, IndexError, ValueError):
         raise PolicyError(f"{where}: '{value}' is not a valid {unit} value") from None
@@ -125,6 +147,8 @@ class PolicyBook:
 
     regions: dict[str, dict[str, dict[str, Parameter]]]
     references: dict[tuple[str, str], str]
+    # snapshots taken of this book (policy.service.policy_for): they go when a reload replaces the book
+    snapshots: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def has_region(self, admdvs: str) -> bool:
         return admdvs in self.regions
@@ -146,6 +170,16 @@ class PolicyBook:
         except PolicyError:
             return default
 
+    def children(self, admdvs: str, family: str, prefix: str) -> list[str]:
+        """The names directly under a node: ``children('370100', 'chronic', 'ratio')`` → the disease codes."""
+        head = f"{prefix}." if prefix else ""
+        names = {k[len(head):].split(".", 1)[0] for k in self.regions.get(admdvs, {}).get(family, {}) if k.startswith(head)}
+        return sorted(names)
+
+    def effective_dates(self, admdvs: str) -> list[date]:
+        """Every day on which one of the region's parameters changes."""
+        return sorted({d for family in self.regions.get(admdvs, {}).values() for p in family.values() for d in p.dates})
+
 
 def load_directory(root: Path | Any) -> PolicyBook:
     regions: dict[str, dict[str, dict[str, Parameter]]] = {}
@@ -162,7 +196,7 @@ def load_directory(root: Path | Any) -> PolicyBook:
             try:
                 document = yaml.safe_load(path.read_text(encoding="utf-8"))
             except yaml.YAMLError as error:
-                raise PolicyError(f"{source}: not valid YAML ({error})") from None
+                raise PolicyError(f"{source}: not valid YAML ({' '.join(str(error).split())})") from None  # one line
             families[family] = parse_family(document, source)
             references[(region_dir.name, family)] = str(document["reference"])
         regions[region_dir.name] = families
@@ -171,15 +205,94 @@ def load_directory(root: Path | Any) -> PolicyBook:
     return PolicyBook(regions, references)
 
 
-_bundled: PolicyBook | None = None
+def bundled_root() -> Path:
+    """The policy directory: ``YIBAO_POLICY_DIR``, else the one shipped with yibao."""
+    custom = os.environ.get("YIBAO_POLICY_DIR")
+    return Path(custom) if custom else Path(str(resources.files("yibao.policy.data")))
+
+
+def signature(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """What says a directory changed: each policy file's name, mtime and size, and the reload stamp's."""
+    found = []
+    for path in [root / STAMP, *sorted(root.glob("*/*.yaml"))]:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        found.append((str(path.relative_to(root)), stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
+
+
+# Checks a book must pass before it is swapped in (the settlement engine registers one: every parameter its formulas
+# read is present for every region); a check raises PolicyError.
+CHECKS: list[Callable[[PolicyBook], None]] = []
+
+
+def load_checked(root: Path) -> PolicyBook:
+    book = load_directory(root)
+    for check in CHECKS:
+        check(book)
+    return book
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    root: Path
+    signature: tuple[tuple[str, int, int], ...]
+    book: PolicyBook
+
+
+_state: _Loaded | None = None
+_refused: tuple[Path, tuple[tuple[str, int, int], ...]] | None = None  # a broken directory, reported once
+_checked_at = 0.0
+_lock = threading.Lock()
+log = logging.getLogger("yibao.policy")
+
+
+def _check_interval() -> float:
+    try:
+        return float(os.environ.get("YIBAO_POLICY_CHECK_S", "2"))
+    except ValueError:
+        return 2.0
+
+
+def reload(root: Path | None = None) -> PolicyBook:
+    """Load the directory now and put it in force; a broken one raises PolicyError and the policy in force stays."""
+    global _state, _refused
+    root = root or bundled_root()
+    with _lock:
+        seen = signature(root)
+        try:
+            book = load_checked(root)
+        except PolicyError:
+            _refused = (root, seen)
+            raise
+        _state = _Loaded(root, seen, book)  # one assignment: a reader sees the old book or the new, never a mix
+        _refused = None
+        return book
 
 
 def bundled() -> PolicyBook:
-    """The policy shipped with yibao (or the directory in YIBAO_POLICY_DIR), loaded once."""
-    global _bundled
-    if _bundled is None:
-        import os
-
-        custom = os.environ.get("YIBAO_POLICY_DIR")
-        _bundled = load_directory(Path(custom) if custom else resources.files("yibao.policy.data"))
-    return _bundled
+    """The policy in force (the shipped directory or YIBAO_POLICY_DIR), loaded again when its files change."""
+    global _checked_at
+    state = _state
+    if state is None:
+        return reload()
+    now = time.monotonic()
+    if now - _checked_at < _check_interval():
+        return state.book
+    _checked_at = now
+    root = bundled_root()
+    seen = signature(root)
+    if root == state.root and seen == state.signature:
+        return state.book
+    if _refused == (root, seen):
+        return state.book
+    try:
+        book = reload(root)
+    except PolicyError as error:
+        # a half-edited or broken file must not stop settlements: keep what is in force, say why once
+        log.error("policy in %s not reloaded, the policy in force stays: %s", root, error.message)
+        return state.book
+    log.info("policy reloaded from %s: regions %s", root, ", ".join(sorted(book.regions)))
+    return book

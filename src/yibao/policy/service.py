@@ -1,15 +1,43 @@
-"""The policy in force for one person's claim: a typed snapshot the pure engine reads."""
+"""The policy in force for one person's claim, read by each formula at the YAML path of the parameter it needs.
+
+``policy.get("deductible.outpatient.{insutype}.{category}")`` is the value of ``outpatient.310.in_service`` in
+``deductible.yaml`` for this region, insurance type, person category and day. A formula declares the paths it reads
+with ``@reads(...)``: a snapshot (and a reload) checks that every declared path is present, so a missing parameter is
+refused when the policy is loaded, not in the middle of a settlement, and adding a parameter touches the YAML and the
+one formula that reads it.
+"""
 
 from __future__ import annotations
 
+import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from functools import lru_cache
+from functools import cached_property
+from itertools import product
+from typing import Any, TypeVar
 
-from yibao.policy.parameters import PolicyBook, PolicyError, bundled
+from yibao.policy.parameters import CARE_KINDS, CHECKS, PolicyBook, PolicyError, bundled
 
 LEVELS = (1, 2, 3)
+INSUTYPES = ("310", "390")
+CATEGORIES = {"310": ("in_service", "retired"), "390": ("all",)}
+# the values a placeholder of a declared path takes when a book is checked; {insutype} and {category} come from the
+# snapshot, names not here (a disease code, an assistance identity) are read from the YAML's own keys
+PLACEHOLDERS: dict[str, tuple[str, ...]] = {"level": tuple(str(lv) for lv in LEVELS), "kind": CARE_KINDS}
+
+READS: set[str] = set()  # every path a formula declared
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reads(*paths: str) -> Callable[[F], F]:
+    """Declare the policy paths a formula reads (checked whenever a policy is loaded)."""
+    def mark(formula: F) -> F:
+        READS.update(paths)
+        formula.reads = paths  # type: ignore[attr-defined]
+        return formula
+    return mark
 
 
 @dataclass(frozen=True)
@@ -26,37 +54,76 @@ class ChronicTerms:
 
 @dataclass(frozen=True)
 class Policy:
-    """Every number the engine needs for one region, insurance type, person category and day (fen and ratios)."""
+    """One region's policy for an insurance type, person category and day."""
 
     admdvs: str
     insutype: str
-    category: str  # in_service | retired | all
+    category: str  # in_service | retired (employees) | all
     on: date
-    yi_selfpay_prop: Decimal
-    otp_deductible: int
-    ipt_deductible: dict[int, int]
-    later_admission_share: Decimal
-    otp_ratio: dict[int, Decimal]
-    ipt_ratio: dict[int, Decimal]
-    pharmacy_ratio: Decimal
-    unfiled_reduction: Decimal
-    otp_fund_cap: int
-    basic_fund_cap: int
-    large_amount_ratio: Decimal
-    large_amount_cap: int
-    cvlserv_otp_ratio: Decimal
-    cvlserv_ipt_ratio: Decimal
-    catastrophic_tiers: tuple[tuple[int, Decimal], ...]
-    assistance_ratio: dict[str, Decimal]
-    assistance_cap: int
-    # personal-account payments above this (fen) need the patient's password or face check in the app ...
-    pay_auth_threshold: int = 0
-    # ... when the counter presents one of these credential types (mdtrt_cert_type)
-    pay_auth_cert_types: frozenset[str] = frozenset(("01",))
-    # med_type 14: the terms of each chronic or special disease (national 1309 code) this insurance type pays for
-    chronic: dict[str, ChronicTerms] = field(default_factory=dict)
-    # 2001: an employee in service with no contribution in each of this many months before the month of care has no benefits
-    employee_arrears_months: int = 3
+    book: PolicyBook = field(repr=False, compare=False)
+
+    def path(self, path: str, **names: Any) -> tuple[str, str]:
+        family, _, key = path.format(insutype=self.insutype, category=self.category, **names).partition(".")
+        return family, key
+
+    def get(self, path: str, **names: Any) -> Any:
+        """The value in force at ``family.key.key`` (placeholders: {insutype}, {category} and the names given)."""
+        family, key = self.path(path, **names)
+        return self.book.value(self.admdvs, family, key, self.on)
+
+    def keys(self, path: str, **names: Any) -> list[str]:
+        """The names under a node, e.g. ``keys("chronic.ratio")`` → the disease codes."""
+        family, key = self.path(path, **names)
+        return self.book.children(self.admdvs, family, key)
+
+    def items(self) -> list[tuple[str, str, Any]]:
+        """Every parameter of the region in force on the day for this insurance type and category (for `policy show`)."""
+        own = {self.insutype, self.category, "all"}
+        out = []
+        for family, parameters in sorted(self.book.regions.get(self.admdvs, {}).items()):
+            for key, parameter in sorted(parameters.items()):
+                parts = key.split(".")
+                if any(p in INSUTYPES and p != self.insutype for p in parts):
+                    continue
+                if any(p in ("in_service", "retired", "all") and p not in own for p in parts):
+                    continue
+                try:
+                    out.append((f"{family}.{key}", parameter.unit, parameter.at(self.on)))
+                except PolicyError:
+                    continue  # not yet in force on the day
+        return out
+
+    # What the edges read (fee-line classification, account confirmation, registration, the treatment check).
+
+    @property
+    def yi_selfpay_prop(self) -> Decimal:
+        return self.get("catalogue.yi_selfpay_prop.all")
+
+    @property
+    def pay_auth_threshold(self) -> int:
+        return self.get("credential.pay_auth_threshold.all")
+
+    @property
+    def pay_auth_cert_types(self) -> frozenset[str]:
+        return self.get("credential.pay_auth_cert_types.all")
+
+    @property
+    def employee_arrears_months(self) -> int:
+        return self.get("treatment.employee_arrears_months.all")
+
+    @cached_property
+    def assistance_ratio(self) -> dict[str, Decimal]:
+        """610: the share of what is left it pays, by assistance identity (psn_idet_type)."""
+        return {k: self.get("second_tier.medical_assistance.{identity}", identity=k)
+                for k in self.keys("second_tier.medical_assistance") if k.isdigit()}
+
+    @cached_property
+    def chronic(self) -> dict[str, ChronicTerms]:
+        """med_type 14: the terms of each disease (national 1309 code) this insurance type pays as chronic care."""
+        codes = [c for c in self.keys("chronic.ratio") if self.insutype in self.keys("chronic.ratio.{code}", code=c)]
+        return {code: ChronicTerms(deductible=self.get("chronic.deductible.{code}.{insutype}", code=code),
+                                   ratio=self.get("chronic.ratio.{code}.{insutype}", code=code),
+                                   annual_cap=self.get("chronic.annual_cap.{code}.{insutype}", code=code)) for code in codes}
 
 
 def category_of(insutype: str, psn_type: str) -> str:
@@ -65,45 +132,52 @@ def category_of(insutype: str, psn_type: str) -> str:
     return "all"
 
 
+def _expansions(path: str) -> list[dict[str, str]]:
+    names = [n for _, n, _, _ in string.Formatter().parse(path) if n and n in PLACEHOLDERS]
+    return [dict(zip(names, values, strict=True)) for values in product(*(PLACEHOLDERS[n] for n in names))]
+
+
+def check(policy: Policy) -> None:
+    """Every path a formula declared is in force for this snapshot (PolicyError naming the first that is not)."""
+    if not policy.book.has_region(policy.admdvs):
+        raise PolicyError(f"no policy for region {policy.admdvs}")
+    for path in sorted(READS):
+        for names in _expansions(path):
+            policy.get(path, **names)
+    policy.chronic  # noqa: B018 (each listed disease needs all three terms)
+    policy.assistance_ratio  # noqa: B018
+
+
+def check_book(book: PolicyBook) -> None:
+    """A whole book: every region, insurance type and category, on each day one of its parameters changes."""
+    for admdvs in sorted(book.regions):
+        for insutype in INSUTYPES:
+            for category in CATEGORIES[insutype]:
+                for day in book.effective_dates(admdvs):
+                    try:
+                        check(Policy(admdvs, insutype, category, day, book))
+                    except PolicyError as error:
+                        raise PolicyError(f"{admdvs}, insutype {insutype} ({category}) on {day.isoformat()}: {error.message}") from None
+
+
+CHECKS.append(check_book)
+
+
 def snapshot(book: PolicyBook, admdvs: str, insutype: str, category: str, on: date) -> Policy:
-    if insutype not in ("310", "390"):
+    if insutype not in INSUTYPES:
         raise PolicyError(f"insutype {insutype} is not a basic insurance (310 employees, 390 residents)")
-    v = book.value
-    cat = category if insutype == "310" else "all"
-    assistance_keys = [k.split(".")[1] for k in book.regions.get(admdvs, {}).get("second_tier", {})
-                       if k.startswith("medical_assistance.") and k.split(".")[1].isdigit()]
-    # ratio.<disease>.<insutype>: the diseases this insurance type pays as chronic care (each needs all three terms)
-    diseases = sorted(k.split(".")[1] for k in book.regions.get(admdvs, {}).get("chronic", {})
-                      if k.startswith("ratio.") and k.endswith(f".{insutype}"))
-    return Policy(
-        admdvs=admdvs, insutype=insutype, category=cat, on=on,
-        yi_selfpay_prop=v(admdvs, "catalogue", "yi_selfpay_prop.all", on),
-        otp_deductible=v(admdvs, "deductible", f"outpatient.{insutype}.{cat}", on),
-        ipt_deductible={lv: v(admdvs, "deductible", f"inpatient.{insutype}.level_{lv}", on) for lv in LEVELS},
-        later_admission_share=v(admdvs, "deductible", "later_admission_share.all", on),
-        otp_ratio={lv: v(admdvs, "pool_ratio", f"outpatient.{insutype}.{cat}.level_{lv}", on) for lv in LEVELS},
-        ipt_ratio={lv: v(admdvs, "pool_ratio", f"inpatient.{insutype}.{cat}.level_{lv}", on) for lv in LEVELS},
-        pharmacy_ratio=v(admdvs, "pool_ratio", f"pharmacy.{insutype}.all", on),
-        unfiled_reduction=v(admdvs, "pool_ratio", "unfiled_reduction.all", on),
-        otp_fund_cap=v(admdvs, "caps", f"outpatient_fund.{insutype}.{cat}", on),
-        basic_fund_cap=v(admdvs, "caps", f"basic_fund.{insutype}.all", on),
-        large_amount_ratio=v(admdvs, "second_tier", "large_amount.ratio", on),
-        large_amount_cap=v(admdvs, "second_tier", "large_amount.annual_cap.all", on),
-        cvlserv_otp_ratio=v(admdvs, "second_tier", "civil_servant.outpatient", on),
-        cvlserv_ipt_ratio=v(admdvs, "second_tier", "civil_servant.inpatient", on),
-        catastrophic_tiers=v(admdvs, "second_tier", "catastrophic.tiers", on),
-        assistance_ratio={k: v(admdvs, "second_tier", f"medical_assistance.{k}", on) for k in assistance_keys},
-        assistance_cap=v(admdvs, "second_tier", "medical_assistance.annual_cap.all", on),
-        pay_auth_threshold=v(admdvs, "credential", "pay_auth_threshold.all", on),
-        pay_auth_cert_types=v(admdvs, "credential", "pay_auth_cert_types.all", on),
-        chronic={code: ChronicTerms(deductible=v(admdvs, "chronic", f"deductible.{code}.{insutype}", on),
-                                    ratio=v(admdvs, "chronic", f"ratio.{code}.{insutype}", on),
-                                    annual_cap=v(admdvs, "chronic", f"annual_cap.{code}.{insutype}", on)) for code in diseases},
-        employee_arrears_months=v(admdvs, "treatment", "employee_arrears_months.all", on),
-    )
+    policy = Policy(admdvs, insutype, category if insutype == "310" else "all", on, book)
+    check(policy)
+    return policy
 
 
-@lru_cache(maxsize=4096)
 def policy_for(admdvs: str, insutype: str, category: str, on: date) -> Policy:
-    """Cached snapshot of the bundled policy (the hot path asks the same few questions all day)."""
-    return snapshot(bundled(), admdvs, insutype, category, on)
+    """The policy in force (cached per book: the hot path asks the same few questions all day; a reload starts afresh)."""
+    book = bundled()
+    key = (admdvs, insutype, category, on)
+    found = book.snapshots.get(key)
+    if found is None:
+        if len(book.snapshots) > 4096:
+            book.snapshots.clear()
+        found = book.snapshots[key] = snapshot(book, admdvs, insutype, category, on)
+    return found

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import threading
 import zipfile
-from datetime import date
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,10 +16,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from yibao.codes.models import CatalogItem, CatalogVersion, DiseaseCode
-from yibao.core import clock
+from yibao.core import clock, crypto
 from yibao.core.money import yuan
 from yibao.files import service as files
-from yibao.files.models import StoredFile
 
 # infno → what the file holds
 CATALOG_FILES: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -72,10 +75,72 @@ def _tsv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def export(session: Session, infno: str, since_ver: str, fixmedins_code: str) -> StoredFile:
-    """Rows changed after ``since_ver`` ("0": all) as a zip of one tab-separated file."""
-    title, kind, list_types = CATALOG_FILES[infno]
-    since = "" if since_ver in ("", "0") else since_ver
+@dataclass(frozen=True)
+class CatalogueFile:
+    """A 13xx answer's file: ``content`` is set when this request built it (then it is stored after the read)."""
+
+    file_qury_no: str
+    filename: str
+    data_cnt: int
+    dld_end_time: date
+    content: bytes | None = None
+    # the stored file's download deadline is extended (at most once a day: the answer promises DOWNLOAD_DAYS from today)
+    extend: bool = False
+
+    @property
+    def needs_write(self) -> bool:
+        return self.content is not None or self.extend
+
+
+def catalogue_file(session: Session, infno: str, since_ver: str) -> CatalogueFile:
+    """The file of the catalogue's rows changed after ``since_ver`` ("0": all), a zip of one tab-separated file.
+
+    Built once per (catalogue, version asked for, latest catalogue version) and stored under a number derived from
+    them; every later request answers that number. An import makes a new latest version, so a new file. Only reads:
+    what must be written goes through `keep`, after the read (a read-only transaction cannot write)."""
+    _title, kind, list_types = CATALOG_FILES[infno]
+    latest = session.scalar(select(func.max(CatalogVersion.ver))) or "0"
+    since = _since(session, kind, list_types, "" if since_ver in ("", "0") else since_ver)
+    number = file_number(infno, since, latest)
+    until = clock.today() + timedelta(days=files.DOWNLOAD_DAYS)
+    stored = files.describe(session, number)
+    if stored is not None:
+        filename, data_cnt, deadline = stored
+        return CatalogueFile(number, filename, data_cnt, max(deadline, until), extend=deadline < until)
+    # keyed by database too: two databases of one process (tests, tools) may share a latest version's name
+    where = session.get_bind().engine.url.render_as_string(hide_password=True)
+    filename, content, data_cnt = _BUILDS.once((where, number), lambda: build(session, infno, since, latest))
+    return CatalogueFile(number, filename, data_cnt, until, content=content)
+
+
+def keep(session: Session, file: CatalogueFile) -> None:
+    """Store a file `catalogue_file` built (a concurrent twin's identical copy may be there first) or extend its deadline."""
+    if file.content is not None:
+        files.save_once(session, file.file_qury_no, file.filename, file.content, data_cnt=file.data_cnt, dld_end_time=file.dld_end_time)
+    files.extend(session, file.file_qury_no, file.dld_end_time)
+
+
+def file_number(infno: str, since: str, latest: str) -> str:
+    """file_qury_no of a catalogue file: "plc" + infno + a digest of what decides its content (40 characters, the column)."""
+    return f"plc{infno}{crypto.sm3_hex(f'{infno}|{since}|{latest}'.encode())[:33]}"
+
+
+def _since(session: Session, kind: str, list_types: tuple[str, ...], since: str) -> str:
+    """The newest version among the catalogue's rows at or before ``since``: the same rows are newer than either, so any
+    ``ver`` a client sends between two imports shares one file (and a made-up ``ver`` cannot make a new file a call)."""
+    if not since:
+        return ""
+    if kind == "catalog":
+        stmt = select(func.max(CatalogItem.ver)).where(CatalogItem.list_type.in_(list_types), CatalogItem.ver <= since)
+    else:
+        stmt = select(func.max(DiseaseCode.ver)).where(DiseaseCode.kind == kind, DiseaseCode.ver <= since)
+    return session.scalar(stmt) or ""
+
+
+def build(session: Session, infno: str, since: str, latest: str) -> tuple[str, bytes, int]:
+    """(file name, zip bytes, row count) of the rows changed after ``since``; the same bytes for the same rows."""
+    _title, kind, list_types = CATALOG_FILES[infno]
+    columns: tuple[str, ...]
     if kind == "catalog":
         items = session.scalars(
             select(CatalogItem).where(CatalogItem.list_type.in_(list_types), CatalogItem.ver > since)
@@ -92,14 +157,47 @@ def export(session: Session, infno: str, since_ver: str, fixmedins_code: str) ->
         else:
             rows = [{"code": c.code, "name": c.name, "chapter": c.chapter, "vali_flag": c.vali_flag, "ver": c.ver} for c in codes]
             columns = DISEASE_COLUMNS
-    latest = session.scalar(select(func.max(CatalogVersion.ver))) or "0"
     stem = f"{infno}_{latest}"
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        info = zipfile.ZipInfo(f"{stem}.txt", date_time=(2020, 1, 1, 0, 0, 0))
+        info = zipfile.ZipInfo(f"{stem}.txt", date_time=(2020, 1, 1, 0, 0, 0))  # a fixed date: the same rows, the same bytes
         info.compress_type = zipfile.ZIP_DEFLATED
         archive.writestr(info, _tsv(columns, rows))
-    return files.save(session, f"{stem}.zip", buffer.getvalue(), owner_code=None, data_cnt=len(rows), prefix="plc")
+    return f"{stem}.zip", buffer.getvalue(), len(rows)
+
+
+class _OneBuild:
+    """Concurrent first requests for one file in this process build it once: the others wait for the first and take its
+    bytes (each then stores them; the copies are identical and one row is kept). Holds the last few files built."""
+
+    def __init__(self, keep: int = 4) -> None:
+        self._lock = threading.Lock()
+        self._building: dict[tuple[str, str], threading.Lock] = {}
+        self._built: OrderedDict[tuple[str, str], tuple[str, bytes, int]] = OrderedDict()
+        self._keep = keep
+
+    def once(self, key: tuple[str, str], make: Callable[[], tuple[str, bytes, int]]) -> tuple[str, bytes, int]:
+        with self._lock:
+            if key in self._built:
+                return self._built[key]
+            guard = self._building.setdefault(key, threading.Lock())
+        with guard:
+            with self._lock:
+                if key in self._built:
+                    return self._built[key]
+            try:
+                built = make()
+                with self._lock:
+                    self._built[key] = built
+                    while len(self._built) > self._keep:
+                        self._built.popitem(last=False)
+                return built
+            finally:
+                with self._lock:
+                    self._building.pop(key, None)
+
+
+_BUILDS = _OneBuild()
 
 
 def query_page(session: Session, *, page_num: int, page_size: int, updated_since: date | None, code: str, list_type: str,

@@ -11,8 +11,7 @@ from yibao.codes import service as catalog
 from yibao.core import clock
 from yibao.core.errors import InputError
 from yibao.core.schema import Required
-from yibao.gateway.table import Context, TransactionSet
-from yibao.gateway.wire import NO_PRICE_CAP
+from yibao.gateway.contract import Context, TransactionSet
 
 TRANSACTIONS = TransactionSet()
 
@@ -31,7 +30,7 @@ class In1901(msgspec.Struct):
     data: DictQuery
 
 
-@TRANSACTIONS.register("1901", "字典表查询", In1901, paths=("/fsi/api/catalogqueryservice/queryDataDic",))
+@TRANSACTIONS.register("1901", "字典表查询", In1901, paths=("/fsi/api/catalogqueryservice/queryDataDic",), reads_only=True)
 def code_table(ctx: Context, query: In1901) -> dict:
     q = query.data
     on = clock.parse_date(q.date, "input.data.date") if q.date else clock.today()
@@ -50,18 +49,21 @@ class In13xx(msgspec.Struct):
     data: VersionQuery
 
 
-def _download(infno: str):  # type: ignore[no-untyped-def]
+def _download(infno: str):
     def handler(ctx: Context, query: In13xx) -> dict:
-        stored = catalog.export(ctx.session, infno, query.data.ver.strip(), ctx.fixmedins_code)
+        file = catalog.catalogue_file(ctx.session, infno, query.data.ver.strip())
+        if file.needs_write:  # built now (or its deadline moves): stored after the read, with the call's answer
+            ctx.writes.append(lambda session: catalog.keep(session, file))
         # Both spellings of the count field appear in client code (data_cnt, data_cn).
-        return {"file_qury_no": stored.file_qury_no, "filename": stored.filename,
-                "dld_end_time": clock.fmt_date(stored.dld_end_time), "data_cnt": stored.data_cnt, "data_cn": stored.data_cnt}
+        return {"file_qury_no": file.file_qury_no, "filename": file.filename,
+                "dld_end_time": clock.fmt_date(file.dld_end_time), "data_cnt": file.data_cnt, "data_cn": file.data_cnt}
 
     return handler
 
 
 for _infno, (_title, _kind, _types) in catalog.CATALOG_FILES.items():
-    TRANSACTIONS.register(_infno, f"{_title}下载", In13xx, paths=(f"/fsi/api/catalogdownservice/downCatalog{_infno}",))(_download(_infno))
+    TRANSACTIONS.register(_infno, f"{_title}下载", In13xx, paths=(f"/fsi/api/catalogdownservice/downCatalog{_infno}",),
+                          reads_only=True)(_download(_infno))
 
 
 class PageQuery(msgspec.Struct):
@@ -79,13 +81,13 @@ class In1312(msgspec.Struct):
     data: PageQuery
 
 
-@TRANSACTIONS.register("1312", "医保目录信息查询", In1312, paths=("/fsi/api/catalogqueryservice/queryHilist",))
+@TRANSACTIONS.register("1312", "医保目录信息查询", In1312, paths=("/fsi/api/catalogqueryservice/queryHilist",), reads_only=True)
 def catalog_page(ctx: Context, query: In1312) -> dict:
     q = query.data
     since = clock.parse_date(q.updt_time[:10], "input.data.updt_time") if q.updt_time else None
     on = clock.parse_date(q.date, "input.data.date") if q.date else clock.today()
     page = catalog.query_page(ctx.session, page_num=q.page_num, page_size=q.page_size, updated_since=since,
                               code=(q.med_list_codg or q.hilist_code).strip().upper(), list_type=q.list_type, on=on)
-    # an item without a price cap answers the platform's "no cap" sentinel, never null (gateway/answers.yaml says why)
-    page["data"] = [row if row.get("pric_uplmt_amt") is not None else {**row, "pric_uplmt_amt": NO_PRICE_CAP} for row in page["data"]]
+    # an item without a price cap (None) is answered with the platform's "no cap" sentinel by the gateway's writer
+    # (gateway/answers.yaml, 1312), never null
     return page

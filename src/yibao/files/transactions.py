@@ -13,8 +13,8 @@ from yibao.core import clock
 from yibao.core.errors import InputError
 from yibao.core.schema import Required
 from yibao.files import service
+from yibao.gateway.contract import Context, TransactionSet
 from yibao.gateway.envelope import Answer
-from yibao.gateway.table import Context, TransactionSet
 
 TRANSACTIONS = TransactionSet()
 MAX_FILE_BYTES = 2 * 1024 * 1024
@@ -75,7 +75,7 @@ class In9102(msgspec.Struct):
     fsDownloadIn: DownloadIn
 
 
-@TRANSACTIONS.register("9102", "文件下载", In9102, paths=("/fsi/api/fileupload/download",), store_answer=False)
+@TRANSACTIONS.register("9102", "文件下载", In9102, paths=("/fsi/api/fileupload/download",), store_answer=False, reads_only=True)
 def download(ctx: Context, data: In9102) -> Answer:
     stored = service.fetch(ctx.session, data.fsDownloadIn.file_qury_no, data.fsDownloadIn.filename, ctx.fixmedins_code)
     return Answer(file_name=stored.filename, file_content=stored.content)

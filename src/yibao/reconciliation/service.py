@@ -54,8 +54,8 @@ def platform_totals(session: Session, fixmedins_code: str, begin: date, end: dat
 
 def compare_totals(ours: Totals, theirs: dict[str, int]) -> tuple[str, str]:
     """(stmt_rslt, stmt_rslt_dscr): "0" balanced, "1" not, naming each difference."""
-    labels = {"medfee_sumamt": "医疗费总额", "fund_pay_sumamt": "基金支付总额", "acct_pay": "个人账户支付金额", "cash_payamt": "现金支付金额",
-              "count": "结算笔数"}
+    labels = {"medfee_sumamt": "医疗费总额", "fund_pay_sumamt": "基金支付总额", "acct_pay": "个人账户支付金额",
+              "cash_payamt": "现金支付金额", "count": "结算笔数"}
     diffs = []
     for key, value in theirs.items():
         mine = getattr(ours, key)

@@ -10,7 +10,7 @@ from yibao.core import clock
 from yibao.core.money import to_fen
 from yibao.core.schema import Required
 from yibao.files import service as files
-from yibao.gateway.table import Context, TransactionSet
+from yibao.gateway.contract import Context, TransactionSet
 from yibao.reconciliation import service
 
 TRANSACTIONS = TransactionSet()
@@ -49,7 +49,7 @@ def _count(value: Any, field: str) -> int:
     return int(number)
 
 
-@TRANSACTIONS.register("3201", "医药机构费用结算对总账", In3201, paths=("/fsi/api/ybSettlementStmtService/stmtTotal",))
+@TRANSACTIONS.register("3201", "医药机构费用结算对总账", In3201, paths=("/fsi/api/ybSettlementStmtService/stmtTotal",), reads_only=True)
 def reconcile_totals(ctx: Context, body: In3201) -> dict:
     d = body.data
     begin = clock.parse_date(d.stmt_begndate[:10], "input.data.stmt_begndate")

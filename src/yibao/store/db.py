@@ -3,6 +3,10 @@
 SQLite runs in WAL mode with ``synchronous=FULL`` (NORMAL in a demo) and a busy timeout; write transactions
 start with ``BEGIN IMMEDIATE`` so two writers never deadlock upgrading a read lock.
 PostgreSQL runs READ COMMITTED; services lock the rows they change (``SELECT … FOR UPDATE``).
+
+Read-only work (``unit_of_work(read_only=True)``) has an engine of its own: on SQLite connections that cannot write
+(``PRAGMA query_only``) and begin DEFERRED, never taking the writers' lock, so a long read holds up no writer (WAL
+readers see a snapshot); on PostgreSQL ``READ ONLY`` transactions at REPEATABLE READ, one snapshot for the whole read.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 from sqlalchemy import MetaData, create_engine, event
@@ -23,6 +27,9 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from yibao.core.errors import Busy, InputError, StorageFull
+
+if TYPE_CHECKING:
+    from yibao.config import Settings
 
 T = TypeVar("T")
 
@@ -47,7 +54,8 @@ class Durability:
         self.synchronous = os.environ.get("YIBAO_SQLITE_SYNCHRONOUS", "").upper() or "FULL"
 
 
-def make_engine(url: str, *, busy_ms: int = 30_000, max_bytes: int = 0, durability: Durability | None = None) -> Engine:
+def make_engine(url: str, *, busy_ms: int = 30_000, max_bytes: int = 0, durability: Durability | None = None,
+                read_only: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -57,7 +65,11 @@ def make_engine(url: str, *, busy_ms: int = 30_000, max_bytes: int = 0, durabili
                 # the database holds personal data: readable by its owner only, from the first byte
                 os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         engine = create_engine(url, connect_args={"timeout": busy_ms / 1000, "check_same_thread": False}, pool_size=8, max_overflow=16)
-        _tune_sqlite(engine, busy_ms, max_bytes, checkpoint_in_background=_background_checkpoints(url), durability=durability or Durability())
+        if read_only:
+            _tune_sqlite_reader(engine, busy_ms)
+        else:
+            _tune_sqlite(engine, busy_ms, max_bytes, checkpoint_in_background=_background_checkpoints(url),
+                         durability=durability or Durability())
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
@@ -66,7 +78,7 @@ def make_engine(url: str, *, busy_ms: int = 30_000, max_bytes: int = 0, durabili
 
 def _tune_sqlite(engine: Engine, busy_ms: int, max_bytes: int, checkpoint_in_background: bool, durability: Durability) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection, _record):
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit BEGIN is deferred).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -87,7 +99,7 @@ def _tune_sqlite(engine: Engine, busy_ms: int, max_bytes: int, checkpoint_in_bac
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(connection):  # type: ignore[no-untyped-def]
+    def _on_begin(connection):
         mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
         # on the driver itself: SQLAlchemy's execution path costs ~20 µs more, on every call
         statement = f"BEGIN {mode}"
@@ -95,6 +107,29 @@ def _tune_sqlite(engine: Engine, busy_ms: int, max_bytes: int, checkpoint_in_bac
             connection.connection.driver_connection.execute(statement)
         except sqlite3.Error as error:
             raise DBAPIError.instance(statement, (), error, sqlite3.Error, dialect=connection.dialect) from error
+
+
+def _tune_sqlite_reader(engine: Engine, busy_ms: int) -> None:
+    """Connections for read-only work: any write fails ("attempt to write a readonly database"), transactions begin
+    DEFERRED (a shared snapshot of the WAL, no write lock); the file's journal mode is the writers' business."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute("PRAGMA mmap_size=1073741824")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        # an explicit BEGIN: without it each statement would read its own snapshot
+        try:
+            connection.connection.driver_connection.execute("BEGIN DEFERRED")
+        except sqlite3.Error as error:
+            raise DBAPIError.instance("BEGIN DEFERRED", (), error, sqlite3.Error, dialect=connection.dialect) from error
 
 
 class WriterLock:
@@ -199,30 +234,49 @@ class Database:
         self._read_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False, autoflush=False
         )
+        self.reader = self._reader(url, busy_ms, sqlite_path)
+        self._read_only_sessions = sessionmaker(self.reader, expire_on_commit=False, autoflush=False)
+
+    def _reader(self, url: str, busy_ms: int, sqlite_path: str | None) -> Engine:
+        """The engine read-only work runs on."""
+        if not self.is_sqlite:
+            # the same pool; the driver opens these transactions READ ONLY, and REPEATABLE READ gives a read of several
+            # queries (a catalogue file and its version) one snapshot. Both are reset when the connection goes back.
+            return self.engine.execution_options(postgresql_readonly=True, isolation_level="REPEATABLE READ")
+        if sqlite_path:
+            return make_engine(url, busy_ms=busy_ms, read_only=True)
+        # in memory there is no second connection to the same data: reads share the writers' engine, DEFERRED and
+        # without the lock, but not enforced read-only (throwaway databases only)
+        return self.engine.execution_options(sqlite_begin="DEFERRED")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Database:  # noqa: F821 (imported lazily: config imports nothing of ours)
+    def from_settings(cls, settings: Settings) -> Database:
         from yibao.core import vault
 
         vault.current()  # a missing or malformed master key stops the start, not the first request that needs a secret
         return cls(settings.database_url, busy_ms=settings.sqlite_busy_ms, max_bytes=settings.sqlite_max_bytes)
 
-    async def run(self, work: Callable[[], T]) -> T:
+    async def run(self, work: Callable[[], T], *, off_loop: bool = False) -> T:
         """Run blocking storage work from async code.
 
         On SQLite a call is ~1 ms of CPU and writers queue on one lock anyway, so it runs on the event
         loop: handing it to a thread costs more than the call, and a second thread holding the GIL
         stretches the writers' lock (measured: ~1.1 → ~2.2 ms a hold). PostgreSQL work waits on the
-        network, so it goes to a thread.
+        network, so it goes to a thread. ``off_loop``: work that may read for long (a catalogue file, a
+        query over months) goes to a thread on SQLite too, so the loop keeps serving the writers meanwhile.
         """
-        if self.is_sqlite:
+        if self.is_sqlite and not off_loop:
             return work()
         return await anyio.to_thread.run_sync(work)
 
     @contextmanager
-    def unit_of_work(self, *, write: bool = True) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back when it raises."""
-        session = (self._sessions if write else self._read_sessions)()
+    def unit_of_work(self, *, write: bool = True, read_only: bool = False) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back when it raises.
+
+        ``read_only``: on the read-only engine, without the writers' lock; any write in it fails."""
+        if read_only:
+            write = False
+        session = (self._read_only_sessions if read_only else self._sessions if write else self._read_sessions)()
         guard = self._write_lock if write and self._write_lock is not None else nullcontext()
         try:
             with guard:
@@ -259,6 +313,8 @@ class Database:
             self._checkpointer.stop()
             self._checkpointer = None
         self.engine.dispose()
+        if self.is_sqlite and self.reader.engine is not self.engine:
+            self.reader.dispose()
         if self._write_lock is not None:
             self._write_lock.close()
 

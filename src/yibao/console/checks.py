@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,7 @@ def findings(body: bytes, input_types: Mapping[str, type], rules: Rules,
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _info(tp: Any) -> mi.Type:
     return mi.type_info(tp)
 

@@ -25,26 +25,30 @@ import shlex
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
-from sqlalchemy import case, delete, func, select
+from prometheus_client import Counter
+from sqlalchemy import bindparam, case, delete, func, select
 from sqlalchemy.orm import Session
 
 from yibao.audit import service as audit
+from yibao.config import Settings
 from yibao.console import checks
 from yibao.console.models import ConsoleChallenge, ConsoleMessage, ConsoleSession, ConsoleStaff
 from yibao.core import clock, crypto
 from yibao.core.errors import AuthError, Conflict, InputError, NotFound, YibaoError
-from yibao.credential.service import ScryptParams
+from yibao.credential.service import ScryptParams, rate_limit
 from yibao.gateway import auth
+from yibao.gateway.calllog import Trace
 from yibao.gateway.models import GatewayClient, GatewayMessage
 from yibao.store import sql
+from yibao.store.db import Database
 
 if TYPE_CHECKING:
-    from yibao.gateway.table import Transaction
+    from yibao.gateway.contract import Transaction
 
 log = structlog.get_logger("yibao.console")
 
@@ -78,24 +82,13 @@ class Retention:
 
 # -- writing: the gateway's side -----------------------------------------------------------------------
 
-_TABLE = ConsoleMessage.__table__
-INSERT = sql.Statement.insert(_TABLE, skip=("id",))  # type: ignore[arg-type]
+_TABLE = sql.table_of(ConsoleMessage)
+INSERT = sql.Statement(sql.insert_into(_TABLE, skip=("id",)))
 # the institution's messages beyond its newest ``keep`` (the index on (fixmedins_code, id) answers both parts)
-PRUNE_INSTITUTION = sql.Statement(
-    "DELETE FROM console_message WHERE fixmedins_code = :code AND id <= (SELECT id FROM console_message WHERE fixmedins_code = :code "
-    "ORDER BY id DESC LIMIT 1 OFFSET :keep)", _TABLE)  # type: ignore[arg-type]
-PRUNE_OLD = sql.Statement("DELETE FROM console_message WHERE at < :cutoff", _TABLE)  # type: ignore[arg-type]
-
-
-@dataclass(slots=True)
-class Trace:
-    """What the gateway knows of a call before it is parsed: the raw body, when it started, from where."""
-
-    body: bytes
-    started: float
-    ip: str = ""
-    received: datetime | None = None  # the call's arrival (Beijing wall time): the message's time
-    dialect: str = ""  # the regional dialect the call was translated from ("" national)
+_OLDEST_KEPT = (select(_TABLE.c.id).where(_TABLE.c.fixmedins_code == bindparam("code")).order_by(_TABLE.c.id.desc())
+                .limit(1).offset(bindparam("keep")).scalar_subquery())
+PRUNE_INSTITUTION = sql.Statement(delete(_TABLE).where(_TABLE.c.fixmedins_code == bindparam("code"), _TABLE.c.id <= _OLDEST_KEPT))
+PRUNE_OLD = sql.Statement(delete(_TABLE).where(_TABLE.c.at < bindparam("cutoff")))
 
 
 class MessageLog:
@@ -389,7 +382,7 @@ def _institution_names(session: Session, codes: set[str]) -> dict[str, str]:
     if not codes:
         return {}
     return dict(session.execute(select(Institution.fixmedins_code, Institution.fixmedins_name)
-                                .where(Institution.fixmedins_code.in_(sorted(codes)))).all())  # type: ignore[arg-type]
+                                .where(Institution.fixmedins_code.in_(sorted(codes)))).all())
 
 
 def input_types(table: Mapping[str, Transaction]) -> dict[str, type]:
@@ -529,3 +522,94 @@ def _is_utf8(body: bytes) -> bool:
         return True
     except UnicodeDecodeError:
         return False
+
+
+# -- one request of the console's API, in the transactions it needs (the views parse and shape) ---------------------
+
+SIGN_IN_UNKNOWN = Counter("yibao_console_signin_unknown_total",
+                          "Console sign-ins refused for an access key or staff name that does not exist")
+
+
+def sign_in_account(access_key: str, staff: str) -> str:
+    """The account a sign-in names: ``staff:NAME`` for staff, else the access key ("" when neither was given)."""
+    return f"staff:{staff}" if staff else access_key
+
+
+def count_sign_in(db: Database, settings: Settings, ip: str, account: str | None) -> int | None:
+    """Count a sign-in attempt (committed whatever follows); the seconds to wait when over a limit. A challenge counts
+    for its address only (``account`` None: it proves nothing; the answer is the attempt)."""
+    limits = [("ip", ip, RATE_IP)]
+    if account is not None:
+        # per account *and address*: an institution's access key is its public code, so a count per account alone
+        # would let anyone lock an institution out of its console; the per-address count bounds guessing anyway
+        limits.append(("acct", crypto.sm3_hex(f"{account}\n{ip}".encode())[:32], RATE_ACCOUNT))
+    with db.unit_of_work() as session:
+        return rate_limit(session, settings, "console", limits)
+
+
+def challenge_for(db: Database, access_key: str) -> str:
+    with db.unit_of_work() as session:
+        return new_challenge(session, access_key)
+
+
+def sign_in(db: Database, settings: Settings, ip: str, *, access_key: str, challenge: str, answer: str, staff: str,
+            password: str) -> tuple[str, Viewer]:
+    """Staff (``staff`` and ``password``) or an institution (``access_key``, ``challenge`` and its ``answer``): a new
+    session's token and who it is. A refusal of an existing account is audited; a stranger's is only counted."""
+    who = sign_in_account(access_key, staff)
+    try:
+        if not staff:
+            with db.unit_of_work() as session:  # spent before the answer is checked: one guess per challenge
+                fresh = take_challenge(session, access_key, challenge)
+            if not fresh:
+                raise AuthError("挑战码无效或已过期，请重新登录", field="challenge")
+        with db.unit_of_work() as session:
+            if staff:
+                viewer = verify_staff(session, staff, password, settings.password_scrypt_n)
+            else:
+                viewer = verify_institution(session, access_key, challenge, answer)
+            token = open_session(session, viewer)
+            audit.record(session, "console.signin", actor=viewer.actor, fixmedins_code=viewer.fixmedins_code, ip=ip)
+    except YibaoError as error:
+        # only for an account that exists: a stranger's guesses are counted, never stored (issue 9)
+        if account_exists(db, who):
+            audit.record_apart(db, "console.signin", actor=who[:64], outcome="refused", reason=error.message, ip=ip)
+        else:
+            SIGN_IN_UNKNOWN.inc()
+        raise
+    return token, viewer
+
+
+def sign_out(db: Database, token: str) -> None:
+    with db.unit_of_work() as session:
+        close_session(session, token)
+
+
+def signed_in(db: Database, token: str) -> Viewer:
+    with db.unit_of_work(write=False) as session:
+        return viewer_of(session, token)
+
+
+def list_institutions(db: Database, token: str) -> list[dict[str, Any]]:
+    with db.unit_of_work(write=False) as session:
+        return institutions(session, viewer_of(session, token))
+
+
+def list_messages(db: Database, token: str, filters: Filters, table: Mapping[str, Transaction]) -> list[dict[str, Any]]:
+    with db.unit_of_work(write=False) as session:
+        return messages(session, viewer_of(session, token), filters, table)
+
+
+def show_message(db: Database, token: str, message_id: int, table: Mapping[str, Transaction], ip: str) -> dict[str, Any]:
+    with db.unit_of_work(write=False) as session:
+        viewer = viewer_of(session, token)
+        shown = message(session, viewer, message_id, table)
+    if viewer.is_staff:  # the platform reading an institution's messages (personal data) is on the record
+        audit.record_apart(db, "console.view", actor=viewer.actor, subject=f"message {message_id}", fixmedins_code=shown["fixmedins_code"],
+                           infno=shown["infno"], ip=ip)
+    return shown
+
+
+def curl_for(db: Database, token: str, message_id: int, base_url: str, window_s: int) -> Curl:
+    with db.unit_of_work() as session:
+        return curl(session, viewer_of(session, token), message_id, base_url, window_s)

@@ -1,34 +1,68 @@
-"""What an insured person may see about themselves and bound family members."""
+"""What an insured person may see and do about themselves and bound family members.
+
+Each public function is one request's work in the transactions it needs: the views parse, call one of these and
+shape the answer, and never open a transaction themselves.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yibao.audit import service as audit
+from yibao.config import Settings
 from yibao.core import clock
+from yibao.core.errors import AuthError, InputError, YibaoError
 from yibao.core.money import yuan
+from yibao.credential import realperson
 from yibao.credential import service as credential
-from yibao.credential.models import Device, FamilyBinding
+from yibao.credential.models import Channel, Device, FamilyBinding, UserSession
 from yibao.encounter.models import Settlement
 from yibao.ledger.models import LedgerEntry
 from yibao.registry.models import Account, Contribution, Employer, Enrolment, Institution, Person
+from yibao.store.db import Database
+
+log = structlog.get_logger("yibao.people")
+T = TypeVar("T")
 
 LABELS = {"310": "职工基本医疗保险", "320": "公务员医疗补助", "330": "大额医疗费用补助", "390": "城乡居民基本医疗保险",
           "392": "城乡居民大病医疗保险", "510": "生育保险"}
 RELATIONS = {"02": "配偶", "03": "子女", "04": "父母"}
 
 
+def counter_decode(db: Database, settings: Settings, clients: Any, headers: dict[str, str], body: bytes, code: str,
+                   business_type: str) -> dict[str, Any]:
+    """The counter's REST decode: signed like the gateway's calls, its nonce recorded the gateway's one way, then 1162's answer."""
+    from yibao.credential.transactions import decoded_answer
+    from yibao.gateway import auth
+    from yibao.gateway.service import record_nonce
+
+    with db.unit_of_work() as session:
+        caller = auth.authenticate(clients, headers, body, {}, settings.signature_window_s)
+        if not record_nonce(session, caller.access_key, caller.nonce):
+            raise AuthError("nonce was already used: replayed request")
+        token, person = credential.decode(session, settings, code, caller.fixmedins_code, business_type)
+        return decoded_answer(session, token, person)
+
+
 def mask(certno: str) -> str:
     return certno[:4] + "*" * (len(certno) - 8) + certno[-4:] if len(certno) > 8 else certno
 
 
-def profile(session: Session, user_psn_no: str) -> dict[str, Any]:
+def _family(session: Session, user_psn_no: str) -> list[dict[str, Any]]:
+    return [{"id": b.id, "psn_no": p.psn_no, "name": p.psn_name, "relation": b.relation, "relation_name": RELATIONS.get(b.relation, ""),
+             "status": b.status} for b, p in credential.family_members(session, user_psn_no)]
+
+
+def _profile(session: Session, user_psn_no: str) -> dict[str, Any]:
     me = session.get(Person, user_psn_no)
     assert me is not None
-    family = [{"id": b.id, "psn_no": p.psn_no, "name": p.psn_name, "relation": b.relation, "relation_name": RELATIONS.get(b.relation, ""),
-               "status": b.status} for b, p in credential.family_members(session, user_psn_no)]
+    family = _family(session, user_psn_no)
     requests = [{"id": b.id, "holder_name": p.psn_name, "relation": b.relation}
                 for b, p in session.execute(select(FamilyBinding, Person).join(Person, Person.psn_no == FamilyBinding.holder_psn_no)
                                             .where(FamilyBinding.member_psn_no == user_psn_no, FamilyBinding.status == "pending")).tuples()]
@@ -36,7 +70,7 @@ def profile(session: Session, user_psn_no: str) -> dict[str, Any]:
             "family": family, "requests": requests}
 
 
-def person_card(session: Session, psn_no: str) -> dict[str, Any]:
+def _person_card(session: Session, psn_no: str) -> dict[str, Any]:
     person = session.get(Person, psn_no)
     assert person is not None
     account = session.get(Account, psn_no)
@@ -51,22 +85,24 @@ def person_card(session: Session, psn_no: str) -> dict[str, Any]:
     }
 
 
-def contributions(session: Session, psn_no: str) -> list[dict[str, Any]]:
+def _contributions(session: Session, psn_no: str) -> list[dict[str, Any]]:
     rows = session.scalars(select(Contribution).where(Contribution.psn_no == psn_no).order_by(Contribution.cntr_ym.desc())).all()
     return [{"period": r.cntr_ym, "insutype": r.insutype, "base": yuan(r.cntr_base_fen), "employer": yuan(r.emp_pay_fen),
              "personal": yuan(r.psn_pay_fen), "to_account": yuan(r.acct_cred_fen), "paid_on": clock.fmt_date(r.paid_on)} for r in rows]
 
 
-def settlements(session: Session, psn_no: str, limit: int = 100) -> list[dict[str, Any]]:
-    rows = session.execute(select(Settlement, Institution.fixmedins_name).join(Institution, Institution.fixmedins_code == Settlement.fixmedins_code)
+def _settlements(session: Session, psn_no: str, limit: int = 100) -> list[dict[str, Any]]:
+    rows = session.execute(select(Settlement, Institution.fixmedins_name)
+                           .join(Institution, Institution.fixmedins_code == Settlement.fixmedins_code)
                            .where(Settlement.psn_no == psn_no).order_by(Settlement.setl_time.desc()).limit(limit)).tuples()
-    return [{"setl_id": s.setl_id, "mdtrt_id": s.mdtrt_id, "time": clock.fmt_datetime(s.setl_time), "institution": name, "med_type": s.med_type,
-             "kind": s.kind, "total": yuan(s.medfee_sumamt), "funds": yuan(s.fund_pay_sumamt), "account": yuan(s.acct_pay + s.acct_mulaid_pay),
-             "cash": yuan(s.psn_cash_pay), "reversal": s.refd_setl_flag == "1", "reversed": bool(s.revs_setl_id) and s.refd_setl_flag == "0"}
+    return [{"setl_id": s.setl_id, "mdtrt_id": s.mdtrt_id, "time": clock.fmt_datetime(s.setl_time), "institution": name,
+             "med_type": s.med_type, "kind": s.kind, "total": yuan(s.medfee_sumamt), "funds": yuan(s.fund_pay_sumamt),
+             "account": yuan(s.acct_pay + s.acct_mulaid_pay), "cash": yuan(s.psn_cash_pay), "reversal": s.refd_setl_flag == "1",
+             "reversed": bool(s.revs_setl_id) and s.refd_setl_flag == "0"}
             for s, name in rows]
 
 
-def account_movements(session: Session, psn_no: str, limit: int = 100) -> dict[str, Any]:
+def _account_movements(session: Session, psn_no: str, limit: int = 100) -> dict[str, Any]:
     account = session.get(Account, psn_no)
     if account is None:
         return {"balance": None, "movements": []}
@@ -79,11 +115,269 @@ def account_movements(session: Session, psn_no: str, limit: int = 100) -> dict[s
               "for_family": patient != psn_no, "institution": code} for a, t, patient, code in payments]
     moves += [{"time": f"{c.paid_on} 00:00:00", "amount": yuan(c.acct_cred_fen), "what": f"{c.cntr_ym} 划入", "for_family": False,
                "institution": ""} for c in credits]
-    moves.sort(key=lambda m: m["time"], reverse=True)
+    moves.sort(key=lambda m: str(m["time"]), reverse=True)
     return {"balance": yuan(account.balance_fen), "opening": yuan(account.opening_fen), "movements": moves[:limit]}
 
 
-def devices(session: Session, psn_no: str) -> list[dict[str, Any]]:
+def _devices(session: Session, psn_no: str) -> list[dict[str, Any]]:
     return [{"device_id": d.device_id, "label": d.label, "channel": d.chnl_id, "status": d.status,
              "registered_at": clock.fmt_datetime(d.registered_at)}
             for d in session.scalars(select(Device).where(Device.psn_no == psn_no).order_by(Device.registered_at))]
+
+
+# -- one request's work, in the transactions it needs ----------------------------------------------
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request, as the view read it: the bearer token ("" when none) and the peer address (for the trail)."""
+
+    token: str
+    ip: str
+
+
+def _signed_in(db: Database, token: str, work: Callable[[Session, UserSession], T], *, write: bool = False) -> T:
+    with db.unit_of_work(write=write) as session:
+        return work(session, credential.session_person(session, token))
+
+
+def _why(error: YibaoError) -> str:
+    reason = getattr(error, "reason", type(error).__name__)
+    cause = getattr(error, "cause", "")
+    return f"{reason}: {cause}" if cause else reason
+
+
+def _refused(db: Database, kind: str, subject: str, ip: str, error: YibaoError) -> None:
+    audit.record_apart(db, kind, subject=subject, outcome="refused", reason=_why(error), ip=ip)
+
+
+_ABOUT_THE_PERSON = ("person.signin", "person.activation")
+
+
+def _attempt(db: Database, kind: str, subject: str, ip: str, work: Callable[[Session], T]) -> T:
+    """`work` in one write transaction. A refusal is audited in a transaction of its own; a wrong password is also
+    counted in its own (the attempt's transaction rolls back), and the refusal says what the count now is."""
+    try:
+        with db.unit_of_work() as session:
+            return work(session)
+    except credential.WrongPassword as wrong:
+        with db.unit_of_work() as session:
+            refusal = credential.count_wrong_password(session, wrong.psn_no)
+            # signing in or activating, the ID number and name matched: the person is the subject, not the number typed
+            audit.record(session, kind, actor=wrong.psn_no, subject=wrong.psn_no if kind in _ABOUT_THE_PERSON else subject,
+                         outcome="refused", reason=_why(refusal), ip=ip)
+        raise refusal from None
+    except YibaoError as error:
+        _refused(db, kind, subject, ip, error)
+        raise
+
+
+def _face_check(db: Database, settings: Settings, kind: str, subject: str, ip: str, certno: str, name: str, face: str,
+                liveness: float) -> credential.FacePass:
+    """The real-person check, outside any transaction (a provider may take seconds; SQLite has one writer)."""
+    try:
+        with db.unit_of_work(write=False) as session:
+            checker = realperson.provider(session, settings)
+        return credential.real_person(checker, certno, name, face, liveness)
+    except YibaoError as error:
+        if isinstance(error, (realperson.Unavailable, realperson.NotConfigured)):
+            log.warning("real-person check unavailable", cause=error.cause)
+        _refused(db, kind, subject, ip, error)
+        raise
+
+
+def count_attempt(db: Database, settings: Settings, action: str, limits: list[tuple[str, str, int]]) -> int | None:
+    """Count one attempt in each (kind, key, limit) bucket, committed whatever follows; the seconds to wait if over."""
+    with db.unit_of_work() as session:
+        return credential.rate_limit(session, settings, action, limits)
+
+
+def count_bind_attempt(db: Database, settings: Settings, caller: Caller) -> int | None:
+    """As `count_attempt`, for binding: the account is the signed-in person, so strangers cannot use up its budget."""
+    with db.unit_of_work() as session:
+        user = credential.session_person(session, caller.token)
+        return credential.rate_limit(session, settings, "bind", [("acct", user.psn_no, settings.rate_bind_account),
+                                                                 ("ip", caller.ip, settings.rate_bind_ip)])
+
+
+def channels(db: Database) -> list[dict[str, str]]:
+    with db.unit_of_work(write=False) as session:
+        return [{"chnl_id": c.chnl_id, "chnl_name": c.chnl_name, "kind": c.kind}
+                for c in session.scalars(select(Channel).where(Channel.active).order_by(Channel.chnl_id))]
+
+
+def activate(db: Database, settings: Settings, caller: Caller, *, chnl_id: str, psn_cert_type: str, certno: str, name: str,
+             password: str, face: str, liveness: float, device_label: str, timestamp: str, signature: str, body: bytes) -> dict[str, Any]:
+    """A new phone. ``timestamp``, ``signature`` and ``body``: a third-party channel's signature over the request."""
+    kind, subject = "person.activation", mask(certno.strip().upper())
+    try:
+        with db.unit_of_work(write=False) as session:
+            chnl = credential.channel(session, chnl_id)
+            if chnl.kind != "platform_web":
+                # third-party channels (apps, WeChat, Alipay, banks) sign with their own key; the platform's web app needs none
+                credential.verify_channel_signature(session, chnl_id, timestamp, signature, body)
+        if psn_cert_type not in ("", "01"):
+            raise InputError("网上激活仅支持居民身份证（01）", field="psn_cert_type")
+        # before the face is taken: a password that cannot be right (or set) wastes no face check
+        credential.check_password_rules(password)
+    except YibaoError as error:
+        _refused(db, kind, subject, caller.ip, error)
+        raise
+    face_pass = _face_check(db, settings, kind, subject, caller.ip, certno, name, face, liveness)
+
+    def go(session: Session) -> dict[str, Any]:
+        done = credential.activate(session, settings, chnl_id=chnl_id, psn_cert_type=psn_cert_type, certno=certno, name=name,
+                                   face_pass=face_pass, password=password, device_label=device_label)
+        psn_no = done.credential.psn_no
+        audit.record(session, kind, actor=psn_no, subject=psn_no, reason=f"channel {chnl_id}, device {done.device.device_id}", ip=caller.ip)
+        return {"token": done.token, "device_id": done.device.device_id, "psn_no": psn_no, "ec_index_no": done.credential.ec_index_no}
+
+    return _attempt(db, kind, subject, caller.ip, go)
+
+
+def sign_in(db: Database, settings: Settings, caller: Caller, *, certno: str, name: str, password: str, device_id: str) -> dict[str, Any]:
+    def go(session: Session) -> dict[str, Any]:
+        person, token = credential.sign_in(session, settings, certno=certno, name=name, password=password, device_id=device_id)
+        audit.record(session, "person.signin", actor=person.psn_no, subject=person.psn_no, reason=f"device {device_id}", ip=caller.ip)
+        return {"token": token, "psn_no": person.psn_no, "name": person.psn_name}
+
+    return _attempt(db, "person.signin", mask(certno.strip().upper()), caller.ip, go)
+
+
+def sign_out(db: Database, token: str) -> None:
+    _signed_in(db, token, lambda session, user: session.delete(user), write=True)
+
+
+def reset_password(db: Database, settings: Settings, caller: Caller, *, certno: str, name: str, face: str, liveness: float,
+                   password: str) -> None:
+    kind, subject = "person.password_reset", mask(certno.strip().upper())
+    try:
+        credential.check_password_rules(password)
+    except YibaoError as error:
+        _refused(db, kind, subject, caller.ip, error)
+        raise
+    face_pass = _face_check(db, settings, kind, subject, caller.ip, certno, name, face, liveness)
+
+    def go(session: Session) -> None:
+        person = credential.reset_password(session, settings, certno=certno, name=name, face_pass=face_pass, password=password)
+        audit.record(session, kind, actor=person.psn_no, subject=person.psn_no, reason="sessions ended, devices revoked", ip=caller.ip)
+
+    _attempt(db, kind, subject, caller.ip, go)
+
+
+def profile(db: Database, token: str) -> dict[str, Any]:
+    return _signed_in(db, token, lambda session, user: _profile(session, user.psn_no))
+
+
+def family(db: Database, token: str) -> list[dict[str, Any]]:
+    return _signed_in(db, token, lambda session, user: _family(session, user.psn_no))
+
+
+def _about(db: Database, token: str, psn_no: str, read: Callable[[Session, str], T]) -> T:
+    """``read`` about ``psn_no``: the signed-in person or a family member bound to them."""
+    def go(session: Session, user: UserSession) -> T:
+        credential.require_access(session, user.psn_no, psn_no)
+        return read(session, psn_no)
+
+    return _signed_in(db, token, go)
+
+
+def person_card(db: Database, token: str, psn_no: str) -> dict[str, Any]:
+    return _about(db, token, psn_no, _person_card)
+
+
+def account(db: Database, token: str, psn_no: str) -> dict[str, Any]:
+    return _about(db, token, psn_no, _account_movements)
+
+
+def contributions(db: Database, token: str, psn_no: str) -> list[dict[str, Any]]:
+    return _about(db, token, psn_no, _contributions)
+
+
+def settlements(db: Database, token: str, psn_no: str) -> list[dict[str, Any]]:
+    return _about(db, token, psn_no, _settlements)
+
+
+def issue_code(db: Database, settings: Settings, token: str, psn_no: str) -> credential.Code:
+    return _signed_in(db, token, lambda session, user: credential.issue_code(session, settings, user, psn_no))
+
+
+def bind(db: Database, caller: Caller, *, certno: str, name: str, relation: str) -> dict[str, Any]:
+    def go(session: Session) -> dict[str, Any]:
+        user = credential.session_person(session, caller.token)
+        holder = session.get(Person, user.psn_no)
+        assert holder is not None
+        binding = credential.bind(session, holder, certno=certno, name=name, relation=relation)
+        audit.record(session, "family.bind", actor=user.psn_no, subject=binding.member_psn_no,
+                     reason=f"binding {binding.id} {binding.status}", ip=caller.ip)
+        return {"id": binding.id, "status": binding.status, "member_psn_no": binding.member_psn_no}
+
+    return _attempt(db, "family.bind", mask(certno.strip().upper()), caller.ip, go)
+
+
+def approve(db: Database, settings: Settings, caller: Caller, binding_id: int, password: str) -> dict[str, Any]:
+    def go(session: Session) -> dict[str, Any]:
+        user = credential.session_person(session, caller.token)
+        binding = credential.approve(session, settings, user.psn_no, binding_id, password)
+        audit.record(session, "family.approve", actor=user.psn_no, subject=binding.holder_psn_no, reason=f"binding {binding.id}",
+                     ip=caller.ip)
+        return {"id": binding.id, "status": binding.status}
+
+    return _attempt(db, "family.approve", f"binding {binding_id}", caller.ip, go)
+
+
+def unbind(db: Database, caller: Caller, binding_id: int) -> None:
+    def go(session: Session) -> None:
+        user = credential.session_person(session, caller.token)
+        binding = credential.unbind(session, user.psn_no, binding_id)
+        other = binding.member_psn_no if user.psn_no == binding.holder_psn_no else binding.holder_psn_no
+        audit.record(session, "family.unbind", actor=user.psn_no, subject=other, reason=f"binding {binding.id}", ip=caller.ip)
+
+    _attempt(db, "family.unbind", f"binding {binding_id}", caller.ip, go)
+
+
+def devices(db: Database, token: str) -> list[dict[str, Any]]:
+    return _signed_in(db, token, lambda session, user: _devices(session, user.psn_no))
+
+
+def revoke_device(db: Database, token: str, device_id: str) -> None:
+    _signed_in(db, token, lambda session, user: credential.revoke_device(session, user.psn_no, device_id), write=True)
+
+
+def visits(db: Database, token: str) -> list[dict[str, Any]]:
+    """Live visit tokens (codes scanned at a counter) of the signed-in person and their active family."""
+    def go(session: Session, user: UserSession) -> list[dict[str, Any]]:
+        people = [user.psn_no] + [p.psn_no for b, p in credential.family_members(session, user.psn_no) if b.status == "active"]
+        return [{"ec_token": t.ec_token, "psn_no": t.psn_no, "fixmedins_code": t.fixmedins_code, "business_type": t.business_type,
+                 "expires_at": t.expires_at.isoformat(sep=" "), "pay_authorized": t.pay_authorized_at is not None}
+                for t in credential.live_tokens(session, people)]
+
+    return _signed_in(db, token, go)
+
+
+def authorize_payment(db: Database, settings: Settings, caller: Caller, *, ec_token: str, password: str, face: str,
+                      liveness: float) -> dict[str, Any]:
+    """Paying a visit from the personal account, confirmed by the password or by a face check of the signed-in person."""
+    kind = "person.pay_authorize"
+    face_pass = None
+    if face:
+        with db.unit_of_work(write=False) as session:
+            user = credential.session_person(session, caller.token)
+            credential.payable_visit(session, user, ec_token)
+            holder = session.get(Person, user.psn_no)
+            assert holder is not None
+            psn_no, certno, name = user.psn_no, holder.certno, holder.psn_name
+        face_pass = _face_check(db, settings, kind, psn_no, caller.ip, certno, name, face, liveness)
+
+    def go(session: Session) -> dict[str, Any]:
+        user = credential.session_person(session, caller.token)
+        token = credential.authorize_payment(session, settings, user, ec_token=ec_token, password=password, face_pass=face_pass)
+        audit.record(session, kind, actor=user.psn_no, subject=token.psn_no, reason="face" if face_pass else "password", ip=caller.ip)
+        return {"ec_token": token.ec_token, "pay_authorized": True}
+
+    return _attempt(db, kind, ec_token[:64], caller.ip, go)
+
+
+def demo_faces_available(db: Database, settings: Settings) -> bool:
+    # the database decides, not the environment: a production database has no demo faces whatever is set
+    with db.unit_of_work(write=False) as session:
+        return realperson.demo_faces_available(session, settings)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, DateTime, Index, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import BigInteger, Date, DateTime, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yibao.store.db import Base
+from yibao.store.types import ExactNumeric
 
 NATIONAL = "000000"
 
@@ -63,7 +64,7 @@ class CatalogItem(Base):
     # chrgitm_lv: 01 甲, 02 乙, 03 丙
     chrgitm_lv: Mapped[str] = mapped_column(String(2))
     # 乙类 first self-pay share, e.g. 0.1000
-    selfpay_prop: Mapped[object] = mapped_column(Numeric(5, 4), default=0)
+    selfpay_prop: Mapped[object] = mapped_column(ExactNumeric(5, 4), default=0)
     # price cap per unit, fen; None: no cap
     pric_uplmt_fen: Mapped[int | None] = mapped_column(BigInteger)
     lmt_gend: Mapped[str | None] = mapped_column(String(1))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, text
+from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yibao.store.db import Base
+from yibao.store.types import ExactNumeric
 
 
 class Visit(Base):
@@ -103,8 +104,8 @@ class FeeLine(Base):
     list_type: Mapped[str] = mapped_column(String(3), default="")
     rxno: Mapped[str] = mapped_column(String(30), default="")
     fee_ocur_time: Mapped[datetime] = mapped_column(DateTime)
-    cnt: Mapped[object] = mapped_column(Numeric(16, 4))
-    pric: Mapped[object] = mapped_column(Numeric(16, 6))
+    cnt: Mapped[object] = mapped_column(ExactNumeric(16, 4))
+    pric: Mapped[object] = mapped_column(ExactNumeric(16, 6))
     det_item_fee_sumamt_fen: Mapped[int] = mapped_column(BigInteger)
     bilg_dept_codg: Mapped[str] = mapped_column(String(30), default="")
     bilg_dept_name: Mapped[str] = mapped_column(String(100), default="")
@@ -112,7 +113,7 @@ class FeeLine(Base):
     bilg_dr_name: Mapped[str] = mapped_column(String(50), default="")
     chrgitm_lv: Mapped[str] = mapped_column(String(3))
     med_chrgitm_type: Mapped[str] = mapped_column(String(6))
-    selfpay_prop: Mapped[object] = mapped_column(Numeric(5, 4))
+    selfpay_prop: Mapped[object] = mapped_column(ExactNumeric(5, 4))
     pric_uplmt_fen: Mapped[int | None] = mapped_column(BigInteger)
     fulamt_ownpay_fen: Mapped[int] = mapped_column(BigInteger)
     overlmt_fen: Mapped[int] = mapped_column(BigInteger)
@@ -129,7 +130,7 @@ class FeeLine(Base):
     init_feedetl_sn: Mapped[str] = mapped_column(String(30), default="")
     sin_dos_dscr: Mapped[str] = mapped_column(String(200), default="")
     used_frqu_dscr: Mapped[str] = mapped_column(String(200), default="")
-    prd_days: Mapped[object] = mapped_column(Numeric(6, 2), default=0)
+    prd_days: Mapped[object] = mapped_column(ExactNumeric(6, 2), default=0)
     medc_way_dscr: Mapped[str] = mapped_column(String(200), default="")
     acord_dept_codg: Mapped[str] = mapped_column(String(30), default="")
     acord_dept_name: Mapped[str] = mapped_column(String(100), default="")
@@ -187,7 +188,7 @@ class Settlement(Base):
     inscp_scp_amt: Mapped[int] = mapped_column(BigInteger)
     act_pay_dedc: Mapped[int] = mapped_column(BigInteger)
     hifp_pay: Mapped[int] = mapped_column(BigInteger)
-    pool_prop_selfpay: Mapped[object] = mapped_column(Numeric(5, 4))
+    pool_prop_selfpay: Mapped[object] = mapped_column(ExactNumeric(5, 4))
     cvlserv_pay: Mapped[int] = mapped_column(BigInteger)
     hifes_pay: Mapped[int] = mapped_column(BigInteger, default=0)
     hifmi_pay: Mapped[int] = mapped_column(BigInteger)

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs, runs every test on SQLite, then again on a
-# throwaway PostgreSQL cluster, and stops the cluster. Extra arguments go to pytest.
+# The whole gate: installs what it needs, runs the static checks (scripts/lint.sh), then every test on SQLite, then
+# again on a throwaway PostgreSQL cluster, and stops the cluster. Extra arguments go to pytest.
+#
+# Tests run in a random order (pytest-randomly) and on every core (pytest-xdist), so a test that leans on another's
+# leftovers or on running alone fails here. The seed is printed: YIBAO_TEST_SEED=<seed> make test repeats the order;
+# YIBAO_TEST_WORKERS=0 runs in one process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
@@ -8,9 +12,17 @@ bash scripts/browser.sh
 source scripts/pg.sh
 trap pg_stop EXIT
 
+echo "== lint"
+bash scripts/lint.sh
+
+seed=${YIBAO_TEST_SEED:-$((RANDOM * 32768 + RANDOM))}
+workers=${YIBAO_TEST_WORKERS:-auto}
+echo "== test order seed $seed (YIBAO_TEST_SEED=$seed make test repeats it), workers: $workers"
+pytest=(.venv/bin/python -m pytest -q -p randomly "--randomly-seed=$seed" -n "$workers")
+
 echo "== tests on SQLite"
-.venv/bin/python -m pytest -q "$@"
+"${pytest[@]}" "$@"
 
 echo "== tests on PostgreSQL"
 pg_start
-.venv/bin/python -m pytest -q "$@"
+"${pytest[@]}" "$@"

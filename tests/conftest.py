@@ -115,16 +115,48 @@ def counter(http: TestClient) -> CounterClient:
     return client
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports for the servers tests start. Not bind(0): that takes a port from the kernel's ephemeral range, which every
+# outgoing connection (httpx, PostgreSQL) of every test process also draws from, so the port could be taken between
+# this check and the server's own bind, or a stale server of another run could be the one answering. Below that
+# range, each pytest-xdist worker has a band of its own (two workers never pick the same port), chosen at random
+# within it (other test runs on the machine) with the secrets module (pytest-randomly reseeds `random` per test).
+_BAND = 2000
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) + 1 if worker[2:].isdigit() else 0
+    low = 10000
+    bands = (_ephemeral_low() - low) // _BAND
+    if bands < 1:  # an unusual ephemeral range that starts low: let the kernel choose
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    start = low + (index % bands) * _BAND
+    for _ in range(200):
+        port = start + secrets.randbelow(_BAND)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in {start}..{start + _BAND - 1}")
 
 
 def wait_for_server(url: str, proc: subprocess.Popen, log_path: Path, timeout_s: float = 120) -> None:  # type: ignore[type-arg]
     """Until ``url``/health answers; a server that does not come up is killed and its log is the failure."""
     deadline = time.time() + timeout_s
     while time.time() < deadline:
+        if proc.poll() is not None:  # it exited (a port taken after all): whatever answers on the port is not it
+            raise AssertionError(log_path.read_text())
         try:
             if httpx.get(url + "/health", timeout=1).status_code == 200:
                 return
@@ -144,16 +176,7 @@ def live_server(settings, db, tmp_path_factory, request) -> Iterator[str]:  # ty
     proc = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--port", str(port), "--workers", "2"], env=env,
                             stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        raise AssertionError(log_path.read_text())
+    wait_for_server(url, proc, log_path)
     yield url
     proc.terminate()
     proc.wait(timeout=20)

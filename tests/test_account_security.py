@@ -15,10 +15,10 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from flows import ok
 from litestar.testing import TestClient
 from sqlalchemy import delete, func, select, text, update
 
+from flows import ok
 from yibao.app import create_app
 from yibao.audit.models import AuditEvent
 from yibao.client import CounterClient

@@ -15,8 +15,8 @@ from flows import catalogue_codes, ok, person_with, register, settle_input, uplo
 from yibao.chronic.models import ChronicRegistration
 from yibao.client import CounterClient
 from yibao.core import clock
-from yibao.ledger.check import check
 from yibao.ledger.models import ChronicYearTotal, YearTotal
+from yibao.reconciliation.books import check
 
 USED: set[str] = set()
 
@@ -42,7 +42,8 @@ def someone(db, insutype: str = "310", region: str = "370100"):  # type: ignore[
 def filing(person, code: str, *, insutype: str = "310", begndate: str = "", enddate: str = "", region: str = "370100") -> dict:  # type: ignore[no-untyped-def]
     today = clock.today()
     return {"data": {"psn_no": person.psn_no, "insutype": insutype, "opsp_dise_code": code, "opsp_dise_name": "", "tel": "13800000000",
-                     "addr": "济南市历下区", "insu_optins": region, "ide_fixmedins_no": "H37010000001", "ide_fixmedins_name": "济南市第1人民医院",
+                     "addr": "济南市历下区", "insu_optins": region, "ide_fixmedins_no": "H37010000001",
+                     "ide_fixmedins_name": "济南市第1人民医院",
                      "hosp_ide_date": (today - timedelta(days=30)).isoformat(), "diag_dr_codg": "D37010000001", "diag_dr_name": "医生",
                      "begndate": begndate or (today - timedelta(days=10)).isoformat(), "enddate": enddate}}
 
@@ -82,7 +83,8 @@ def test_a_registration_is_filed_listed_and_cancelled(counter: CounterClient, db
     sn = ok(counter.call("2503", filing(person, "M01600")))["result"]["trt_dcla_detl_sn"]
     assert len(sn) == 30
     listed = ok(counter.call("5301", {"data": {"psn_no": person.psn_no}}))["feedetail"]
-    assert [(x["opsp_dise_code"], x["opsp_dise_name"], x["enddate"], x["trt_dcla_detl_sn"]) for x in listed] == [("M01600", "糖尿病", None, sn)]
+    assert [(x["opsp_dise_code"], x["opsp_dise_name"], x["enddate"], x["trt_dcla_detl_sn"]) for x in listed] == [("M01600", "糖尿病", None,
+                                                                                                                  sn)]
     assert listed[0]["begndate"] == (clock.today() - timedelta(days=10)).isoformat()
     again = counter.call("2503", filing(person, "M01600"))
     assert again["infcode"] == -1 and again["err_msg"].startswith("input.data.opsp_dise_code:") and sn in again["err_msg"]

@@ -133,12 +133,15 @@ def test_import_reports_every_bad_row(tmp_path: Path, db) -> None:  # type: igno
 def test_versions_close_old_rows_and_incremental_download_sees_only_changes(tmp_path: Path, db, counter: CounterClient) -> None:  # type: ignore[no-untyped-def]
     code = "XJ01CAA998A001010100001"
     with db.unit_of_work() as session:
-        first = importer.import_catalog(session, write_csv(tmp_path / "v1.csv", [f"{code},版本胶囊,101,09,02,0.1,10.00,,,,,1,,,,,2025-01-01,,"]))
+        first = importer.import_catalog(session,
+                                        write_csv(tmp_path / "v1.csv", [f"{code},版本胶囊,101,09,02,0.1,10.00,,,,,1,,,,,2025-01-01,,"]))
     with db.unit_of_work() as session:
-        same = importer.import_catalog(session, write_csv(tmp_path / "v1b.csv", [f"{code},版本胶囊,101,09,02,0.1,10.00,,,,,1,,,,,2025-01-01,,"]))
+        same = importer.import_catalog(session,
+                                       write_csv(tmp_path / "v1b.csv", [f"{code},版本胶囊,101,09,02,0.1,10.00,,,,,1,,,,,2025-01-01,,"]))
     assert (first.added, same.added, same.changed, same.unchanged) == (1, 0, 0, 1)
     with db.unit_of_work() as session:
-        second = importer.import_catalog(session, write_csv(tmp_path / "v2.csv", [f"{code},版本胶囊,101,09,01,0,12.00,,,,,1,,,,,2026-03-01,,"]))
+        second = importer.import_catalog(session,
+                                         write_csv(tmp_path / "v2.csv", [f"{code},版本胶囊,101,09,01,0,12.00,,,,,1,,,,,2026-03-01,,"]))
     assert second.changed == 1 and second.ver > first.ver
     with db.unit_of_work(write=False) as session:
         versions = session.scalars(select(CatalogItem).where(CatalogItem.med_list_codg == code).order_by(CatalogItem.begndate)).all()
@@ -156,8 +159,10 @@ def test_excel_import(tmp_path: Path, db) -> None:  # type: ignore[no-untyped-de
     book = Workbook()
     sheet = book.active
     sheet.append(HEADER.split(","))
-    sheet.append(["C0201999000000000001", "测试注射器", "301", "08", "01", 0, 0.8, None, None, None, None, "0", "", "", "个", "", date(2026, 1, 1), None, ""])
-    sheet.append(["C0201999000000000002", "坏类别", "301", "99", "01", 0, 0.8, None, None, None, None, "0", "", "", "个", "", date(2026, 1, 1), None, ""])
+    sheet.append(["C0201999000000000001", "测试注射器", "301", "08", "01", 0, 0.8, None, None, None, None, "0", "", "", "个", "",
+                  date(2026, 1, 1), None, ""])
+    sheet.append(["C0201999000000000002", "坏类别", "301", "99", "01", 0, 0.8, None, None, None, None, "0", "", "", "个", "",
+                  date(2026, 1, 1), None, ""])
     path = tmp_path / "items.xlsx"
     book.save(path)
     with db.unit_of_work() as session:

@@ -12,11 +12,11 @@ from decimal import Decimal
 from sqlalchemy import select, update
 
 from conftest import HOSPITAL, secret_of
-from flows import catalogue_codes, cert, fee, ok, person_with, serial
+from flows import catalogue_codes, cert, fee, fresh_person, ok, person_with, serial
 from yibao.client import CounterClient
 from yibao.core import clock
-from yibao.ledger.check import check
 from yibao.ledger.models import MutualAidGrant, YearTotal
+from yibao.reconciliation.books import check
 from yibao.registry.models import Account, Person
 
 LEVEL_1 = "H37010000005"
@@ -56,10 +56,10 @@ def settle_all_at_once(visits: list[tuple[CounterClient, dict]]) -> list[dict]:
 
 def test_one_account_is_never_overdrawn(live_server: str, db) -> None:  # type: ignore[no-untyped-def]
     codes = catalogue_codes(db)
-    person = person_with(db, "310", retired=False, skip=set())
+    person = fresh_person(db, "310", retired=False)
     with db.unit_of_work() as session:
-        session.execute(update(Account).where(Account.psn_no == person.psn_no).values(opening_fen=Account.opening_fen - Account.balance_fen + 10_000,
-                                                                                   balance_fen=10_000))
+        session.execute(update(Account).where(Account.psn_no == person.psn_no)
+                        .values(opening_fen=Account.opening_fen - Account.balance_fen + 10_000, balance_fen=10_000))
         session.execute(update(MutualAidGrant).where(MutualAidGrant.beneficiary_psn_no == person.psn_no).values(active=0))
     answers = settle_all_at_once(prepared_visits(live_server, HOSPITAL, person, "310", ["30.00"] * 8, codes["bing"]))
     assert all(a["infcode"] == 0 for a in answers), [a["err_msg"] for a in answers]
@@ -73,7 +73,7 @@ def test_one_account_is_never_overdrawn(live_server: str, db) -> None:  # type: 
 
 def test_the_outpatient_cap_is_never_exceeded(live_server: str, db) -> None:  # type: ignore[no-untyped-def]
     codes = catalogue_codes(db)
-    person = person_with(db, "390")
+    person = fresh_person(db, "390")
     # level-1 clinic, residents: no deductible, 50%, 500.00 outpatient cap a year: eight visits of 400.00 would ask 1,600.00
     answers = settle_all_at_once(prepared_visits(live_server, LEVEL_1, person, "390", ["400.00"] * 8, codes["jia"]))
     assert all(a["infcode"] == 0 for a in answers), [a["err_msg"] for a in answers]
@@ -96,7 +96,8 @@ def test_a_family_sharing_one_account(live_server: str, db) -> None:  # type: ig
         people = [session.get(Person, p) for p in members]
         from yibao.registry.models import Enrolment
 
-        types = {p.psn_no: session.scalar(select(Enrolment.insutype).where(Enrolment.psn_no == p.psn_no, Enrolment.insutype.in_(("310", "390"))))
+        types = {p.psn_no: session.scalar(select(Enrolment.insutype).where(Enrolment.psn_no == p.psn_no,
+                                                                           Enrolment.insutype.in_(("310", "390"))))
                  for p in people}
         own = {p.psn_no: session.get(Account, p.psn_no) for p in people}
         for p in people:
@@ -121,7 +122,7 @@ def test_concurrent_retries_of_one_settlement_settle_once(live_server: str, db) 
     from yibao.encounter.models import Settlement
 
     codes = catalogue_codes(db)
-    person = person_with(db, "390")
+    person = fresh_person(db, "390")
     [(client, body)] = prepared_visits(live_server, HOSPITAL, person, "390", ["25.00"], codes["jia"])
     msgid = client.new_msgid()
     envelope = client.envelope("2207", body, msgid=msgid)

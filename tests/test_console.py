@@ -156,7 +156,7 @@ TABLE_TYPES: dict[str, type] = {}
 
 
 def findings(document: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    from yibao.gateway.table import build_table
+    from yibao.app import transaction_table as build_table
 
     if not TABLE_TYPES:
         TABLE_TYPES.update({infno: tx.input_type for infno, tx in build_table().items()})
@@ -219,7 +219,7 @@ def test_every_wanted_field_is_a_field_of_its_transaction() -> None:
     """The wanted list is data: a typo there would warn about a field no input has."""
     from msgspec import inspect as mi
 
-    from yibao.gateway.table import build_table
+    from yibao.app import transaction_table as build_table
 
     table = build_table()
     for infno, wanted in checks.bundled().wanted.items():
@@ -228,7 +228,10 @@ def test_every_wanted_field_is_a_field_of_its_transaction() -> None:
             info = mi.type_info(table[infno].input_type)
             for part in path.split("."):
                 while isinstance(info, (mi.ListType, mi.UnionType)):
-                    info = info.item_type if isinstance(info, mi.ListType) else next(t for t in info.types if not isinstance(t, mi.NoneType))
+                    if isinstance(info, mi.ListType):
+                        info = info.item_type
+                    else:
+                        info = next(t for t in info.types if not isinstance(t, mi.NoneType))
                 assert isinstance(info, mi.StructType), (infno, path)
                 field = {f.encode_name: f for f in info.fields}.get(part.removesuffix("[]"))
                 assert field is not None, (infno, path)
@@ -289,7 +292,8 @@ def test_filters_by_infno_msgid_and_outcome(http, counter: CounterClient, certno
 
 # -- who sees what -----------------------------------------------------------------------------------------
 
-def test_an_institution_never_sees_another_institutions_messages(http, counter: CounterClient, other: CounterClient, certno: str, db) -> None:  # type: ignore[no-untyped-def]
+def test_an_institution_never_sees_another_institutions_messages(http, counter: CounterClient, other: CounterClient, certno: str,
+                                                                 db) -> None:  # type: ignore[no-untyped-def]
     send(http, other, "1101", lookup(certno))
     send(http, counter, "1101", lookup(certno))
     theirs = rows(db, OTHER)[-1].id
@@ -390,7 +394,7 @@ def parse_curl(command: str) -> tuple[str, dict[str, str], bytes]:
     words = shlex.split(command.replace("\\\n", " "))
     assert words[:3] == ["curl", "-sS", "-X"] and words[3] == "POST"
     url, headers, body = words[4], {}, b""
-    for flag, value in zip(words[5::2], words[6::2]):
+    for flag, value in zip(words[5::2], words[6::2], strict=True):
         if flag == "-H":
             name, _, text = value.partition(": ")
             headers[name] = text
@@ -482,8 +486,8 @@ def test_retention_keeps_the_last_n_per_institution_and_d_days(http, counter: Co
     from yibao.console.service import Retention
 
     gateway = http.app.state.gateway
-    kept = gateway.console.retention
-    gateway.console.retention = Retention(keep=3, days=7)
+    kept = gateway.call_log.retention
+    gateway.call_log.retention = Retention(keep=3, days=7)
     try:
         for _ in range(4):
             send(http, counter, "1101", lookup(certno))
@@ -497,7 +501,7 @@ def test_retention_keeps_the_last_n_per_institution_and_d_days(http, counter: Co
         gateway._calls = 4999  # the next call is the one that runs the gateway's housekeeping
         send(http, counter, "1101", lookup(certno))
     finally:
-        gateway.console.retention = kept
+        gateway.call_log.retention = kept
     assert len(rows(db, HOSPITAL)) == 3
     assert all(r.at > clock.now() - timedelta(days=7) for r in rows(db, OTHER))
     assert len(rows(db, OTHER)) == min(3, others_before - 1)
@@ -516,7 +520,8 @@ def test_the_page_is_served_under_the_content_security_policy(http) -> None:  # 
 
 
 def test_the_console_api_never_fails_on_generated_input(settings, db, http) -> None:  # type: ignore[no-untyped-def]
-    """Schemathesis over the console's operations (last in the module: its sign-in attempts count against the rate limit)."""
+    """Schemathesis over the console's operations, signed in with a session of its own: its DELETE signs that one out,
+    not the session the module's other tests share (they run before or after it, in any order)."""
     import schemathesis
     from hypothesis import HealthCheck, given
     from hypothesis import settings as hypothesis_settings
@@ -528,7 +533,7 @@ def test_the_console_api_never_fails_on_generated_input(settings, db, http) -> N
     operations = [op for op in operations if op.path.startswith("/console/api")]
     assert len(operations) >= 8
     operations.sort(key=lambda op: op.method.upper() == "DELETE")  # signing out last, so the others run signed in
-    auth = console_login(http, HOSPITAL)
+    auth = console_login(http, HOSPITAL, fresh=True)
     for operation in operations:
         @given(case=operation.as_strategy())
         @hypothesis_settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))

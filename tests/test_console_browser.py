@@ -34,11 +34,13 @@ def traffic(live_server: str, db) -> dict[str, str]:  # type: ignore[no-untyped-
 
     with db.unit_of_work(write=False) as session:
         certno = session.scalar(select(Person.certno).join(Enrolment, Enrolment.psn_no == Person.psn_no)
-                                .where(Enrolment.psn_insu_stas == "1", Enrolment.insuplc_admdvs == "370100").order_by(Person.psn_no).limit(1))
+                                .where(Enrolment.psn_insu_stas == "1",
+                                       Enrolment.insuplc_admdvs == "370100").order_by(Person.psn_no).limit(1))
     counter = CounterClient(live_server, HOSPITAL, secret_of(HOSPITAL))
     assert counter.sign_in()["infcode"] == 0
     # served, with an unknown field (a misspelling) and a date where the spec has a datetime
-    lookup = counter.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "begntime": "2026-11-01", "psn_nmae": "张三"}})
+    lookup = counter.call("1101",
+                          {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "begntime": "2026-11-01", "psn_nmae": "张三"}})
     assert lookup["infcode"] == 0, lookup
     refused = counter.call("2201", {"data": {"insutype": "310", "mdtrt_cert_type": "02"}})
     assert refused["infcode"] == -1

@@ -57,8 +57,10 @@ def registration(psn_no: str, certno: str, number: str, med_type: str = "11") ->
                      "dept_name": "内科", "caty": "A03", "med_type": med_type}}
 
 
-def settlement(psn_no: str, certno: str, mdtrt_id: str, total: str, batch: str, med_type: str = "11", dise_codg: str = "") -> dict[str, Any]:
-    return {"data": {"psn_no": psn_no, "mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "med_type": med_type, "medfee_sumamt": Decimal(total),
+def settlement(psn_no: str, certno: str, mdtrt_id: str, total: str, batch: str, med_type: str = "11",
+               dise_codg: str = "") -> dict[str, Any]:
+    return {"data": {"psn_no": psn_no, "mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "med_type": med_type,
+                     "medfee_sumamt": Decimal(total),
                      "psn_setlway": "01", "mdtrt_id": mdtrt_id, "chrg_bchno": batch, "acct_used_flag": "0", "insutype": "310",
                      "dise_codg": dise_codg}}
 
@@ -143,6 +145,7 @@ def test_a_county_hospital_day(http, db, settings) -> None:  # type: ignore[no-u
     assert still["setlinfo"]["setl_id"] == gd_first["setl_id"]
 
     # -- the day closes with the ledger check, as an operator runs it
-    result = subprocess.run([sys.executable, "-m", "yibao", "ledger", "check"], env={**os.environ, "YIBAO_DATABASE_URL": settings.database_url},
+    result = subprocess.run([sys.executable, "-m", "yibao", "ledger", "check"],
+                            env={**os.environ, "YIBAO_DATABASE_URL": settings.database_url},
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "ledger check passed" in result.stdout, result.stdout + result.stderr

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from conftest import free_port, secret_of
+from conftest import free_port, secret_of, wait_for_server
 from flows import catalogue_codes, fee
 from helpers import encode
 from yibao.client import GATEWAY_PATH, CounterClient
@@ -29,7 +29,7 @@ from yibao.core import clock
 from yibao.encounter.models import Settlement
 from yibao.gateway.auth import sign_headers
 from yibao.gateway.envelope import DECODER
-from yibao.ledger.check import check
+from yibao.reconciliation.books import check
 from yibao.registry.models import Enrolment, Person
 
 COUNTERS = ("H37010000001", "H37010000002", "H37010000003", "H37010000005")
@@ -39,15 +39,12 @@ def start(url_env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     handle = log.open("a")
     proc = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--port", str(port), "--workers", "2"], env=url_env, stdout=handle,
                             stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise AssertionError(log.read_text()[-3000:])
+    try:
+        wait_for_server(f"http://127.0.0.1:{port}", proc, log, timeout_s=60)
+    except AssertionError:
+        os.killpg(proc.pid, signal.SIGKILL)  # its workers too
+        raise
+    return proc
 
 
 class Worker(threading.Thread):
@@ -65,7 +62,8 @@ class Worker(threading.Thread):
         body = encode(envelope)
         try:
             reply = self.client.http.post(GATEWAY_PATH, content=body, headers={"content-type": "application/json",
-                                                                              **sign_headers(self.client.fixmedins_code, self.client.secret, body)})
+                                                                              **sign_headers(self.client.fixmedins_code, self.client.secret,
+                                                                                             body)})
             return DECODER.decode(reply.content)
         except httpx.HTTPError:
             self.unanswered.append(body)
@@ -85,10 +83,12 @@ class Worker(threading.Thread):
             if not reg or reg["infcode"] != 0:
                 continue
             mdtrt_id = reg["output"]["data"]["mdtrt_id"]
-            if not (up := self.send(self.client.envelope("2204", {"feedetail": [fee(mdtrt_id, psn_no, self.item, "12.00")]}))) or up["infcode"]:
+            if not (up := self.send(self.client.envelope("2204",
+                                                         {"feedetail": [fee(mdtrt_id, psn_no, self.item, "12.00")]}))) or up["infcode"]:
                 continue
             done = self.send(self.client.envelope("2207", {"data": {"psn_no": psn_no, "mdtrt_cert_type": "02", "mdtrt_cert_no": certno,
-                                                                    "med_type": "11", "medfee_sumamt": Decimal("12.00"), "psn_setlway": "01",
+                                                                    "med_type": "11", "medfee_sumamt": Decimal("12.00"),
+                                                                    "psn_setlway": "01",
                                                                     "mdtrt_id": mdtrt_id, "chrg_bchno": "B1", "acct_used_flag": "1",
                                                                     "insutype": insutype}}))
             if done and done["infcode"] == 0:

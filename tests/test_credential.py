@@ -7,11 +7,11 @@ import time
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
+
 from conftest import HOSPITAL, channel_secret_of, secret_of
 from flows import catalogue_codes, fee, ok, serial
 from helpers import encode, now_ms
-from sqlalchemy import select
-
 from yibao.client import CounterClient
 from yibao.core import clock
 from yibao.credential import codec
@@ -40,6 +40,7 @@ def activate(http, person: Person, password: str = "135790", **extra):  # type: 
     return http.post("/api/v1/activations", json=body)
 
 
+# people a test of the module has activated or reserved (the `people` fixture's)
 ACTIVATED: set[str] = set()
 
 
@@ -66,9 +67,14 @@ class App:
         return reply.json()["code"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def people(db):  # type: ignore[no-untyped-def]
-    return adults(db, 12, employee=True)
+    """Twelve employed adults for the tests that name them (people[0] ...): set up before any test of the module and
+    kept out of the people other tests pick (not in ACTIVATED), so no two tests activate one person with two passwords,
+    whatever the order."""
+    found = adults(db, 12, employee=True)
+    ACTIVATED.update(p.psn_no for p in found)
+    return found
 
 
 def decode(counter: CounterClient, code: str) -> dict:
@@ -202,9 +208,11 @@ def test_family_accounts(http, db, counter: CounterClient) -> None:  # type: ign
         # a household with at least two adults
         from sqlalchemy import func
 
-        hshld = session.scalar(select(Person.hshld_id).where(Person.brdy < clock.today().replace(year=clock.today().year - 20))
+        hshld = session.scalar(select(Person.hshld_id).where(Person.brdy < clock.today().replace(year=clock.today().year - 20),
+                                                             Person.psn_no.not_in(ACTIVATED))
                                .group_by(Person.hshld_id).having(func.count() >= 2).order_by(Person.hshld_id).limit(1))
-        head, relative = session.scalars(select(Person).where(Person.hshld_id == hshld).order_by(Person.psn_no).limit(2)).all()
+        head, relative = session.scalars(select(Person).where(Person.hshld_id == hshld, Person.psn_no.not_in(ACTIVATED))
+                                         .order_by(Person.psn_no).limit(2)).all()
         stranger = session.scalars(select(Person).where(Person.hshld_id != hshld, Person.brdy < clock.today().replace(year=1990),
                                                         Person.psn_no.not_in(ACTIVATED))
                                    .order_by(Person.psn_no.desc()).limit(1)).one()
@@ -288,5 +296,6 @@ def test_minor_credentials_are_held_by_guardians(http, db) -> None:  # type: ign
     assert refused.status_code == 403
     if guardian is not None:
         parent = App(http, guardian, "591357")
-        assert parent.post("/api/v1/me/family", {"certno": child.certno, "name": child.psn_name, "relation": "03"}).json()["status"] == "active"
+        assert parent.post("/api/v1/me/family",
+                           {"certno": child.certno, "name": child.psn_name, "relation": "03"}).json()["status"] == "active"
         assert parent.code(child.psn_no).startswith("YB1")

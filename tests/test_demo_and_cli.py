@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from conftest import fresh_database_url, free_port, secret_of, wait_for_server
+from conftest import free_port, fresh_database_url, secret_of, wait_for_server
 from yibao.client import CounterClient
 from yibao.demo.generator import generate
 from yibao.registry.models import Account, Enrolment, Person

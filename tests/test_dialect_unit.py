@@ -77,7 +77,8 @@ def test_the_keys_binding_wins_over_the_path_and_national_is_no_translation() ->
     ({"name": "other"}, "gd.yaml: name: 'other' must be the file's name (gd.yaml)"),
     ({"name": "gd", "transactions": {"22O1": {}}}, "gd.yaml: transactions.22O1: '22O1' is not a transaction number"),
     ({"name": "gd", "transactions": {"2201": {"nodes": {"mdtrtinfo": "data"}, "flatten": "x"}}}, "transactions.2201.flatten: unknown key"),
-    ({"name": "gd", "transactions": {"2201": {"nodes": {"mdtrt info": "data"}}}}, "transactions.2201.nodes.mdtrt info: 'mdtrt info' is not a node"),
+    ({"name": "gd", "transactions": {"2201": {"nodes": {"mdtrt info": "data"}}}},
+     "transactions.2201.nodes.mdtrt info: 'mdtrt info' is not a node"),
     ({"name": "gd", "transactions": {"1101": {"answer": {"shape": {"output": "table"}}}}}, "'table' is not one of list, object"),
     ({"name": "gd", "transactions": {"1101": {"answer": {"shape": {"data": "list"}}}}}, "an answer path starts at output"),
     ({"name": "gd", "paths": ["ebus/{infno}"]}, "paths[0]: 'ebus/{infno}' is not a path"),
@@ -159,7 +160,8 @@ def test_the_national_node_wins_when_both_are_sent() -> None:
 
 def test_flat_input_is_wrapped_and_the_9001_data_node_is_signin() -> None:
     gd = shipped("guangdong")
-    assert Translation(gd).inbound(envelope("2404", {"mdtrt_id": "1", "psn_no": "P"}))["input"] == {"data": {"mdtrt_id": "1", "psn_no": "P"}}
+    assert Translation(gd).inbound(envelope("2404", {"mdtrt_id": "1", "psn_no": "P"}))["input"] == {"data": {"mdtrt_id": "1",
+                                                                                                             "psn_no": "P"}}
     assert Translation(gd).inbound(envelope("2404", {"data": {"mdtrt_id": "1"}}))["input"] == {"data": {"mdtrt_id": "1"}}
     signed = Translation(gd).inbound(envelope("9001", {"data": {"opter_no": "01", "mac": "11-11", "userid": "u", "password": "ab",
                                                                  "currenttime": "20261123100000"}}))

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from conftest import ON, SEED, free_port
 from litestar.testing import TestClient
 from sqlalchemy import select
-from standins.face_provider import FaceProvider
 
+from conftest import ON, SEED, free_port
+from standins.face_provider import FaceProvider
 from yibao.app import create_app
 from yibao.core import clock
 from yibao.credential.realperson import FaceResult, HttpProvider, Unavailable, demo_face

@@ -15,10 +15,11 @@ from flows import ok
 from yibao.app import create_app
 from yibao.client import CounterClient
 from yibao.config import Settings
-from yibao.ledger.check import check
+from yibao.reconciliation.books import check
 from yibao.store.db import Database
 
-pytestmark = pytest.mark.skipif(bool(PG_URL), reason="SQLite's own lock and size limit; PostgreSQL's are the server's (covered by its own tests)")
+pytestmark = pytest.mark.skipif(bool(PG_URL),
+                                reason="SQLite's own lock and size limit; PostgreSQL's are the server's (covered by its own tests)")
 
 
 def test_a_locked_database_is_refused_clearly_and_the_retry_succeeds(settings: Settings, db: Database) -> None:

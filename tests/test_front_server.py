@@ -196,6 +196,7 @@ def test_the_trust_is_withdrawn_with_none(front_secret: str, db, settings) -> No
     assert withdrawn.returncode == 0 and "front server none" in withdrawn.stdout
     with db.unit_of_work(write=False) as session:
         assert keys.view(session, code).front_server is None
-        kinds = [e.reason for e in session.scalars(select(AuditEvent).where(AuditEvent.kind == "key.trust_front", AuditEvent.subject == code)
+        kinds = [e.reason for e in session.scalars(select(AuditEvent).where(AuditEvent.kind == "key.trust_front",
+                                                                            AuditEvent.subject == code)
                                                    .order_by(AuditEvent.id))]
     assert kinds == ["trusts front server qzj-1", "trusts no front server"]

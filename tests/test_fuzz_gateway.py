@@ -18,7 +18,8 @@ KEYS = ["infno", "msgid", "mdtrtarea_admvs", "insuplc_admdvs", "opter_type", "op
 
 leaf = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.decimals(allow_nan=False, allow_infinity=False, places=3),
                  st.text(max_size=40), st.sampled_from(["02", "03", "01", "11010519491231002X", "0", "2026-13-40", "1", "insutype"]))
-json_values = st.recursive(leaf, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS), inner, max_size=5)),
+json_values = st.recursive(leaf,
+                           lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS), inner, max_size=5)),
                            max_leaves=12)
 
 

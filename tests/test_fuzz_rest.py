@@ -28,7 +28,8 @@ def bearer(http, db) -> str:  # type: ignore[no-untyped-def]
     from yibao.registry.models import Person
 
     with db.unit_of_work(write=False) as session:
-        person = session.scalars(select(Person).where(Person.brdy < clock.today().replace(year=1980)).order_by(Person.psn_no.desc())).first()
+        born_before_1980 = select(Person).where(Person.brdy < clock.today().replace(year=1980))
+        person = session.scalars(born_before_1980.order_by(Person.psn_no.desc())).first()
     reply = http.post("/api/v1/activations", json={"chnl_id": "NHSA_WEB", "certno": person.certno, "name": person.psn_name,
                                                    "password": "731902", "face": demo_face(person.certno), "liveness": 0.99})
     assert reply.status_code == 201, reply.text
@@ -75,7 +76,8 @@ DEEP = b"[" * 100_000 + b"]" * 100_000
 
 
 @pytest.mark.parametrize(("method", "path", "body", "field"), [
-    ("POST", "/api/v1/activations", b'{"chnl_id":"NHSA_WEB","certno":"1","name":"a","password":"1","face":"f","liveness":1e400}', "liveness"),
+    ("POST", "/api/v1/activations", b'{"chnl_id":"NHSA_WEB","certno":"1","name":"a","password":"1","face":"f","liveness":1e400}',
+     "liveness"),
     ("POST", "/api/v1/password/reset", b'{"certno":"1","name":"a","password":"1","face":"f","liveness":-1e400}', "liveness"),
     ("POST", "/api/v1/me/visits/x/authorize-payment", b'{"password":"","liveness":1e400}', "liveness"),
     ("POST", "/api/v1/activations", b'{"chnl_id":"NHSA_WEB","certno":"1","name":"a","password":"1","face":"f","liveness":7}', "liveness"),

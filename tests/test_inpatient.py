@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from flows import catalogue_codes, cert, fee, ok, person_with, serial
+from flows import catalogue_codes, cert, fee, fresh_person, ok, person_with, serial
 from yibao.client import CounterClient
 from yibao.core import clock
 from yibao.encounter.models import Visit
@@ -23,7 +23,8 @@ def admit(counter: CounterClient, person, insutype: str = "310") -> str:  # type
                                                  "ipt_no": serial("ZY"), "begntime": clock.fmt_datetime(clock.now()),
                                                  "adm_dept_codg": "A04", "adm_dept_name": "外科", "adm_bed": "12",
                                                  "dise_codg": "K35.900", "dise_name": "急性阑尾炎", "atddr_no": "D37010000002"},
-                                   "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "K35.900", "diag_name": "急性阑尾炎"}]}))
+                                   "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "K35.900",
+                                                 "diag_name": "急性阑尾炎"}]}))
     return out["result"]["mdtrt_id"]
 
 
@@ -33,7 +34,7 @@ def settle_data(person, mdtrt_id: str, total: str, *, mid: str = "0") -> dict:  
 
 
 def test_inpatient_stay_with_mid_stay_settlement(counter: CounterClient, db, codes) -> None:  # type: ignore[no-untyped-def]
-    person = person_with(db, "310", retired=False, skip=set())
+    person = fresh_person(db, "310", retired=False)
     mdtrt_id = admit(counter, person)
     twice = counter.call("2401", {"mdtrtinfo": {"psn_no": person.psn_no, "insutype": "310", **cert(person), "med_type": "21",
                                                 "ipt_no": serial("ZY"), "begntime": clock.fmt_datetime(clock.now())}})
@@ -72,7 +73,7 @@ def test_inpatient_stay_with_mid_stay_settlement(counter: CounterClient, db, cod
 
 
 def test_cancel_admission_and_discharge(counter: CounterClient, db, codes) -> None:  # type: ignore[no-untyped-def]
-    person = person_with(db, "390")
+    person = fresh_person(db, "390")
     mdtrt_id = admit(counter, person, "390")
     ok(counter.call("2402", {"dscginfo": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "endtime": clock.fmt_datetime(clock.now())}}))
     ok(counter.call("2405", {"data": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no}}))
@@ -88,7 +89,7 @@ def test_cancel_admission_and_discharge(counter: CounterClient, db, codes) -> No
 def test_an_inpatient_fee_line_lies_within_the_admission(counter: CounterClient, db, codes) -> None:  # type: ignore[no-untyped-def]
     from datetime import timedelta
 
-    person = person_with(db, "310", retired=True)
+    person = fresh_person(db, "310", retired=True)
     mdtrt_id = admit(counter, person)
     line = fee(mdtrt_id, person.psn_no, codes["jia"], "100.00")
     line["fee_ocur_time"] = clock.fmt_datetime(clock.now() - timedelta(days=2))
@@ -104,13 +105,6 @@ def test_an_inpatient_fee_line_lies_within_the_admission(counter: CounterClient,
 
 # -- 2403 住院信息变更: an open stay's details change; every client's inpatient walk completes ------------------------
 
-def not_in_hospital(db, insutype: str, **kwargs):  # type: ignore[no-untyped-def]
-    """A person with no open stay (other tests of the module leave some admitted)."""
-    with db.unit_of_work(write=False) as session:
-        staying = set(session.scalars(select(Visit.psn_no).where(Visit.kind == "inpatient", Visit.status.in_(("admitted", "discharged")))))
-    return person_with(db, insutype, skip=staying, **kwargs)
-
-
 def change(mdtrt_id: str, person, **details):  # type: ignore[no-untyped-def]
     return {"adminfo": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "insutype": "310", "med_type": "21", **details},
             "diseinfo": [{"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "diag_type": "1", "maindiag_flag": "1", "diag_srt_no": "1",
@@ -122,7 +116,7 @@ def test_2403_changes_an_open_stay(http, counter: CounterClient, db, codes) -> N
     from conftest import HOSPITAL, secret_of
     from helpers import encode, post_signed
 
-    person = not_in_hospital(db, "310", retired=True)
+    person = fresh_person(db, "310", retired=True)
     mdtrt_id = admit(counter, person)
     ok(counter.call("2301", {"feedetail": [fee(mdtrt_id, person.psn_no, codes["jia"], "100.00")]}))
     # the ward and the diagnosis are corrected during the stay, through the per-transaction path clients use
@@ -133,7 +127,8 @@ def test_2403_changes_an_open_stay(http, counter: CounterClient, db, codes) -> N
     assert answer["infcode"] == 0, answer["err_msg"]
     visit = ok(counter.call("5201", {"data": {"psn_no": person.psn_no, "mdtrt_id": mdtrt_id}}))["mdtrtinfo"][0]
     assert (visit["adm_dept_codg"], visit["adm_dept_name"], visit["adm_bed"]) == ("A05", "普外科", "21")
-    assert (visit["dise_codg"], visit["dscg_maindiag_code"], visit["coner_name"], visit["tel"]) == ("K80.200", "K80.200", "家属", "13800000000")
+    assert (visit["dise_codg"], visit["dscg_maindiag_code"], visit["coner_name"], visit["tel"]) == ("K80.200", "K80.200", "家属",
+                                                                                                    "13800000000")
     # what a change may not do: end an open stay (2402 does), turn it into outpatient care, or touch another person's stay
     still_open = counter.call("2403", change(mdtrt_id, person, endtime=clock.fmt_datetime(clock.now())))
     assert still_open["infcode"] == -1 and still_open["err_msg"].startswith("input.adminfo.endtime:")
@@ -151,7 +146,7 @@ def test_2403_changes_an_open_stay(http, counter: CounterClient, db, codes) -> N
 
 
 def test_a_cancelled_inpatient_line_can_be_uploaded_again(counter: CounterClient, db, codes) -> None:  # type: ignore[no-untyped-def]
-    person = not_in_hospital(db, "390")
+    person = fresh_person(db, "390")
     mdtrt_id = admit(counter, person, "390")
     line = fee(mdtrt_id, person.psn_no, codes["jia"], "80.00")
     ok(counter.call("2301", {"feedetail": [line]}))
@@ -161,17 +156,19 @@ def test_a_cancelled_inpatient_line_can_be_uploaded_again(counter: CounterClient
 
 
 def test_5201_answers_what_the_stay_was_admitted_and_discharged_with(counter: CounterClient, db) -> None:  # type: ignore[no-untyped-def]
-    person = not_in_hospital(db, "310", retired=False)
+    person = fresh_person(db, "310", retired=False)
     out = ok(counter.call("2401", {"mdtrtinfo": {"psn_no": person.psn_no, "insutype": "310", **cert(person), "med_type": "21",
                                                  "ipt_no": serial("ZY"), "begntime": clock.fmt_datetime(clock.now()), "coner_name": "配偶",
                                                  "tel": "13900000000", "medrcdno": "BA0001", "adm_diag_dscr": "腹痛", "geso_val": "0",
                                                  "fetts": 2, "oprn_oprt_code": "47.0100", "oprn_oprt_name": "腹腔镜下阑尾切除术"}}))
     mdtrt_id = out["result"]["mdtrt_id"]
     ok(counter.call("2402", {"dscginfo": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "endtime": clock.fmt_datetime(clock.now()),
-                                          "dscg_way": "1", "dscg_dept_codg": "A04", "dscg_dept_name": "外科", "dscg_bed": "12", "cop_flag": "0"}}))
+                                          "dscg_way": "1", "dscg_dept_codg": "A04", "dscg_dept_name": "外科", "dscg_bed": "12",
+                                          "cop_flag": "0"}}))
     visit = ok(counter.call("5201", {"data": {"psn_no": person.psn_no, "mdtrt_id": mdtrt_id}}))["mdtrtinfo"][0]
     assert (visit["coner_name"], visit["tel"], visit["medrcdno"], visit["fetts"]) == ("配偶", "13900000000", "BA0001", 2)
-    assert (visit["oprn_oprt_code"], visit["dscg_dept_codg"], visit["dscg_dept_name"], visit["dscg_bed"]) == ("47.0100", "A04", "外科", "12")
+    assert (visit["oprn_oprt_code"], visit["dscg_dept_codg"], visit["dscg_dept_name"], visit["dscg_bed"]) == ("47.0100", "A04", "外科",
+                                                                                                              "12")
     assert visit["ipt_days"] == 0 and visit["inhosp_stas"] == "0" and visit["opter_id"] == counter.opter
     bad = counter.call("2401", {"mdtrtinfo": {"psn_no": person.psn_no, "insutype": "310", **cert(person), "med_type": "21",
                                               "ipt_no": serial("ZY"), "begntime": clock.fmt_datetime(clock.now()), "fetts": "two"}})

@@ -16,7 +16,7 @@ from yibao.client import CounterClient
 from yibao.core import clock
 from yibao.demo import traffic
 from yibao.encounter.models import Settlement
-from yibao.ledger.check import check
+from yibao.reconciliation.books import check
 from yibao.registry.models import Account
 
 
@@ -70,7 +70,9 @@ def test_ledger_check_finds_tampering(traffic_report, db) -> None:  # type: igno
 def test_reconciliation_totals_and_details(counter: CounterClient, db) -> None:  # type: ignore[no-untyped-def]
     codes = catalogue_codes(db)
     person = person_with(db, "390")
+    # two settlements of its own, whatever else the module has settled: one the detail file leaves out, one it states wrongly
     out = outpatient(counter, person, "390", [(codes["jia"], "120.00")], acct="0")
+    misstated = outpatient(counter, person, "390", [(codes["jia"], "30.00")], acct="0")["setlinfo"]["setl_id"]
     today = clock.today().isoformat()
     with db.unit_of_work(write=False) as session:
         rows = session.scalars(select(Settlement).where(Settlement.fixmedins_code == counter.fixmedins_code)).all()
@@ -87,18 +89,19 @@ def test_reconciliation_totals_and_details(counter: CounterClient, db) -> None: 
     # detail file: every row but one, and one amount wrong
     keep = [r for r in rows if r.setl_id != out["setlinfo"]["setl_id"]]
     lines = ["setl_id\tmdtrt_id\tpsn_no\tmedfee_sumamt\tfund_pay_sumamt\tacct_pay\trefd_setl_flag"]
-    for i, r in enumerate(keep):
-        medfee = r.medfee_sumamt + (1 if i == 0 else 0)
+    for r in keep:
+        medfee = r.medfee_sumamt + (1 if r.setl_id == misstated else 0)
         lines.append(f"{r.setl_id}\t{r.mdtrt_id}\t{r.psn_no}\t{Decimal(medfee) / 100}\t{Decimal(r.fund_pay_sumamt) / 100}\t"
                      f"{Decimal(r.acct_pay + r.acct_mulaid_pay) / 100}\t{r.refd_setl_flag}")
-    uploaded = ok(counter.call("9101", {"fsUploadIn": {"filename": "detail.txt", "in": base64.b64encode("\n".join(lines).encode()).decode()}}))
+    uploaded = ok(counter.call("9101",
+                               {"fsUploadIn": {"filename": "detail.txt", "in": base64.b64encode("\n".join(lines).encode()).decode()}}))
     result = ok(counter.call("3202", {"data": {"file_qury_no": uploaded["file_qury_no"], "stmt_begndate": today, "stmt_enddate": today,
                                                "medfee_sumamt": 0, "fund_pay_sumamt": 0, "cash_payamt": 0, "fixmedins_setl_cnt": 0,
                                                "setl_optins": "370100"}}))
     assert result["stmt_rslt"] == "1" and result["data_cnt"] == 2
     fetched = counter.call("9102", {"fsDownloadIn": {"file_qury_no": result["file_qury_no"], "filename": result["filename"]}})
     text = zipfile.ZipFile(io.BytesIO(fetched["file"])).read("stmt_detail_result.txt").decode()
-    assert out["setlinfo"]["setl_id"] in text and "平台有、机构无" in text and "金额或退费标志不一致" in text
+    assert out["setlinfo"]["setl_id"] in text and "平台有、机构无" in text and misstated in text and "金额或退费标志不一致" in text
 
 
 def test_queries(counter: CounterClient, db) -> None:  # type: ignore[no-untyped-def]

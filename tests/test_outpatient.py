@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from flows import catalogue_codes, cert, confirmed_cert, fee, ok, outpatient, person_with, serial
+from flows import catalogue_codes, cert, confirmed_cert, fee, fresh_person, ok, outpatient, person_with, serial
 from yibao.client import CounterClient
 from yibao.core import clock
 from yibao.ledger.models import YearTotal
@@ -20,7 +20,8 @@ def d(value) -> Decimal:  # type: ignore[no-untyped-def]
 def check_invariants(info: dict) -> None:
     assert d(info["medfee_sumamt"]) == d(info["fund_pay_sumamt"]) + d(info["psn_part_amt"]) + d(info["hosp_part_amt"])
     assert d(info["psn_part_amt"]) == d(info["acct_pay"]) + d(info["psn_cash_pay"]) + d(info["acct_mulaid_pay"])
-    assert d(info["medfee_sumamt"]) == d(info["fulamt_ownpay_amt"]) + d(info["overlmt_selfpay"]) + d(info["preselfpay_amt"]) + d(info["inscp_scp_amt"])
+    assert d(info["medfee_sumamt"]) == (d(info["fulamt_ownpay_amt"]) + d(info["overlmt_selfpay"]) + d(info["preselfpay_amt"])
+                                        + d(info["inscp_scp_amt"]))
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def codes(db):  # type: ignore[no-untyped-def]
 
 
 def test_outpatient_visit_settles_and_reverses(counter: CounterClient, db, codes) -> None:  # type: ignore[no-untyped-def]
-    person = person_with(db, "310", retired=False, min_balance=100_000)
+    person = fresh_person(db, "310", retired=False, min_balance=100_000)  # its first visit of the year, whatever ran before
     with db.unit_of_work(write=False) as session:
         balance = session.get(Account, person.psn_no).balance_fen
     # 550.00 from the account is above the region's 200.00: the patient confirmed it in the app (the ecToken in card_sn)
@@ -109,7 +110,8 @@ def test_pharmacy_purchase_needs_a_prescription_for_rx_drugs(http, db, codes) ->
     ok(pharmacy.sign_in())
     person = person_with(db, "310", retired=False, min_balance=10_000)
     common = {"psn_no": person.psn_no, "insutype": "310", **cert(person), "acct_used_flag": "1", "psn_setlway": "01"}
-    drug = {"feedetl_sn": "1", "med_list_codg": codes["rx_capped"], "det_item_fee_sumamt": Decimal("20.00"), "cnt": 1, "pric": Decimal("20")}
+    drug = {"feedetl_sn": "1", "med_list_codg": codes["rx_capped"], "det_item_fee_sumamt": Decimal("20.00"), "cnt": 1,
+            "pric": Decimal("20")}
     refused = pharmacy.call("2102", {"data": {**common, "medfee_sumamt": Decimal("20.00")}, "drugdetail": [drug]})
     assert refused["infcode"] == -1 and refused["err_msg"].startswith("input.drugdetail[0].rxno:")
     pre = ok(pharmacy.call("2101", {"data": {**common, "medfee_sumamt": Decimal("20.00")}, "drugdetail": [{**drug, "rxno": "RX001"}]}))
@@ -127,7 +129,8 @@ def test_pharmacy_purchase_needs_a_prescription_for_rx_drugs(http, db, codes) ->
 
 # -- a fee line happens within its visit ----------------------------------------------------------------
 
-@pytest.mark.parametrize(("offset_s", "accepted"), [(-11 * 60, False), (-9 * 60, True), (250, True), (400, False), (-10 * 365 * 86400, False)])
+@pytest.mark.parametrize(("offset_s", "accepted"),
+                         [(-11 * 60, False), (-9 * 60, True), (250, True), (400, False), (-10 * 365 * 86400, False)])
 def test_a_fee_line_lies_within_its_visit(counter: CounterClient, db, codes, offset_s: int, accepted: bool) -> None:  # type: ignore[no-untyped-def]
     from datetime import timedelta
 
@@ -173,7 +176,8 @@ def test_a_pharmacy_drug_line_lies_within_the_purchase(http, db, codes) -> None:
     pharmacy = CounterClient("http://testserver", "P37010000007", secret_of("P37010000007"), http=http)
     ok(pharmacy.sign_in())
     person = person_with(db, "310", retired=False)
-    drug = {"feedetl_sn": "1", "med_list_codg": codes["otc_capped"], "det_item_fee_sumamt": Decimal("10.00"), "cnt": 1, "pric": Decimal("10"),
+    drug = {"feedetl_sn": "1", "med_list_codg": codes["otc_capped"], "det_item_fee_sumamt": Decimal("10.00"), "cnt": 1,
+            "pric": Decimal("10"),
             "fee_ocur_time": "2020-01-01 09:00:00"}
     answer = pharmacy.call("2101", {"data": {"psn_no": person.psn_no, "insutype": "310", **cert(person), "medfee_sumamt": Decimal("10.00")},
                                     "drugdetail": [drug]})
@@ -190,7 +194,8 @@ def test_the_a_variants_are_aliases(http, counter: CounterClient, db, codes) -> 
     mdtrt_id = register(counter, person, "390")
     ok(counter.call("2203A", {"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "med_type": "11",
                                             "begntime": clock.fmt_datetime(clock.now())},
-                              "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "J06.900", "diag_name": "急性上呼吸道感染"}]}))
+                              "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "J06.900",
+                                            "diag_name": "急性上呼吸道感染"}]}))
     upload(counter, mdtrt_id, person, [(codes["jia"], "60.00")])
     pre = ok(counter.call("2206", settle_input(person, mdtrt_id, "390", "60.00")))
     pre_a = post_signed(http, encode(counter.envelope("2206A", settle_input(person, mdtrt_id, "390", "60.00"))), HOSPITAL,
@@ -214,7 +219,8 @@ def test_queries_answer_what_the_his_sent(counter: CounterClient, db, codes) -> 
     ok(counter.call("2204", {"feedetail": [line]}))
     paid = ok(counter.call("2207", settle_input(person, mdtrt_id, "390", "10.00")))["setlinfo"]
     row = ok(counter.call("5204", {"data": {"psn_no": person.psn_no, "mdtrt_id": mdtrt_id}}))["feedetail"][0]
-    assert (row["sin_dos_dscr"], row["used_frqu_dscr"], row["medc_way_dscr"], d(row["prd_days"])) == ("0.5g", "每日三次", "口服", Decimal(7))
+    assert (row["sin_dos_dscr"], row["used_frqu_dscr"], row["medc_way_dscr"], d(row["prd_days"])) == ("0.5g", "每日三次", "口服",
+                                                                                                      Decimal(7))
     assert (row["acord_dept_codg"], row["orders_dr_name"], row["hosp_appr_flag"]) == ("A20", "药师", "1")
     assert row["spec"] and row["dosform_name"] and row["prodname"] and row["opter_id"] == counter.opter and row["opt_time"]
     bad_days = counter.call("2204", {"feedetail": [{**line, "feedetl_sn": serial("F"), "prd_days": "a week"}]})

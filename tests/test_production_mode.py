@@ -38,7 +38,7 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # one per test: the serve test needs it empty, whichever test ran before it
 def production(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """An empty production database, set up by the commands an operator would use."""
     home = tmp_path_factory.mktemp("prod")
@@ -176,9 +176,10 @@ def test_migration_encrypts_secrets_stored_in_the_clear(tmp_path: Path) -> None:
             connection.execute(text("INSERT INTO institution (fixmedins_code, fixmedins_name, fixmedins_type, medins_lv, admdvs, addr, "
                                     "vali_flag) VALUES ('H37010000001', 'h', '1', 3, '370100', '', '1')"))
             connection.execute(text("INSERT INTO gateway_client (access_key, fixmedins_code, secret, active, created_at) "
-                                    "VALUES ('H37010000001', 'H37010000001', 'plain-old-secret', :t, :now)"), {"t": True, "now": clock.now()})
-            connection.execute(text("INSERT INTO ec_channel (chnl_id, chnl_name, kind, secret, active) VALUES ('X', 'x', 'bank', 'chan', :t)"),
-                               {"t": True})
+                                    "VALUES ('H37010000001', 'H37010000001', 'plain-old-secret', :t, :now)"),
+                                    {"t": True, "now": clock.now()})
+            connection.execute(text("INSERT INTO ec_channel (chnl_id, chnl_name, kind, secret, active) "
+                                    "VALUES ('X', 'x', 'bank', 'chan', :t)"), {"t": True})
             connection.execute(text("INSERT INTO ec_qr_key (kid, enc_key, mac_key, created_at) VALUES (1, :e, :m, :now)"),
                                {"e": b"k" * 16, "m": b"m" * 32, "now": clock.now()})
         upgrade(database.engine)

@@ -16,7 +16,8 @@ from yibao.registry.models import Account, Contribution, Enrolment, Identity, Pe
 
 FIELDS_DOC = Path(__file__).resolve().parents[2] / "shared" / "brief" / "interface-fields.md"
 BASEINFO = {"psn_no", "psn_cert_type", "certno", "psn_name", "gend", "naty", "brdy", "age"}
-INSUINFO = {"balc", "insutype", "psn_type", "psn_insu_stas", "psn_insu_date", "paus_insu_date", "cvlserv_flag", "insuplc_admdvs", "emp_name"}
+INSUINFO = {"balc", "insutype", "psn_type", "psn_insu_stas", "psn_insu_date", "paus_insu_date", "cvlserv_flag", "insuplc_admdvs",
+            "emp_name"}
 IDETINFO = {"psn_idet_type", "psn_type_lv", "memo", "begntime", "endtime"}
 
 
@@ -116,7 +117,8 @@ def test_registry_invariants_of_the_demo(db) -> None:  # type: ignore[no-untyped
         for person in people:
             birth, gend = idcard.validate(person.certno)
             assert birth == person.brdy and gend == person.gend
-        credits = dict(session.execute(select(Contribution.psn_no, func.sum(Contribution.acct_cred_fen)).group_by(Contribution.psn_no)).tuples().all())
+        credits = dict(session.execute(select(Contribution.psn_no,
+                                              func.sum(Contribution.acct_cred_fen)).group_by(Contribution.psn_no)).tuples().all())
         for account in session.scalars(select(Account)):
             assert account.balance_fen == account.opening_fen + credits.get(account.psn_no, 0)
         # every person has a basic insurance: employees' 310 or residents' 390

@@ -15,8 +15,8 @@ from flows import catalogue_codes, fee, ok, person_with, register, settle_input,
 from yibao.client import CounterClient
 from yibao.core import clock
 from yibao.encounter.models import Settlement, Visit
-from yibao.ledger.check import check
 from yibao.ledger.models import YearTotal
+from yibao.reconciliation.books import check
 
 USED: set[str] = set()
 

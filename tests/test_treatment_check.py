@@ -58,7 +58,8 @@ def test_insurance_not_held_and_enrolment_paused(counter: CounterClient, db) -> 
     with db.unit_of_work(write=False) as session:
         paused = session.scalars(select(Person).join(Enrolment, Enrolment.psn_no == Person.psn_no)
                                  .where(Enrolment.insutype.in_(("310", "390")), Enrolment.psn_insu_stas == "2")).first()
-        insutype = session.scalar(select(Enrolment.insutype).where(Enrolment.psn_no == paused.psn_no, Enrolment.insutype.in_(("310", "390"))))
+        insutype = session.scalar(select(Enrolment.insutype).where(Enrolment.psn_no == paused.psn_no,
+                                                                   Enrolment.insutype.in_(("310", "390"))))
     found = checks(counter, check_input(paused, insutype))
     assert found["11"]["trt_enjymnt_flag"] == "0" and "暂停" in found["11"]["trt_chk_rslt"]
     # a day before the pause the person was insured: that check passes
@@ -126,7 +127,8 @@ def test_a_stay_still_open_at_another_hospital(http, counter: CounterClient, db)
     elsewhere = CounterClient("http://testserver", "H37010000002", secret_of("H37010000002"), http=http)
     ok(elsewhere.sign_in())
     stay = ok(elsewhere.call("2401", {"mdtrtinfo": {"psn_no": person.psn_no, "insutype": "390", **cert(person), "med_type": "21",
-                                                    "ipt_no": serial("ZY"), "begntime": clock.fmt_datetime(clock.now())}}))["result"]["mdtrt_id"]
+                                                    "ipt_no": serial("ZY"),
+                                                    "begntime": clock.fmt_datetime(clock.now())}}))["result"]["mdtrt_id"]
     found = checks(counter, check_input(person, "390"))
     assert list(found) == ["41"] and found["41"]["trt_enjymnt_flag"] == "0" and stay in found["41"]["trt_chk_rslt"]
     ok(elsewhere.call("2404", {"data": {"mdtrt_id": stay, "psn_no": person.psn_no}}))

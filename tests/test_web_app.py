@@ -115,13 +115,24 @@ def test_sign_in_code_refresh_family_and_large_font(browser, live_server: str, f
     page.close()
 
 
-def test_wrong_password_message_in_the_page(browser, live_server: str, family) -> None:  # type: ignore[no-untyped-def]
-    head, _ = family
+def test_wrong_password_message_in_the_page(browser, live_server: str, family, db) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from yibao.credential.realperson import demo_face
+
+    # someone outside the family, activated here on another phone: the tests run in any order
+    with db.unit_of_work(write=False) as session:
+        person = session.scalars(select(Person).where(Person.brdy < clock.today().replace(year=clock.today().year - 22),
+                                                      Person.hshld_id != family[0].hshld_id).order_by(Person.psn_no).limit(1)).one()
+    activated = httpx.post(f"{live_server}/api/v1/activations", json={
+        "chnl_id": "NHSA_WEB", "certno": person.certno, "name": person.psn_name, "password": "582046", "face": demo_face(person.certno),
+        "liveness": 0.97, "device_label": "her own phone"})
+    assert activated.status_code == 201, activated.text
     page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
     page.goto(f"{live_server}/app/")
     # a fresh browser has no device: activation with the wrong password for an activated credential is refused
-    page.fill("#certno", head.certno)
-    page.fill("#name", head.psn_name)
+    page.fill("#certno", person.certno)
+    page.fill("#name", person.psn_name)
     page.fill("#password", "111333")
     page.click("#face-button")
     # the face is only taken here; the platform checks it when activating

@@ -275,11 +275,13 @@ def test_problem_messages(browser, live_server: str) -> None:  # type: ignore[no
     page.goto(f"{live_server}/app/")
     page.wait_for_selector("#face-button", state="visible")
     cases = [
-        ({"status": 403, "title": "wrong-password", "detail": "password: wrong password; 4 attempts left before the lock", "field": "password"},
+        ({"status": 403, "title": "wrong-password", "detail": "password: wrong password; 4 attempts left before the lock",
+          "field": "password"},
          None, "消费密码错误，还可尝试4次"),
         ({"status": 403, "title": "face", "detail": "face: face check failed: the face does not match", "field": "face"}, None,
          "刷脸未通过：与本人照片不符，请重新刷脸"),
-        ({"status": 403, "title": "liveness", "detail": "face: liveness check failed", "field": "face"}, None, "刷脸未通过：未检测到真人，请重新刷脸"),
+        ({"status": 403, "title": "liveness", "detail": "face: liveness check failed", "field": "face"}, None,
+         "刷脸未通过：未检测到真人，请重新刷脸"),
         ({"status": 403, "title": "locked", "detail": "password: the password is locked until 2026-11-23 13:05:00 after 5 wrong attempts"},
          None, "消费密码错误次数过多，已锁定至13:05，可稍后再试或刷脸重置密码"),
         ({"status": 400, "title": "InputError", "detail": "certno: resident ID number fails the GB 11643 check digit", "field": "certno"},

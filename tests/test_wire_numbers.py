@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from conftest import HOSPITAL, secret_of
-from flows import catalogue_codes, cert, fee, ok, person_with, serial
+from flows import catalogue_codes, cert, fee, person_with, serial
 from yibao.client import CounterClient
 from yibao.core import clock
 
@@ -170,7 +169,8 @@ def day(http, db) -> list[tuple[str, dict[str, Any]]]:  # type: ignore[no-untype
     # inpatient
     stay = call(counter, "2401", {"mdtrtinfo": {"psn_no": person.psn_no, "insutype": "310", **cert(person), "med_type": "21",
                                                 "ipt_no": serial("WZ"), "begntime": clock.fmt_datetime(clock.now())},
-                                  "diseinfo": [{"diag_type": "1", "diag_code": "K35.900", "diag_name": "急性阑尾炎"}]})["result"]["mdtrt_id"]
+                                  "diseinfo": [{"diag_type": "1", "diag_code": "K35.900",
+                                                "diag_name": "急性阑尾炎"}]})["result"]["mdtrt_id"]
     call(counter, "2301", {"feedetail": [fee(stay, person.psn_no, codes["jia"], "600.00"), fee(stay, person.psn_no, codes["yi"], "90.00")]})
     call(counter, "2402", {"dscginfo": {"mdtrt_id": stay, "psn_no": person.psn_no, "endtime": clock.fmt_datetime(clock.now()),
                                         "dscg_way": "1"}})
@@ -277,8 +277,9 @@ def test_every_spec_field_is_present_with_its_spec_type(day) -> None:  # type: i
 if __name__ == "__main__":  # refresh the copy from the brief: python tests/test_wire_numbers.py
     fields = {k: v for k, v in parse_fields(BRIEF.read_text(encoding="utf-8")).items() if k.split("/")[0] in SERVED_SECTIONS}
     DATA.write_text(json.dumps({
-        "source": "interface-fields.md of the project brief: the answer-side blocks of 《医疗保障信息平台 定点医药机构接口规范》 as a public "
-                  "HIS client for a Shenzhen clinic models them (GitHub binzhe12123/Medical, SY.Com.Medical.Model/SYB). Kinds: num (数值型, "
-                  "整型 or a numeric C# type), str (字符型), date (日期型, 日期时间型), list, obj. Regenerate: python tests/test_wire_numbers.py",
+        "source": "interface-fields.md of the project brief: the answer-side blocks of 《医疗保障信息平台 定点医药机构接口规范》 "
+                  "as a public HIS client for a Shenzhen clinic models them (GitHub binzhe12123/Medical, SY.Com.Medical.Model/SYB). "
+                  "Kinds: num (数值型, 整型 or a numeric C# type), str (字符型), date (日期型, 日期时间型), list, obj. "
+                  "Regenerate: python tests/test_wire_numbers.py",
         "blocks": fields,
     }, ensure_ascii=False, indent=1, sort_keys=False) + "\n", encoding="utf-8")

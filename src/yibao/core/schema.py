@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from functools import lru_cache
-from typing import Annotated, Any, TypeVar
+from functools import cache
+from typing import Annotated, Any, TypeVar, cast
 
 import msgspec
 from msgspec import inspect as mi
@@ -50,7 +50,7 @@ def _explain(error: msgspec.ValidationError, prefix: str) -> InputError:
     return InputError(what.replace("`", ""), field=field)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _info(tp: Any) -> mi.Type:
     return mi.type_info(tp)
 
@@ -138,6 +138,6 @@ def check_depth(value: Any, prefix: str = "") -> None:
 def convert(value: Any, tp: type[T], prefix: str = "input") -> T:
     """Validate ``value`` (decoded JSON) as ``tp``; errors name the field under ``prefix``."""
     try:
-        return msgspec.convert(_coerce(value, _info(tp)), tp, strict=False)
+        return msgspec.convert(_coerce(value, _info(cast(Any, tp))), tp, strict=False)
     except msgspec.ValidationError as error:
         raise _explain(error, prefix) from None

@@ -9,6 +9,7 @@ records it, so a screenshot shown again is refused.
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 import struct
 from dataclasses import dataclass
@@ -83,7 +84,7 @@ def open_code(text: str, keys: dict[int, KeyMaterial], now: int) -> Claims:
     raw = text[len(PREFIX):]
     try:
         blob = base64.b32decode(raw + "=" * (-len(raw) % 8))
-    except (ValueError, base64.binascii.Error):
+    except (ValueError, binascii.Error):
         raise CodeError("malformed", "the code is damaged") from None
     body, tag = blob[:-TAG], blob[-TAG:]
     key = keys.get(body[0])

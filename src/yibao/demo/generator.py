@@ -19,17 +19,27 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from yibao import bootstrap
 from yibao.chronic.models import ChronicRegistration
 from yibao.codes import importer
 from yibao.core import clock, crypto, idcard
-from yibao.demo import names
-from yibao.deployment import bootstrap
-from yibao.deployment import service as deployment
 from yibao.credential.models import Channel
+from yibao.demo import names
+from yibao.deployment import service as deployment
 from yibao.gateway.models import GatewayClient
 from yibao.ledger.models import MutualAidGrant
 from yibao.registry.models import (
-    Account, Contribution, Department, Doctor, Employer, Enrolment, Household, Identity, Institution, Operator, Person,
+    Account,
+    Contribution,
+    Department,
+    Doctor,
+    Employer,
+    Enrolment,
+    Household,
+    Identity,
+    Institution,
+    Operator,
+    Person,
 )
 
 
@@ -98,7 +108,8 @@ def seed_reference_data(session: Session, seed: int) -> list[str]:
         raise RuntimeError(f"demo catalogue has bad rows: {rejected[:3]}")
     cat_version = importer.new_version(session, "demo catalogue", "yibao/codes/data/demo_catalog.csv")
     importer.apply(session, good, cat_version)
-    importer.import_diseases(session, importer.rows_from_text(data.joinpath("demo_diseases.csv").read_text(encoding="utf-8")), cat_version.ver)
+    importer.import_diseases(session, importer.rows_from_text(data.joinpath("demo_diseases.csv").read_text(encoding="utf-8")),
+                             cat_version.ver)
     return [cat_version.ver, str(len(good))]
 
 
@@ -118,10 +129,14 @@ def seed_institutions(session: Session, rng: random.Random, seed: int, per_kind:
                              "medins_lv": level, "admdvs": region.admdvs, "addr": f"{region.name}{rng.choice(region.districts)}"})
         for i in range(per_kind):
             n += 1
-            rows.append({"fixmedins_code": f"P{region.admdvs}{n:05d}", "fixmedins_name": f"{rng.choice(names.PHARMACY_BRANDS)}大药房{city}第{i + 1}店",
+            rows.append({"fixmedins_code": f"P{region.admdvs}{n:05d}",
+                         "fixmedins_name": f"{rng.choice(names.PHARMACY_BRANDS)}大药房{city}第{i + 1}店",
                          "fixmedins_type": "2", "medins_lv": None, "admdvs": region.admdvs, "addr": region.name})
         session.execute(insert(Institution), rows)
-        departments, doctors, operators, clients = [], [], [], []
+        departments: list[dict[str, Any]] = []
+        doctors: list[dict[str, Any]] = []
+        operators: list[dict[str, Any]] = []
+        clients: list[dict[str, Any]] = []
         for inst in rows:
             code = inst["fixmedins_code"]
             if inst["fixmedins_type"] == "1":
@@ -132,7 +147,8 @@ def seed_institutions(session: Session, rng: random.Random, seed: int, per_kind:
                         doctors.append({"dr_codg": f"D{code[1:7]}{len(doctors) + 1:05d}", "dr_name": _name(rng, gend),
                                         "fixmedins_code": code, "dept_codg": dept_code, "pro_title": rng.choice(names.TITLES)})
             for k in (1, 2):
-                operators.append({"fixmedins_code": code, "opter_no": f"{k:04d}", "opter_name": _name(rng, rng.choice("12")), "active": True})
+                operators.append({"fixmedins_code": code, "opter_no": f"{k:04d}", "opter_name": _name(rng, rng.choice("12")),
+                                  "active": True})
             # random, never derived from the public seed: `yibao keys show` prints them on request
             clients.append({"access_key": code, "fixmedins_code": code, "secret": crypto.new_secret(), "active": True, "created_at": now,
                             "schemes": "yibao,csb,tif"})
@@ -239,10 +255,11 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
             start = max(start, brdy)
             paused = ANCHOR - timedelta(days=rng.randrange(1, 200)) if status == "2" else None
 
-            def enrol(insutype: str, psn_type: str, emp_no: str | None = None, cvlserv: str = "0") -> None:
-                buffers[Enrolment].append({"psn_no": psn_no, "insutype": insutype, "psn_type": psn_type, "psn_insu_stas": status,
-                                           "psn_insu_date": start, "paus_insu_date": paused, "insuplc_admdvs": region.admdvs,
-                                           "emp_no": emp_no, "cvlserv_flag": cvlserv})
+            person = {"psn_no": psn_no, "psn_insu_stas": status, "psn_insu_date": start, "paus_insu_date": paused,
+                      "insuplc_admdvs": region.admdvs}
+
+            def enrol(insutype: str, psn_type: str, emp_no: str | None = None, cvlserv: str = "0", person: dict[str, Any] = person) -> None:
+                buffers[Enrolment].append({**person, "insutype": insutype, "psn_type": psn_type, "emp_no": emp_no, "cvlserv_flag": cvlserv})
                 report.enrolments += 1
 
             if employee:
@@ -263,7 +280,8 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
                         row = {"cntr_base_fen": wage, "emp_pay_fen": wage * 8 // 100, "psn_pay_fen": wage * 2 // 100,
                                "acct_cred_fen": wage * 2 // 100}
                     credits += row["acct_cred_fen"]
-                    buffers[Contribution].append({"psn_no": psn_no, "insutype": "310", "cntr_ym": f"{month:%Y%m}", "paid_on": month + timedelta(days=14), **row})
+                    buffers[Contribution].append({"psn_no": psn_no, "insutype": "310", "cntr_ym": f"{month:%Y%m}",
+                                                  "paid_on": month + timedelta(days=14), **row})
                     report.contributions += 1
                 buffers[Account].append({"psn_no": psn_no, "insutype": "310", "opening_fen": opening, "opened_on": months[0],
                                          "balance_fen": opening + credits})
@@ -276,7 +294,8 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
                 enrol("392", psn_type)
                 # residents pay once a year; emp_pay holds the government subsidy
                 buffers[Contribution].append({"psn_no": psn_no, "insutype": "390", "cntr_ym": f"{on.year}01", "cntr_base_fen": 0,
-                                              "emp_pay_fen": 67000, "psn_pay_fen": 40000, "acct_cred_fen": 0, "paid_on": date(on.year - 1, 12, 15)})
+                                              "emp_pay_fen": 67000, "psn_pay_fen": 40000, "acct_cred_fen": 0,
+                                              "paid_on": date(on.year - 1, 12, 15)})
                 report.contributions += 1
             if age >= 45 and status == "1":
                 for code, chance in CHRONIC:
@@ -284,7 +303,8 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
                         assessed = ANCHOR - timedelta(days=chronic_rng.randrange(30, 1500))
                         report.chronic_registrations += 1
                         buffers[ChronicRegistration].append({
-                            "trt_dcla_detl_sn": f"{region.admdvs}{assessed:%Y%m%d}000000{report.chronic_registrations:010d}", "psn_no": psn_no,
+                            "trt_dcla_detl_sn": f"{region.admdvs}{assessed:%Y%m%d}000000{report.chronic_registrations:010d}",
+                            "psn_no": psn_no,
                             "insutype": "310" if employee else "390", "opsp_dise_code": code, "opsp_dise_name": CHRONIC_NAMES[code],
                             "tel": "", "addr": "", "insu_optins": region.admdvs, "ide_fixmedins_no": f"H{region.admdvs}00001",
                             "ide_fixmedins_name": f"{region.name.removesuffix('市')}市第1人民医院", "hosp_ide_date": assessed,
@@ -296,6 +316,7 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
                 buffers[MutualAidGrant].append({"grantor_psn_no": head_account, "beneficiary_psn_no": psn_no, "active": 1,
                                                 "granted_at": datetime(ANCHOR.year, 1, 1)})
             roll = rng.random()
+            identity: tuple[str, str | None] | None
             if roll < 0.005:
                 identity = ("2101", None)
             elif roll < 0.035:

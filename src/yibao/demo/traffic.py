@@ -112,7 +112,8 @@ def run(clients: dict[str, CounterClient], people: list[Candidate], items: list[
             drug_lines, total = lines("", person, rng.randint(1, 4), True)
             out = call(client, "2102", {"data": {"psn_no": person.psn_no, "insutype": person.insutype, **cert, "medfee_sumamt": total,
                                                  "acct_used_flag": acct, "ipt_otp_no": f"YD{run_id}{serial}"},
-                                        "drugdetail": [{k: v for k, v in x.items() if k not in ("mdtrt_id", "psn_no")} for x in drug_lines]})
+                                        "drugdetail": [{k: v for k, v in x.items() if k not in ("mdtrt_id", "psn_no")}
+                                                       for x in drug_lines]})
             if out:
                 report.pharmacy += 1
                 report.settled_fen += int(total * 100)
@@ -139,8 +140,9 @@ def run(clients: dict[str, CounterClient], people: list[Candidate], items: list[
         else:
             client = rng.choice(hospitals)
             serial += 1
-            reg = call(client, "2201", {"data": {"psn_no": person.psn_no, "insutype": person.insutype, "begntime": clock.fmt_datetime(clock.now()),
-                                                 **cert, "ipt_otp_no": f"MZ{run_id}{serial}", "med_type": "11"}})
+            reg = call(client, "2201", {"data": {"psn_no": person.psn_no, "insutype": person.insutype,
+                                                 "begntime": clock.fmt_datetime(clock.now()), **cert, "ipt_otp_no": f"MZ{run_id}{serial}",
+                                                 "med_type": "11"}})
             if not reg:
                 continue
             mdtrt_id = reg["data"]["mdtrt_id"]

@@ -66,7 +66,8 @@ def visits(session: Session, fixmedins_code: str, psn_no: str, begin: datetime |
             "age": registry.age_in_years(person.brdy, v.begntime.date()), "coner_name": v.coner_name, "tel": v.tel or person.tel,
             "insutype": v.insutype, "psn_type": e.psn_type if e else "", "maf_psn_flag": "1" if assisted else "0",
             "cvlserv_flag": e.cvlserv_flag if e else "0", **_flags(e.psn_type if e else ""), "insu_optins": v.insuplc_admdvs,
-            "emp_name": (e.emp_name or "") if e else "", "begntime": clock.fmt_datetime(v.begntime), "endtime": clock.fmt_datetime(v.endtime),
+            "emp_name": (e.emp_name or "") if e else "", "begntime": clock.fmt_datetime(v.begntime),
+            "endtime": clock.fmt_datetime(v.endtime),
             "mdtrt_cert_type": v.mdtrt_cert_type, "med_type": v.med_type,
             # a stay that crosses a new year (跨年度住院) is settled against both years' policy in some regions
             "ars_year_ipt_flag": "1" if inpatient and (v.endtime or now).year != v.begntime.year else "0", "pre_pay_flag": "0",
@@ -81,7 +82,8 @@ def visits(session: Session, fixmedins_code: str, psn_no: str, begin: datetime |
             "ipt_days": Decimal(((v.endtime or now) - v.begntime).days) if inpatient else Decimal(0),
             "fpsc_no": v.fpsc_no, "matn_type": v.matn_type, "birctrl_type": v.birctrl_type, "latechb_flag": v.latechb_flag,
             "geso_val": v.geso_val, "fetts": v.fetts, "fetus_cnt": v.fetus_cnt, "pret_flag": v.pret_flag,
-            "birctrl_matn_date": clock.fmt_date(v.birctrl_matn_date), "cop_flag": v.cop_flag, "opter_id": v.opter, "opter_name": v.opter_name,
+            "birctrl_matn_date": clock.fmt_date(v.birctrl_matn_date), "cop_flag": v.cop_flag, "opter_id": v.opter,
+            "opter_name": v.opter_name,
             "opt_time": clock.fmt_datetime(v.opt_time or v.begntime), "memo": "",
             "vali_flag": "0" if v.status == "cancelled" else "1",
         })
@@ -141,9 +143,11 @@ def _line_fields(line: FeeLine, item: CatalogItem | None, med_type: str) -> dict
         # the institution's own name of the item is not sent by 2204: the catalogue's name stands in for it
         "medins_list_name": line.med_list_name, "med_chrgitm_type": line.med_chrgitm_type,
         "prodname": item.med_list_name if item else "", "spec": item.spec if item else "", "dosform_name": item.dosform if item else "",
-        "lmt_used_flag": line.lmt_used_flag, "hosp_prep_flag": "1" if line.list_type == "103" else "0", "hosp_appr_flag": line.hosp_appr_flag,
+        "lmt_used_flag": line.lmt_used_flag, "hosp_prep_flag": "1" if line.list_type == "103" else "0",
+        "hosp_appr_flag": line.hosp_appr_flag,
         "tcmdrug_used_way": line.tcmdrug_used_way, "prodplac_type": "", "bas_medn_flag": "0", "hi_nego_drug_flag": "0",
-        "chld_medc_flag": "0", "etip_flag": line.etip_flag, "etip_hosp_code": line.etip_hosp_code, "dscg_tkdrug_flag": line.dscg_tkdrug_flag,
+        "chld_medc_flag": "0", "etip_flag": line.etip_flag, "etip_hosp_code": line.etip_hosp_code,
+        "dscg_tkdrug_flag": line.dscg_tkdrug_flag,
         "list_sp_item_flag": "0", "matn_fee_flag": line.matn_fee_flag,
     }
 

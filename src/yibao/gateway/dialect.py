@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -262,9 +262,9 @@ class Translation:
             return out
         rule = d.rule(self.infno)
         for where, aliases in rule.answer_fields.items():
-            _at(out, where, lambda node, aliases=aliases: _also(node, aliases))
+            _at(out, where, partial(_also, aliases=aliases))
         for where, values in rule.answer_add.items():
-            _at(out, where, lambda node, values=values: _absent(node, values))
+            _at(out, where, partial(_absent, values=values))
         if d.dates_out:
             out["output"] = _walk_dates(out["output"], self._date_out)
         for where, shape in rule.answer_shape.items():
@@ -343,7 +343,7 @@ def _at(root: Any, where: str, apply: Callable[[dict[str, Any]], None]) -> None:
     """Call ``apply`` on every object at the dotted path; lists on the way are walked row by row."""
     targets = [root]
     for step in where.split("."):
-        following = []
+        following: list[Any] = []
         for target in targets:
             value = target.get(step) if isinstance(target, dict) else None
             following.extend(value if isinstance(value, list) else [value])

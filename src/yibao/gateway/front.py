@@ -173,7 +173,8 @@ def all_fronts(session: Session) -> list[FrontView]:
     trusted: dict[str, list[str]] = {}
     for key, front_name in session.execute(select(GatewayClient.access_key, GatewayClient.front_server)
                                            .where(GatewayClient.front_server.is_not(None)).order_by(GatewayClient.access_key)):
-        trusted.setdefault(front_name, []).append(key)
+        if front_name is not None:
+            trusted.setdefault(front_name, []).append(key)
     return [FrontView(f.name, f.address, f.secret, f.active, tuple(trusted.get(f.name, ())))
             for f in session.scalars(select(FrontServer).order_by(FrontServer.name))]
 

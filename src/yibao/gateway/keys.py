@@ -60,7 +60,7 @@ def issue(session: Session, fixmedins_code: str, *, schemes: str = "yibao", acce
     return _view(client)
 
 
-def dialects():  # type: ignore[no-untyped-def]
+def dialects():
     from yibao.gateway.dialect import bundled
 
     return bundled()

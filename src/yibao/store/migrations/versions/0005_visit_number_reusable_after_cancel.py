@@ -45,7 +45,7 @@ def _rebuild_visit_without(constraint: str) -> None:
     before it: renaming tables instead would rewrite or orphan the children's references.
     """
     bind = op.get_bind()
-    ddl = bind.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'visit'").scalar()
+    ddl = str(bind.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'visit'").scalar())
     without = re.sub(rf",\s*CONSTRAINT {constraint} UNIQUE \([^)]*\)", "", ddl)
     if without == ddl:
         raise RuntimeError(f"visit has no constraint {constraint} to drop: {ddl}")

@@ -73,16 +73,16 @@ def render_ms(count: int = 300) -> dict[str, float]:
 def http_decode(decodes: int) -> dict[str, float]:
     from yibao.credential.realperson import demo_face
     from yibao.gateway import keys
-    from yibao.store.db import Database
     from yibao.gateway.auth import sign_headers
+    from yibao.store.db import Database
 
     workdir = Path(tempfile.mkdtemp(prefix="yibao-bench-"))
     env = {**os.environ, "YIBAO_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}", "YIBAO_DEMO_SEED": "7",
            "YIBAO_RATE_ACTIVATION_IP": "1000000", "YIBAO_RATE_SIGN_IN_IP": "1000000"}  # one address stands in for many phones
     port = 18765
     log = (workdir / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--demo", "--port", str(port), "--people", "1000"], env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
+    server = subprocess.Popen([sys.executable, "-m", "yibao", "serve", "--demo", "--port", str(port), "--people", "1000"], env=env,
+                              stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):

@@ -20,10 +20,11 @@ def main() -> None:
                   key=lambda r: r["people"])
     if not runs:
         raise SystemExit(f"no national_day-{engine}-*.json results yet: run bench/national_day.py first")
-    print("| people | database MB | outpatient visits/s | 2207 p50 / p95 / p99 ms | 1101 p50 / p99 ms | when |")
+    print("| people | database MB | outpatient visits/s | 2207 p50 / p95 / p99 ms, client-side | 1101 p50 / p99 ms, client-side | when |")
     print("|---|---|---|---|---|---|")
     for r in runs:
-        s, q = r["latency_ms"]["2207"], r["latency_ms"]["1101"]
+        lat = r.get("client_latency_ms") or r["latency_ms"]  # client-side (result files before issue 11 say latency_ms)
+        s, q = lat["2207"], lat["1101"]
         print(f"| {r['people']:,} | {r['database_mb']:,} | {r['outpatient_settlements_per_s']} | {s['p50']} / {s['p95']} / {s['p99']} | "
               f"{q['p50']} / {q['p99']} | {r['when']} |")
     import matplotlib
@@ -34,7 +35,8 @@ def main() -> None:
     people = [r["people"] for r in runs]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for p, colour in (("p50", "#0a8f6a"), ("p95", "#f0a500"), ("p99", "#c0392b")):
-        left.plot(people, [r["latency_ms"]["2207"][p] for r in runs], marker="o", color=colour, label=f"2207 {p}")
+        left.plot(people, [(r.get("client_latency_ms") or r["latency_ms"])["2207"][p] for r in runs], marker="o", color=colour,
+                  label=f"2207 {p}, client-side")
     left.set_xscale("log")
     left.set_ylim(bottom=0)
     left.set_xlabel("insured people in the region")

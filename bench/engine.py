@@ -25,7 +25,8 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(1)
     on = date(2026, 6, 1)
-    policies = [policy_for("370100", "310", "in_service", on), policy_for("370100", "310", "retired", on), policy_for("370100", "390", "all", on)]
+    policies = [policy_for("370100", "310", "in_service", on), policy_for("370100", "310", "retired", on),
+                policy_for("370100", "390", "all", on)]
     rules = [CatalogRule(f"C{i}", rng.choice(("01", "01", "02", "03")), "09", pric_uplmt_fen=rng.choice((None, 5000, 20000)),
                          lmt_hosp_lv=rng.choice((None, None, 2))) for i in range(300)]
     claims = []

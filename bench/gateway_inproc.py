@@ -17,8 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from national_day import SEED, ensure_region  # noqa: E402
+from national_day import ensure_region  # noqa: E402
 
+from yibao.app import gateway_service  # noqa: E402
 from yibao.client import CounterClient  # noqa: E402
 from yibao.config import Settings  # noqa: E402
 from yibao.demo import traffic  # noqa: E402
@@ -55,7 +56,7 @@ def main() -> None:
     url = ensure_region(args.people, None)
     settings = Settings(database_url=url)
     db = Database.from_settings(settings)
-    transport = _InProcess(GatewayService(db, settings))
+    transport = _InProcess(gateway_service(db, settings))
     with db.unit_of_work(write=False) as session:
         people = [p for p in traffic.candidates(session, 2000, random.Random(1)) if p.admdvs == "370100"]
         items = traffic.catalogue(session)

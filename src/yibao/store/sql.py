@@ -49,7 +49,7 @@ class _Plan:
         self.dbapi_error = dialect.loaded_dbapi.Error
 
 
-def _constant(element: Any) -> Any:
+def _constant(element: Any, **kw: Any) -> Any:
     """A text or whole-number constant written into the construct (``status != 'cancelled'``), as an SQL literal."""
     if not isinstance(element, BindParameter) or element.required or element.callable is not None:
         return None
@@ -64,7 +64,7 @@ def _inline_constants(stmt: Executable) -> Executable:
     """Constants in the statement become literals, as hand-written SQL has them: the planner must see them to use a
     partial index (visit's unique number ignores cancelled visits: ``WHERE status <> 'cancelled'``); as parameters
     SQLite cannot prove the index applies and scans the table."""
-    return cast(Executable, visitors.replacement_traverse(stmt, {}, _constant))
+    return cast(Executable, visitors.replacement_traverse(cast(Any, stmt), {}, _constant))
 
 
 class Statement:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -42,14 +43,24 @@ def edit(path: Path, old: str, new: str) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # a new mtime even on a coarse file system
 
 
+def signal(policy_dir: Path) -> None:
+    """What `yibao policy reload` does once it has checked the directory: a new stamp."""
+    stamp = policy_dir / STAMP
+    stamp.write_text(f"{time.time_ns()}\n", encoding="utf-8")
+    stat = stamp.stat()
+    os.utime(stamp, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+
+
 def employee() -> int:
     return policy_for("370100", "310", "in_service", ON).get(DEDUCTIBLE)  # type: ignore[no-any-return]
 
 
-def test_a_changed_file_is_in_force_at_the_next_read(policy_dir: Path) -> None:
+def test_a_changed_file_is_in_force_at_the_next_read_after_the_stamp(policy_dir: Path) -> None:
     assert employee() == 80_000
     before = parameters.bundled()
     edit(policy_dir / "370100" / "deductible.yaml", "in_service: {2024-01-01: 800}", "in_service: {2024-01-01: 800, 2026-03-01: 900}")
+    assert employee() == 80_000  # a file being saved is not read: only the stamp says the directory is ready
+    signal(policy_dir)
     assert employee() == 90_000
     assert parameters.bundled() is not before  # a new book, snapshots and all
     assert policy_for("370100", "310", "in_service", date(2026, 2, 1)).get(DEDUCTIBLE) == 80_000
@@ -58,6 +69,7 @@ def test_a_changed_file_is_in_force_at_the_next_read(policy_dir: Path) -> None:
 def test_a_broken_file_is_refused_and_the_policy_in_force_stays(policy_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert employee() == 80_000
     edit(policy_dir / "370100" / "deductible.yaml", "in_service: {2024-01-01: 800}", "in_service: {2024-01-01: 900}\n  oops: [")
+    signal(policy_dir)
     with caplog.at_level(logging.ERROR, logger="yibao.policy"):
         assert employee() == 80_000
         assert employee() == 80_000  # reported once, not at every read
@@ -65,14 +77,17 @@ def test_a_broken_file_is_refused_and_the_policy_in_force_stays(policy_dir: Path
     assert len(refusals) == 1 and "370100/deductible.yaml: not valid YAML" in refusals[0].getMessage()
     # an impossible value, and a parameter a formula reads taken away, are refused the same way
     edit(policy_dir / "370100" / "deductible.yaml", "in_service: {2024-01-01: 900}\n  oops: [", "in_service: {2024-01-01: -1}")
+    signal(policy_dir)
     assert employee() == 80_000
     edit(policy_dir / "370100" / "deductible.yaml", "in_service: {2024-01-01: -1}", "serving: {2024-01-01: 800}")
+    signal(policy_dir)
     assert employee() == 80_000
     with pytest.raises(parameters.PolicyError, match="370100, insutype 310 .in_service. on 2024-01-01: 370100/deductible.yaml has no "
                                                      "parameter outpatient.310.in_service"):
         parameters.reload()
     # mended: in force again
     edit(policy_dir / "370100" / "deductible.yaml", "serving: {2024-01-01: 800}", "in_service: {2024-01-01: 700}")
+    signal(policy_dir)
     assert employee() == 70_000
 
 
@@ -105,3 +120,24 @@ def test_the_stamp_alone_makes_a_process_load_the_directory_again(policy_dir: Pa
     assert parameters.bundled() is before
     (policy_dir / STAMP).write_text("now\n", encoding="utf-8")
     assert parameters.bundled() is not before
+
+
+def test_a_half_written_file_that_still_parses_is_refused_by_the_check(policy_dir: Path) -> None:
+    """A credential.yaml cut short loads as YAML; the check still refuses it (what the edges read is checked too)."""
+    path = policy_dir / "370100" / "credential.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text[: text.index("\npay_auth_cert_types:")], encoding="utf-8")
+    with pytest.raises(parameters.PolicyError, match="pay_auth_cert_types"):
+        parameters.reload()
+    assert employee() == 80_000
+
+
+def test_reload_says_in_one_line_when_it_cannot_tell_the_servers(policy_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    (policy_dir / STAMP).mkdir()  # a stamp that cannot be written as a file, whoever runs the test
+    answer = subprocess.run([sys.executable, "-m", "yibao", "policy", "reload"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "YIBAO_POLICY_DIR": str(policy_dir)})
+    assert answer.returncode == 2 and len(answer.stderr.strip().splitlines()) == 1, answer.stderr
+    assert "the servers cannot be told" in answer.stderr and "Traceback" not in answer.stderr

@@ -178,3 +178,12 @@ def test_a_writer_does_not_wait_for_a_long_read(db, counter: CounterClient, monk
         caller.join(10)
     assert waited < 0.5, f"a writer waited {waited:.2f} s for a read"
     assert answers and answers[0]["infcode"] == 0, answers
+
+
+def test_the_read_only_hint_reads_bodies_as_the_gateway_does(http) -> None:  # type: ignore[no-untyped-def]
+    """The hint only chooses where a call runs; it must see what the reader sees, byte-order mark included (.NET)."""
+    gateway = http.app.state.gateway
+    body = b'{"infno": "1301", "input": {"data": {"ver": "0"}}}'
+    assert gateway.reads_only(None, body) and gateway.reads_only(None, b"\xef\xbb\xbf" + body)
+    assert not gateway.reads_only(None, b'{"infno": "2207"}') and not gateway.reads_only(None, b"\xef\xbb\xbf{oops")
+    assert gateway.reads_only("1301", b"not json")  # a path naming the transaction decides

@@ -98,7 +98,7 @@ def test_reversing_a_stay_that_later_settlements_read_is_refused_naming_them(cou
     refused = reverse(counter, person, first)
     assert refused["infcode"] == -1
     assert refused["err_msg"] == (f"input.data.setl_id: settlement {first['setl_id']} is not the person's latest of "
-                                  f"{clock.today().year}: reverse the later ones first, in this order: {second['setl_id']}")
+                                  f"{clock.today().year}: reverse {second['setl_id']} first (1 later: 1 here, 0 at other institutions)")
     # nothing moved
     with db.unit_of_work(write=False) as session:
         assert session.get(Settlement, first["setl_id"]).revs_setl_id is None
@@ -150,3 +150,24 @@ def test_a_stay_across_new_year_counts_in_the_year_it_began(counter, db, codes) 
         assert year_total(db, person.psn_no, 2027).hifp == 170_000  # type: ignore[union-attr]
     finally:
         ok(counter.sign_in())  # back in the present for the tests that follow
+
+
+def test_the_refusal_names_only_this_institutions_settlements_and_counts_the_others(http, counter, db, codes) -> None:  # type: ignore[no-untyped-def]
+    from conftest import secret_of
+    from flows import outpatient
+
+    other = CounterClient("http://testserver", "H37010000002", secret_of("H37010000002"), http=http)
+    ok(other.sign_in())
+    person = fresh_employee(db)
+    first = stay(counter, person, codes["jia"], "3000.00")
+    elsewhere = outpatient(other, person, "310", [(codes["jia"], "50.00")], acct="0")["setlinfo"]
+    own = stay(counter, person, codes["jia"], "3000.00")
+    refused = reverse(counter, person, first)
+    assert refused["infcode"] == -1
+    assert refused["err_msg"].endswith(f"reverse {own['setl_id']} first (2 later: 1 here, 1 at other institutions)"), refused["err_msg"]
+    assert elsewhere["setl_id"] not in refused["err_msg"]  # another hospital's number, and that the person went there
+    ok(reverse(counter, person, own))
+    only_elsewhere = reverse(counter, person, first)
+    assert only_elsewhere["err_msg"].endswith("1 later settlement(s) at other institutions must be reversed there first")
+    ok(other.call("2208", {"data": {"setl_id": elsewhere["setl_id"], "mdtrt_id": elsewhere["mdtrt_id"], "psn_no": person.psn_no}}))
+    ok(reverse(counter, person, first))

@@ -696,7 +696,11 @@ def policy_reload(directory: Annotated[Path | None, typer.Option("--dir", help="
     from yibao.core import clock
 
     # the stamp changes the directory's signature: every server process loads it again at its next check
-    (root / STAMP).write_text(f"{clock.fmt_datetime(clock.now())}\n", encoding="utf-8")
+    try:
+        (root / STAMP).write_text(f"{clock.fmt_datetime(clock.now())}\n", encoding="utf-8")
+    except OSError as error:
+        raise CliError(f"checked, but the servers cannot be told: {root / STAMP} cannot be written ({error.strerror}); "
+                       "keep the policy in a directory of your own (YIBAO_POLICY_DIR)") from None
     console.print(f"policy of {', '.join(sorted(book.regions))} checked ({len(results)} cases pass); running servers load it "
                   f"within {os.environ.get('YIBAO_POLICY_CHECK_S', '2')} s", highlight=False, soft_wrap=True)
 

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Date, bindparam, func, null, or_, select, update
+from sqlalchemy import Date, and_, bindparam, func, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -665,15 +665,17 @@ def care_day_of(visit: Any) -> date:
     return min(visit.begntime.date(), clock.today())
 
 
-def later_settlements(session: Session, original: Any) -> list[str]:
-    """The person's settlements of the same year, standing, settled at or after this one (latest first): they read the
-    totals it moved."""
-    stmt = (select(Settlement.setl_id)
+def later_settlements(session: Session, original: Any) -> list[tuple[str, str]]:
+    """The person's settlements of the same year, standing, settled after this one (latest first), with their
+    institutions: they read the totals it moved. "After" is (setl_time, setl_id), the order they are listed in, so
+    two settlements of the same instant never name each other."""
+    later = or_(Settlement.setl_time > original.setl_time,
+                and_(Settlement.setl_time == original.setl_time, Settlement.setl_id > original.setl_id))
+    stmt = (select(Settlement.setl_id, Settlement.fixmedins_code)
             .where(Settlement.psn_no == original.psn_no, Settlement.year == original.year, Settlement.refd_setl_flag == "0",
-                   Settlement.revs_setl_id.is_(None), Settlement.setl_time >= original.setl_time,
-                   Settlement.setl_id != original.setl_id)
+                   Settlement.revs_setl_id.is_(None), later)
             .order_by(Settlement.setl_time.desc(), Settlement.setl_id.desc()))
-    return list(session.scalars(stmt))
+    return [(setl_id, code) for setl_id, code in session.execute(stmt)]
 
 
 def _ytd(row: Any) -> engine.YearToDate:
@@ -753,11 +755,19 @@ def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, ps
         # A stay moved what every later settlement of the year read (the admission number, the deductible, the caps and
         # the catastrophic threshold): reversing it alone would leave those settled on totals that no longer hold.
         # Refuse, naming them; the counter reverses them (latest first), then this one, and settles them again.
+        # Only this institution's settlements are named: another's numbers (and that the person went there) are not
+        # this counter's to see; those are counted, and their institutions reverse them. The latest is named (it is
+        # the one to reverse next; the next refusal names the one after), so the answer fits err_msg's 200 characters.
         later = later_settlements(session, original)
         if later:
-            shown = ", ".join(later[:5]) + (f" and {len(later) - 5} more" if len(later) > 5 else "")
-            raise InputError(f"settlement {setl_id} is not the person's latest of {original.year}: reverse the later ones first, "
-                             f"in this order: {shown}", field=f"{where}.setl_id")
+            here = [number for number, code in later if code == caller.fixmedins_code]
+            elsewhere = len(later) - len(here)
+            if here:
+                todo = f"reverse {here[0]} first ({len(later)} later: {len(here)} here, {elsewhere} at other institutions)"
+            else:
+                todo = f"{elsewhere} later settlement(s) at other institutions must be reversed there first"
+            raise InputError(f"settlement {setl_id} is not the person's latest of {original.year}: {todo}",
+                             field=f"{where}.setl_id")
     chronic_total = (ledger.chronic_year_total(session, original.psn_no, original.year, original.opsp_dise_code, lock=True)
                      if original.opsp_dise_code else None)
     posted = ledger.entries(session, setl_id)

@@ -117,7 +117,8 @@ class GatewayService:
         infno = path_infno
         if infno is None:
             try:
-                infno = _INFNO_ONLY.decode(body).infno
+                # .NET's Encoding.UTF8 starts a body with a byte-order mark, which the reader strips too (wire.py)
+                infno = _INFNO_ONLY.decode(body.removeprefix(b"\xef\xbb\xbf")).infno
             except (msgspec.DecodeError, RecursionError):  # not JSON or UTF-8, nested too deep, infno not a string: decided when checked
                 return False
         tx = self.table.get(infno)

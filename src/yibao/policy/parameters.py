@@ -7,10 +7,11 @@ date not after it. Each file names its source (``reference``) and its unit (``yu
 ``funds`` (a list of fund_pay_type codes) or ``care_kinds`` (a list of kinds of care); a subtree may override the unit
 with ``_unit``. Every value is checked at load, and errors name the file, the key and the date.
 
-The directory is the one shipped with yibao or ``YIBAO_POLICY_DIR``. A running process notices a changed file (or the
-stamp ``yibao policy reload`` writes) within ``YIBAO_POLICY_CHECK_S`` seconds (2 by default), loads the whole directory
-again and swaps it in with one assignment; a directory that does not load is refused with one line in the log and the
-policy in force stays.
+The directory is the one shipped with yibao or ``YIBAO_POLICY_DIR``. ``yibao policy reload`` checks the files and their
+test cases, then writes a stamp; a running process notices the stamp within ``YIBAO_POLICY_CHECK_S`` seconds (2 by
+default), loads the whole directory again and swaps it in with one assignment; a directory that does not load is
+refused with one line in the log and the policy in force stays. Edited files alone are not picked up: a file is
+seen half written while it is being saved.
 """
 
 from __future__ import annotations
@@ -212,15 +213,14 @@ def bundled_root() -> Path:
 
 
 def signature(root: Path) -> tuple[tuple[str, int, int], ...]:
-    """What says a directory changed: each policy file's name, mtime and size, and the reload stamp's."""
-    found = []
-    for path in [root / STAMP, *sorted(root.glob("*/*.yaml"))]:
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            continue
-        found.append((str(path.relative_to(root)), stat.st_mtime_ns, stat.st_size))
-    return tuple(found)
+    """What says the directory is ready to load again: the stamp `yibao policy reload` writes after it checked the files
+    and their test cases. Not the files' own times: a file being written (an editor, a copy, a checkout) is seen half
+    written, and a half-written file may still parse."""
+    try:
+        stat = (root / STAMP).stat()
+    except FileNotFoundError:
+        return ()
+    return ((STAMP, stat.st_mtime_ns, stat.st_size),)
 
 
 # Checks a book must pass before it is swapped in (the settlement engine registers one: every parameter its formulas

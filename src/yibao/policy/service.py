@@ -146,6 +146,11 @@ def check(policy: Policy) -> None:
             policy.get(path, **names)
     policy.chronic  # noqa: B018 (each listed disease needs all three terms)
     policy.assistance_ratio  # noqa: B018
+    # and what the edges read (classification, account confirmation, the treatment check)
+    policy.yi_selfpay_prop  # noqa: B018
+    policy.pay_auth_threshold  # noqa: B018
+    policy.pay_auth_cert_types  # noqa: B018
+    policy.employee_arrears_months  # noqa: B018
 
 
 def check_book(book: PolicyBook) -> None:

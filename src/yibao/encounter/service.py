@@ -33,6 +33,7 @@ from yibao.core.money import to_fen, yuan
 from yibao.credential.service import use_token
 from yibao.encounter.models import Diagnosis, FeeLine, Settlement, Visit
 from yibao.encounter.rows import CatalogItemRow, FeeLineRow, SettlementRow, VisitRow
+from yibao.filing import service as filing
 from yibao.ledger import service as ledger
 from yibao.policy.parameters import PolicyError
 from yibao.policy.service import category_of, policy_for
@@ -472,6 +473,16 @@ def cancel_fees(session: Session, visit: VisitRow, *, chrg_bchno: str = "", feed
     return len(rows)
 
 
+# -- care away from home (异地就医) ----------------------------------------------------------------------
+
+def unfiled_cross_province(session: Session, visit: Any, on: date) -> bool:
+    """Care in another province without a filing that gives the full ratio in force on the day of care for the place of
+    care (a temporary trip counts as unfiled: the policy's reduced ratio). One indexed read, only for care away."""
+    if visit.mdtrtarea_admvs[:2] == visit.insuplc_admdvs[:2]:
+        return False
+    return not filing.full_ratio(filing.in_force(session, visit.psn_no, visit.mdtrtarea_admvs, on))
+
+
 # -- chronic and special diseases (med_type 14) ------------------------------------------------------
 
 def chronic_registration(session: Session, psn_no: str, insutype: str, code: str, on: date, field: str) -> RegistrationRow:
@@ -580,7 +591,7 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
     claim = engine.Claim(
         kind=cast(engine.Kind, visit.kind), hosp_lv=ctx.hosp_lv, enrolled=registry.enrolled_types(ctx.enrolments),
         cvlserv=ctx.enrolment.cvlserv_flag == "1", assistance_identity=assistance,
-        unfiled_cross_province=visit.mdtrtarea_admvs[:2] != visit.insuplc_admdvs[:2],
+        unfiled_cross_province=unfiled_cross_province(session, visit, care_day),
         admission_no=admission_no, admission_dedc_paid=visit.dedc_paid_fen,
         acct_balance=own.balance_fen if own else 0, mulaid_balance=sum(a.balance_fen for a in relatives), acct_used=request.acct_used,
         opsp_dise_code=opsp_dise_code,

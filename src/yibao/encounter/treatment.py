@@ -7,8 +7,9 @@ No finding means all is well: the answer's ``trtinfo`` is then an empty list.
 
 The checks: enrolment in the insurance type (12) active and not paused on the day (11); contribution arrears (13:
 employees in service, the months before the month of care as ``treatment.yaml`` says; residents, the year's
-contribution); care away from the insured region without a filing (21: there is no filing table yet, so any care
-away is unfiled, paid at the policy's reduced ratio); a chronic-disease registration where ``med_type`` 14 needs one
+contribution); care away from the insured region (21: the filing in force for the place of care, its type and
+validity; without one, or on a temporary trip, care in another province is paid at the policy's reduced ratio); a
+chronic-disease registration where ``med_type`` 14 needs one
 (31); a stay still open at any institution (41).
 """
 
@@ -25,6 +26,8 @@ from yibao.chronic import service as chronic
 from yibao.core import clock
 from yibao.core.errors import NotFound
 from yibao.encounter.models import Visit
+from yibao.filing import service as filing
+from yibao.filing.rows import FilingRow
 from yibao.policy.parameters import PolicyError
 from yibao.policy.service import category_of, policy_for
 from yibao.registry import service as registry
@@ -59,6 +62,7 @@ class Facts:
     dise_codg: str
     registered: frozenset[str]  # chronic diseases registered and in force on the day
     open_stays: tuple[tuple[str, str], ...]  # (mdtrt_id, fixmedins_code) of stays still open
+    filing: FilingRow | None = None  # the filing for the place of care in force on the day (care away only)
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,14 @@ def assess(f: Facts) -> list[Finding]:
         home = enrolment.insuplc_admdvs
         if home != f.institution_admdvs:
             across = home[:2] != f.institution_admdvs[:2]
-            found.append(Finding("21", True, f"{'跨省' if across else '省内'}异地就医未备案：参保地{home}，就医地{f.institution_admdvs}" +
-                                             ("，按未备案降低统筹基金支付比例" if across else "")))
+            where = f"{'跨省' if across else '省内'}异地就医"
+            if f.filing is None:
+                found.append(Finding("21", True, f"{where}未备案：参保地{home}，就医地{f.institution_admdvs}" +
+                                                 ("，按未备案降低统筹基金支付比例" if across else "")))
+            else:
+                full = filing.full_ratio(f.filing)
+                found.append(Finding("21", True, f"{where}{filing.describe(f.filing)}，备案号{f.filing.trt_dcla_detl_sn}：" +
+                                                 ("按参保地政策支付" if full or not across else "临时外出就医按降低后的统筹基金支付比例")))
     if f.med_type == CHRONIC_MED_TYPE:
         wanted = f.dise_codg.strip().upper()
         if wanted and wanted not in f.registered:
@@ -142,8 +152,10 @@ def facts(session: Session, *, psn_no: str, insutype: str, fixmedins_code: str, 
                            if r.begndate <= day and r.insutype == insutype)
     stays = tuple(session.execute(select(Visit.mdtrt_id, Visit.fixmedins_code).where(Visit.psn_no == psn_no, Visit.kind == "inpatient",
                                                                                      Visit.status == "admitted")).tuples())
+    away = any(e.insuplc_admdvs != institution.admdvs for e in enrolments)
+    found = filing.in_force(session, psn_no, institution.admdvs, day) if away else None
     return Facts(insutype=insutype, med_type=med_type, day=day, enrolments=enrolments, paid_months=paid, arrears_months=arrears,
-                 institution_admdvs=institution.admdvs, dise_codg=dise_codg, registered=registered, open_stays=stays)
+                 institution_admdvs=institution.admdvs, dise_codg=dise_codg, registered=registered, open_stays=stays, filing=found)
 
 
 def trtinfo(psn_no: str, insutype: str, begin: datetime, end: datetime | None, findings: list[Finding]) -> list[dict[str, Any]]:

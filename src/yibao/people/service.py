@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, TypeVar
 
 import structlog
@@ -23,6 +24,7 @@ from yibao.credential import realperson
 from yibao.credential import service as credential
 from yibao.credential.models import Channel, Device, FamilyBinding, UserSession
 from yibao.encounter.models import Settlement
+from yibao.filing import service as filing
 from yibao.ledger.models import LedgerEntry
 from yibao.registry.models import Account, Contribution, Employer, Enrolment, Institution, Person
 from yibao.store.db import Database
@@ -381,3 +383,58 @@ def demo_faces_available(db: Database, settings: Settings) -> bool:
     # the database decides, not the environment: a production database has no demo faces whatever is set
     with db.unit_of_work(write=False) as session:
         return realperson.demo_faces_available(session, settings)
+
+
+# -- filings for care away from home (异地就医备案) -----------------------------------------------------------------
+
+def _date(text: str, field: str, label: str) -> date | None:
+    if not text.strip():
+        return None
+    try:
+        return clock.parse_date(text, field)
+    except InputError:
+        raise InputError(f"{label}的格式不正确（年-月-日）", field=field) from None
+
+
+def filing_options(db: Database, token: str) -> dict[str, Any]:
+    """What the app's form offers: the types a person may file and the regions this node knows."""
+    def go(session: Session, _: UserSession) -> dict[str, Any]:
+        return {"types": [{"code": c, "name": filing.TYPES[c], "full_ratio": c in filing.FULL_RATIO} for c in filing.BY_PERSON],
+                "regions": filing.regions(session), "trip_days": filing.TRIP_DAYS}
+
+    return _signed_in(db, token, go)
+
+
+def filings(db: Database, token: str, psn_no: str) -> list[dict[str, Any]]:
+    today = clock.today()
+    return _about(db, token, psn_no, lambda session, who: [filing.shown(row, today) for row in filing.filings_of(session, who)])
+
+
+def file_care_away(db: Database, caller: Caller, psn_no: str, *, filing_type: str, target_admdvs: str, begndate: str, enddate: str,
+                   tel: str, addr: str, reason: str) -> dict[str, Any]:
+    """The person files for themselves or a bound family member (not a referral: the referring hospital files that)."""
+    def go(session: Session) -> dict[str, Any]:
+        user = credential.session_person(session, caller.token)
+        credential.require_access(session, user.psn_no, psn_no)
+        if filing_type not in filing.BY_PERSON:
+            raise InputError("请选择备案类型：异地长期居住、常驻异地工作或其他临时外出就医（转诊备案由转出医院办理）", field="filing_type")
+        begin = _date(begndate, "begndate", "开始日期") or clock.today()
+        request = filing.Request(psn_no=psn_no, insutype="", filing_type=filing_type,
+                                 target_admdvs=filing.region_code(target_admdvs, "target_admdvs"), begndate=begin,
+                                 enddate=_date(enddate, "enddate", "结束日期"), tel=tel, addr=addr, reason=reason)
+        row = filing.file(session, request, source=filing.FROM_APP, where="")
+        audit.record(session, "filing.file", actor=user.psn_no, subject=psn_no, reason=f"filing {row.trt_dcla_detl_sn}", ip=caller.ip)
+        return filing.shown(row, clock.today())
+
+    return _attempt(db, "filing.file", psn_no[:30], caller.ip, go)
+
+
+def cancel_care_away(db: Database, caller: Caller, psn_no: str, trt_dcla_detl_sn: str, memo: str) -> dict[str, Any]:
+    def go(session: Session) -> dict[str, Any]:
+        user = credential.session_person(session, caller.token)
+        credential.require_access(session, user.psn_no, psn_no)
+        row = filing.cancel(session, trt_dcla_detl_sn=trt_dcla_detl_sn, psn_no=psn_no, memo=memo or "本人撤销", where="")
+        audit.record(session, "filing.cancel", actor=user.psn_no, subject=psn_no, reason=f"filing {row.trt_dcla_detl_sn}", ip=caller.ip)
+        return filing.shown(row, clock.today())
+
+    return _attempt(db, "filing.cancel", trt_dcla_detl_sn[:30], caller.ip, go)

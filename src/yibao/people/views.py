@@ -85,6 +85,20 @@ class DecodeIn(msgspec.Struct):
     business_type: Short = "01101"
 
 
+class FilingIn(msgspec.Struct):
+    filing_type: Annotated[str, msgspec.Meta(max_length=3)]
+    target_admdvs: Annotated[str, msgspec.Meta(max_length=6)]
+    begndate: Annotated[str, msgspec.Meta(max_length=10)] = ""
+    enddate: Annotated[str, msgspec.Meta(max_length=10)] = ""
+    tel: Annotated[str, msgspec.Meta(max_length=50)] = ""
+    addr: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+class FilingCancelIn(msgspec.Struct):
+    memo: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
 def _bearer(request: Request[Any, Any, Any]) -> str:
     header = request.headers.get("authorization", "")
     return header[7:].strip() if header.lower().startswith("bearer ") else ""
@@ -191,6 +205,26 @@ class PeopleController(Controller):
 
         # every visit starts here: run like the gateway's calls (see Database.run), not in Litestar's thread pool
         return await db.run(go)
+
+    @get("/filing-options", sync_to_thread=True, summary="Filing for care away from home: the types a person may file and known regions")
+    def filing_options(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        return service.filing_options(request.app.state.db, _bearer(request))
+
+    @get("/people/{psn_no:str}/filings", sync_to_thread=True, summary="Filings for care away from home (异地就医备案), newest first")
+    def filings(self, request: Request[Any, Any, Any], psn_no: str) -> list[dict[str, Any]]:
+        return service.filings(request.app.state.db, _bearer(request), psn_no)
+
+    @post("/people/{psn_no:str}/filings", sync_to_thread=True, status_code=201,
+          summary="File care away from home: long-term residence, posted to work or a temporary trip")
+    def file_care_away(self, request: Request[Any, Any, Any], psn_no: str, data: FilingIn) -> dict[str, Any]:
+        return service.file_care_away(request.app.state.db, _caller(request), psn_no, filing_type=data.filing_type,
+                                      target_admdvs=data.target_admdvs, begndate=data.begndate, enddate=data.enddate, tel=data.tel,
+                                      addr=data.addr, reason=data.reason)
+
+    @post("/people/{psn_no:str}/filings/{trt_dcla_detl_sn:str}/cancel", sync_to_thread=True, summary="Cancel a filing I made")
+    def cancel_care_away(self, request: Request[Any, Any, Any], psn_no: str, trt_dcla_detl_sn: str,
+                         data: FilingCancelIn) -> dict[str, Any]:
+        return service.cancel_care_away(request.app.state.db, _caller(request), psn_no, trt_dcla_detl_sn, data.memo)
 
     @get("/me/family", sync_to_thread=True)
     def family(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:

@@ -32,7 +32,8 @@ def test_the_layer_contract_holds() -> None:
 
 def test_the_gateway_imports_no_domain() -> None:
     graph = grimp.build_graph("yibao", cache_dir=None)
-    for domain in ("registry", "credential", "codes", "files", "encounter", "chronic", "filing", "ledger", "reconciliation", "console", "people"):
+    for domain in ("registry", "credential", "codes", "files", "encounter", "chronic", "filing", "ledger", "reconciliation", "console",
+                   "people"):
         assert not graph.chain_exists("yibao.gateway", f"yibao.{domain}", as_packages=True), domain
 
 

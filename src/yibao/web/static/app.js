@@ -1,5 +1,5 @@
 // 医保码 web app: sign in or activate, the live QR code with its countdown, family switcher,
-// balance, records, contributions, account movements, family binding, large-font mode.
+// balance, records, contributions, account movements, family binding, large-font mode, filing care away from home.
 // No inline script or style anywhere: the server's Content-Security-Policy allows only files.
 "use strict";
 
@@ -221,6 +221,7 @@ async function showLogin(message = "") {
   clearMessages();
   state.face = null;
   $("view-home").hidden = true;
+  $("view-filing").hidden = true;
   $("view-login").hidden = false;
   $("sign-out").hidden = true;
   // shown before anything is fetched: the form must work even when the channel list is slow or fails
@@ -256,6 +257,7 @@ async function showHome() {
   state.me = await api("/api/v1/me");
   clearMessages();
   $("view-login").hidden = true;
+  $("view-filing").hidden = true;
   $("view-home").hidden = false;
   $("sign-out").hidden = false;
   renderSwitcher();
@@ -440,6 +442,66 @@ $("bind-form").addEventListener("submit", async (event) => {
     await showHome();
     say("bind-result", result.status === "active" ? "已添加" : "已发送，等待对方在医保码中确认", "ok");
   } catch (e) { if (state.me) say("bind-result", e.message, "error"); }
+});
+
+// -- 异地就医备案 -----------------------------------------------------------------------------------
+// region names of the demo's places (others are shown by their code)
+const REGIONS = { "440000": "广东省", "440300": "广东省深圳市", "370000": "山东省", "370100": "山东省济南市", "110000": "北京市" };
+const regionName = (code) => (REGIONS[code] ? `${REGIONS[code]}（${code}）` : code);
+
+async function showFiling() {
+  clearInterval(state.timer);
+  clearMessages();
+  $("view-home").hidden = true;
+  $("view-filing").hidden = false;
+  const who = state.current === state.me.psn_no ? "本人" : (state.me.family.find((m) => m.psn_no === state.current) || {}).name || "";
+  $("filing-who").textContent = who;
+  try {
+    const options = await api("/api/v1/filing-options");
+    $("filing-type").innerHTML = options.types.map((t) => `<option value="${esc(t.code)}">${esc(t.name)}</option>`).join("");
+    $("filing-region").innerHTML = options.regions.map((r) => `<option value="${esc(r)}">${esc(regionName(r))}</option>`).join("");
+  } catch (e) { say("filing-result", e.message, "error"); }
+  await loadFilings();
+}
+
+async function loadFilings() {
+  let rows;
+  try {
+    rows = await api(`/api/v1/people/${encodeURIComponent(state.current)}/filings`);
+  } catch (e) { say("filing-result", e.message, "error"); return; }
+  $("filing-list").innerHTML = rows.length ? rows.map((f) => `
+    <div class="entry" data-filing="${esc(f.trt_dcla_detl_sn)}">
+      <div class="entry-head"><b>${esc(f.filing_type_name)}</b><span class="state${f.state === "有效" ? "" : " off"}">${esc(f.state)}</span></div>
+      <div>备案地：${esc(regionName(f.target_admdvs))}</div>
+      <div class="muted">${esc(f.begndate)} 至 ${esc(f.enddate || "长期")} · ${f.full_ratio ? "按参保地待遇结算" : "统筹基金支付比例降低"}${f.source ? ` · ${esc(f.source)}办理` : ""}</div>
+      ${f.may_cancel ? `<button type="button" class="link" data-cancel-filing="${esc(f.trt_dcla_detl_sn)}">撤销备案</button>` : ""}
+    </div>`).join("") : `<p class="hint">暂无备案</p>`;
+  // two steps, no pop-up: the first tap asks, the second cancels
+  $("filing-list").querySelectorAll("[data-cancel-filing]").forEach((b) => b.addEventListener("click", async () => {
+    if (b.dataset.armed !== "1") { b.dataset.armed = "1"; b.textContent = "确认撤销"; return; }
+    clearMessages();
+    try {
+      await api(`/api/v1/people/${encodeURIComponent(state.current)}/filings/${encodeURIComponent(b.dataset.cancelFiling)}/cancel`,
+                { method: "POST", body: {} });
+      say("filing-result", "已撤销", "ok");
+    } catch (e) { say("filing-result", e.message, "error"); }
+    await loadFilings();
+  }));
+}
+
+$("open-filing").addEventListener("click", () => showFiling());
+$("close-filing").addEventListener("click", () => showHome().catch((e) => say("filing-result", e.message, "error")));
+$("filing-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearMessages();
+  const body = { filing_type: $("filing-type").value, target_admdvs: $("filing-region").value, begndate: $("filing-begin").value,
+                 enddate: $("filing-end").value, reason: $("filing-reason").value.trim() };
+  try {
+    const made = await api(`/api/v1/people/${encodeURIComponent(state.current)}/filings`, { method: "POST", body });
+    say("filing-result", `备案成功，${made.begndate} 至 ${made.enddate || "长期"}有效`, "ok");
+    $("filing-reason").value = "";
+  } catch (e) { say("filing-result", e.message, "error"); }
+  await loadFilings();
 });
 
 // -- start -------------------------------------------------------------------------------------

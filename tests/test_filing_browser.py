@@ -3,6 +3,7 @@ temporary trip to 广东省, sees it listed, and cancels it (two taps, no pop-up
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from browser_support import require_chromium
@@ -39,6 +40,9 @@ def test_file_a_trip_see_it_listed_and_cancel_it(browser, live_server: str, db) 
     entry.wait_for()
     text = entry.text_content() or ""
     assert "其他临时外出就医" in text and "广东省" in text and "有效" in text and "统筹基金支付比例降低" in text
+    # every word a person reads on the page is Chinese (numbers and dates aside)
+    latin = re.findall(r"[A-Za-z]{2,}", page.inner_text("#view-filing"))
+    assert not latin, latin
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "filing.png"), full_page=True)
 

@@ -38,7 +38,7 @@ FULL_RATIO = frozenset({"1", "2", "3"})
 BY_PERSON = ("1", "2", "4")
 REFERRAL, TRIP = "3", "4"
 FROM_INSTITUTION, FROM_APP = "01", "04"  # 申报来源 dcla_souc
-SOURCES = {FROM_INSTITUTION: "定点医药机构", FROM_APP: "APP"}
+SOURCES = {FROM_INSTITUTION: "定点医药机构", FROM_APP: "本人手机办理"}  # what the app shows: Chinese words only
 TRIP_DAYS = 183  # a temporary filing without an end date: six months (22号: valid at least six months)
 
 _FILING = CareAwayFiling.__table__

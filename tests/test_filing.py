@@ -152,9 +152,9 @@ def lines(db) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
     return [(codes["jia"], "3000.00")]
 
 
-def reduction() -> Decimal:
-    """What the insured region's policy takes off the ratio of unfiled care in another province."""
-    return Decimal(str(policy_for("370100", "310", "in_service", clock.today()).get("pool_ratio.unfiled_reduction.all")))
+def reduction(kind: str = "unfiled") -> Decimal:
+    """What the insured region's policy takes off the ratio of care in another province: unfiled, or under a referral."""
+    return Decimal(str(policy_for("370100", "310", "in_service", clock.today()).get(f"pool_ratio.{kind}_reduction.all")))
 
 
 def test_a_filing_in_force_gives_the_full_ratio_a_trip_or_none_the_reduced_one(shenzhen: CounterClient, db, lines) -> None:  # type: ignore[no-untyped-def]
@@ -189,17 +189,22 @@ def test_a_cancelled_or_expired_filing_or_one_for_elsewhere_is_reduced(shenzhen:
     # a filing for another province changes nothing here
     file_in_app(db, person, "2", "110000")
     assert figures(settle(shenzhen, person, mdtrt_id, lines, post=False)) == figures(unfiled)
-    # a referral in force: full ratio; cancelled: reduced again
+    # a referral in force: the policy's referral reduction (temporary care, at most 10 points), less than unfiled care's;
+    # cancelled: the unfiled reduction again
     sn = ok(counter.call("2501", referral(person)))["result"]["trt_dcla_detl_sn"]
-    full = settle(shenzhen, person, mdtrt_id, lines, post=False)
-    assert Decimal(str(full["hifp_pay"])) > Decimal(str(unfiled["hifp_pay"]))
-    assert "异地转诊" in check(shenzhen, person)["21"]["trt_chk_rslt"]
+    referred = settle(shenzhen, person, mdtrt_id, lines, post=False)
+    base = Decimal(str(referred["inscp_scp_amt"])) - Decimal(str(referred["act_pay_dedc"]))
+    gained = Decimal(str(referred["hifp_pay"])) - Decimal(str(unfiled["hifp_pay"]))
+    assert abs(gained - (base * (reduction() - reduction("referral"))).quantize(Decimal("0.01"))) <= Decimal("0.01"), (referred, unfiled)
+    assert "异地转诊" in check(shenzhen, person)["21"]["trt_chk_rslt"] and "转诊备案降低" in check(shenzhen, person)["21"]["trt_chk_rslt"]
     ok(counter.call("2502", {"data": {"trt_dcla_detl_sn": sn, "psn_no": person.psn_no, "memo": ""}}))
     assert figures(settle(shenzhen, person, mdtrt_id, lines, post=False)) == figures(unfiled)
     # a posted-to-work filing that ended yesterday: reduced
     today = clock.today()
     sn = file_in_app(db, person, "2", "440000", begndate=today - timedelta(days=20), enddate=today + timedelta(days=20))
-    assert figures(settle(shenzhen, person, mdtrt_id, lines, post=False)) == figures(full)
+    posted = settle(shenzhen, person, mdtrt_id, lines, post=False)
+    assert abs(Decimal(str(posted["hifp_pay"])) - Decimal(str(unfiled["hifp_pay"])) - (base * reduction()).quantize(Decimal("0.01"))) \
+        <= Decimal("0.01"), (posted, unfiled)
     with db.unit_of_work() as session:
         session.execute(update(CareAwayFiling).where(CareAwayFiling.trt_dcla_detl_sn == sn).values(enddate=today - timedelta(days=1)))
     assert figures(settle(shenzhen, person, mdtrt_id, lines, post=False)) == figures(unfiled)

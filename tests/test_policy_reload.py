@@ -98,7 +98,9 @@ def test_cli_reload_checks_the_cases_then_signals_the_servers(policy_dir: Path) 
     edit(policy_dir / "370100" / "pool_ratio.yaml", "level_3: {2024-01-01: 0.85}", "level_3: {2024-01-01: 0.80}")
     refused = runner.invoke(app, ["policy", "reload"])
     assert refused.exit_code == 2
-    assert refused.output.startswith("not reloaded, the policy in force stays: FAIL 370100/tests/worked_examples.yaml: A:")
+    # the first failing case of the region (a level-3 stay: the 2026 cases of which_funds_pay.yaml and worked example A)
+    assert refused.output.startswith("not reloaded, the policy in force stays: FAIL 370100/tests/"), refused.output
+    assert "hifp_pay" in refused.output and "more failing cases" in refused.output
     assert not (policy_dir / STAMP).exists()
     broken = policy_dir / "440300" / "caps.yaml"
     edit(broken, "unit: yuan", "unit: furlongs")

@@ -475,12 +475,15 @@ def cancel_fees(session: Session, visit: VisitRow, *, chrg_bchno: str = "", feed
 
 # -- care away from home (异地就医) ----------------------------------------------------------------------
 
-def unfiled_cross_province(session: Session, visit: Any, on: date) -> bool:
-    """Care in another province without a filing that gives the full ratio in force on the day of care for the place of
-    care (a temporary trip counts as unfiled: the policy's reduced ratio). One indexed read, only for care away."""
+def care_away(session: Session, visit: Any, on: date) -> tuple[bool, bool]:
+    """(unfiled, under a referral) for care in another province, by the filing in force on the day of care for the place
+    of care: long-term residence or posted work → neither (the home ratio); a referral → the policy's referral
+    reduction; a temporary trip or none → the unfiled reduction. One indexed read, only for care away."""
     if visit.mdtrtarea_admvs[:2] == visit.insuplc_admdvs[:2]:
-        return False
-    return not filing.full_ratio(filing.in_force(session, visit.psn_no, visit.mdtrtarea_admvs, on))
+        return False, False
+    found = filing.in_force(session, visit.psn_no, visit.mdtrtarea_admvs, on)
+    referral = filing.is_referral(found)
+    return not (filing.full_ratio(found) or referral), referral
 
 
 # -- chronic and special diseases (med_type 14) ------------------------------------------------------
@@ -588,10 +591,11 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
     assistance = max((i for i in identities if i in ctx.policy.assistance_ratio), key=lambda i: ctx.policy.assistance_ratio[i],
                      default=None)
     admission_no = visit.admission_no or (ytd.admissions + 1)
+    unfiled, referral = care_away(session, visit, care_day)
     claim = engine.Claim(
         kind=cast(engine.Kind, visit.kind), hosp_lv=ctx.hosp_lv, enrolled=registry.enrolled_types(ctx.enrolments),
         cvlserv=ctx.enrolment.cvlserv_flag == "1", assistance_identity=assistance,
-        unfiled_cross_province=unfiled_cross_province(session, visit, care_day),
+        unfiled_cross_province=unfiled, referral_cross_province=referral,
         admission_no=admission_no, admission_dedc_paid=visit.dedc_paid_fen,
         acct_balance=own.balance_fen if own else 0, mulaid_balance=sum(a.balance_fen for a in relatives), acct_used=request.acct_used,
         opsp_dise_code=opsp_dise_code,

@@ -115,8 +115,10 @@ def assess(f: Facts) -> list[Finding]:
                                                  ("，按未备案降低统筹基金支付比例" if across else "")))
             else:
                 full = filing.full_ratio(f.filing)
-                found.append(Finding("21", True, f"{where}{filing.describe(f.filing)}，备案号{f.filing.trt_dcla_detl_sn}：" +
-                                                 ("按参保地政策支付" if full or not across else "临时外出就医按降低后的统筹基金支付比例")))
+                terms = ("按参保地政策支付" if full or not across else
+                         "转诊就医按转诊备案降低后的统筹基金支付比例" if filing.is_referral(f.filing) else
+                         "临时外出就医按降低后的统筹基金支付比例")
+                found.append(Finding("21", True, f"{where}{filing.describe(f.filing)}，备案号{f.filing.trt_dcla_detl_sn}：{terms}"))
     if f.med_type == CHRONIC_MED_TYPE:
         wanted = f.dise_codg.strip().upper()
         if wanted and wanted not in f.registered:

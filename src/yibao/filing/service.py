@@ -5,8 +5,8 @@ Filing types (our codes: the interface notes give none for 异地就医备案; t
 
 - ``1`` 异地长期居住 (long-term residence away, the retired living away included), ``2`` 常驻异地工作 (posted to work
   away), ``3`` 异地转诊 (a referral, filed by the referring hospital with 2501), ``4`` 其他临时外出就医 (a temporary trip).
-- Types 1–3 in force give the full ratio of the insured region's policy; a temporary trip settles like unfiled care, at
-  the policy's reduced ratio (``pool_ratio.unfiled_reduction``).
+- Types 1 and 2 in force give the full ratio of the insured region's policy; a referral its own smaller reduction
+  (``pool_ratio.referral_reduction``); a temporary trip settles like unfiled care (``pool_ratio.unfiled_reduction``).
 
 The target is a region code: a province's (``440000``) covers every place of care in it, a city's (``440300``) the
 city, any other code that county. One filing in force per person and target: a second one overlapping it in time is
@@ -32,8 +32,8 @@ from yibao.registry.models import Institution
 from yibao.store import sql
 
 TYPES = {"1": "异地长期居住", "2": "常驻异地工作", "3": "异地转诊", "4": "其他临时外出就医"}
-# the types that give the full ratio; a temporary trip is paid as unfiled care
-FULL_RATIO = frozenset({"1", "2", "3"})
+# the types that give the home ratio (a referral has its own reduction, a temporary trip is paid as unfiled care)
+FULL_RATIO = frozenset({"1", "2"})
 # what a person may file in the app (a referral comes from the referring hospital, 2501)
 BY_PERSON = ("1", "2", "4")
 REFERRAL, TRIP = "3", "4"
@@ -73,6 +73,10 @@ def in_force(session: Session, psn_no: str, place: str, on: date) -> FilingRow |
 
 def full_ratio(filing: FilingRow | None) -> bool:
     return filing is not None and filing.filing_type in FULL_RATIO
+
+
+def is_referral(filing: FilingRow | None) -> bool:
+    return filing is not None and filing.filing_type == REFERRAL
 
 
 def describe(filing: FilingRow | None) -> str:

@@ -1,7 +1,7 @@
 """Filing transactions at the counter: 2501 转院备案 (a referral filed by the referring hospital) and 2502 its cancellation.
 
 The input of 2501 is the ``refmedin`` node (interface notes); ``mdtrtarea_admdvs`` (转往医院区划) is the filing's target
-region. A referral in force gives the full ratio at places of care in that region (`yibao.filing.service`).
+region. A referral in force settles at the policy's referral reduction at places of care in that region (`yibao.filing.service`).
 """
 
 from __future__ import annotations

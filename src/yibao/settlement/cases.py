@@ -37,6 +37,7 @@ from yibao.settlement.model import CatalogRule, ChronicYearToDate, Claim, FeeLin
 
 CLASSES = {"甲": "01", "乙": "02", "丙": "03", "01": "01", "02": "02", "03": "03"}
 INPUTS = {"name", "day", "insutype", "category", "enrolled", "kind", "hosp_lv", "cvlserv", "assistance", "unfiled_cross_province",
+          "referral_cross_province",
           "admission_no", "admission_dedc_paid", "account", "mulaid", "acct_used", "disease", "ytd", "chronic_ytd", "patient",
           "lines", "expect", "note"}
 AMOUNTS = [f.name for f in dataclasses.fields(Outcome) if f.type == "int"]
@@ -139,6 +140,7 @@ def _inputs(book: PolicyBook, case: Case) -> tuple[Any, Claim, YearToDate, list[
                   cvlserv=bool(spec.get("cvlserv", False)),
                   assistance_identity=str(spec["assistance"]) if spec.get("assistance") else None,
                   unfiled_cross_province=bool(spec.get("unfiled_cross_province", False)),
+                  referral_cross_province=bool(spec.get("referral_cross_province", False)),
                   admission_no=int(spec.get("admission_no", 1)),
                   admission_dedc_paid=_fen(spec.get("admission_dedc_paid", 0), f"{where}.admission_dedc_paid"),
                   acct_balance=_fen(spec.get("account", 0), f"{where}.account"),

@@ -109,7 +109,7 @@ def chronic_terms(policy: Policy, claim: Claim) -> ChronicTerms | None:
 
 
 @reads("pool_ratio.inpatient.{insutype}.{category}.level_{level}", "pool_ratio.outpatient.{insutype}.{category}.level_{level}",
-       "pool_ratio.pharmacy.{insutype}.all", "pool_ratio.unfiled_reduction.all")
+       "pool_ratio.pharmacy.{insutype}.all", "pool_ratio.unfiled_reduction.all", "pool_ratio.referral_reduction.all")
 def basic_ratio(policy: Policy, claim: Claim, kind: str, chronic: ChronicTerms | None) -> tuple[Decimal, list[str]]:
     """The share of the in-scope amount above the deductible the basic fund pays, and why."""
     notes: list[str] = []
@@ -125,6 +125,11 @@ def basic_ratio(policy: Policy, claim: Claim, kind: str, chronic: ChronicTerms |
         reduction = policy.get("pool_ratio.unfiled_reduction.all")
         ratio = max(ZERO, ratio - reduction)
         notes.append(f"跨省未备案就医，支付比例降低{pct(reduction)}")
+    elif claim.referral_cross_province and ratio > 0:
+        reduction = policy.get("pool_ratio.referral_reduction.all")
+        ratio = max(ZERO, ratio - reduction)
+        if reduction:
+            notes.append(f"跨省转诊备案就医，支付比例降低{pct(reduction)}")
     return ratio, notes
 
 

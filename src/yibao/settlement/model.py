@@ -119,6 +119,7 @@ class Claim:
     cvlserv: bool = False
     assistance_identity: str | None = None
     unfiled_cross_province: bool = False
+    referral_cross_province: bool = False  # care in another province under a referral filing (转诊备案)
     admission_no: int = 1            # 1 for the first admission of the year
     admission_dedc_paid: int = 0     # deductible already met in this admission (mid-stay settlements)
     acct_balance: int = 0

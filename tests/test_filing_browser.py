@@ -30,6 +30,8 @@ def test_file_a_trip_see_it_listed_and_cancel_it(browser, live_server: str, db) 
     page.click("#open-filing")
     page.wait_for_selector("#view-filing:not([hidden])")
     page.wait_for_selector("#filing-type option[value='4']", state="attached")
+    # the list arrives by its own request: wait for it, then it is empty for someone who never filed
+    page.wait_for_function("() => document.querySelector('#filing-list').textContent.trim() !== ''")
     assert page.text_content("#filing-list").strip() == "暂无备案"
     page.select_option("#filing-type", "4")
     page.select_option("#filing-region", "440000")

@@ -14,6 +14,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import Parameter
 
 from yibao.api.problems import check_body, http_error_handler, internal_error_handler, validation_error_handler, yibao_error_handler
+from yibao.api.request import bearer_token, client_ip
 from yibao.config import Settings
 from yibao.console import service
 from yibao.core.errors import InputError, YibaoError
@@ -37,18 +38,9 @@ class SignInIn(msgspec.Struct):
     password: Annotated[str, msgspec.Meta(max_length=128)] = ""
 
 
-def _bearer(request: Request[Any, Any, Any]) -> str:
-    header = request.headers.get("authorization", "")
-    return header[7:].strip() if header.lower().startswith("bearer ") else ""
-
-
-def _ip(request: Request[Any, Any, Any]) -> str:
-    return ((request.client.host if request.client else "") or "unknown")[:64]
-
-
 def _limit(request: Request[Any, Any, Any], account: str | None) -> None:
     """Count a sign-in attempt (committed whatever follows): too many per account or address answer 429."""
-    wait = service.count_sign_in(request.app.state.db, request.app.state.settings, _ip(request), account)
+    wait = service.count_sign_in(request.app.state.db, request.app.state.settings, client_ip(request), account)
     if wait is not None:
         raise credential.RateLimited(wait, "console")
 
@@ -79,21 +71,21 @@ class ConsoleController(Controller):
         if not who:
             raise InputError("请填写接入密钥（access key）或平台人员用户名", field="access_key")
         _limit(request, who)
-        token, viewer = service.sign_in(request.app.state.db, settings, _ip(request), access_key=access_key, challenge=data.challenge,
+        token, viewer = service.sign_in(request.app.state.db, settings, client_ip(request), access_key=access_key, challenge=data.challenge,
                                         answer=data.answer, staff=staff, password=data.password)
         return {"token": token, **_me(viewer)}
 
     @delete("/sessions/current", sync_to_thread=True, status_code=204)
     def sign_out(self, request: Request[Any, Any, Any]) -> None:
-        service.sign_out(request.app.state.db, _bearer(request))
+        service.sign_out(request.app.state.db, bearer_token(request))
 
     @get("/me", sync_to_thread=True)
     def me(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
-        return _me(service.signed_in(request.app.state.db, _bearer(request)))
+        return _me(service.signed_in(request.app.state.db, bearer_token(request)))
 
     @get("/institutions", sync_to_thread=True, summary="Staff: institutions with messages, most recently active first")
     def institutions(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
-        return service.list_institutions(request.app.state.db, _bearer(request))
+        return service.list_institutions(request.app.state.db, bearer_token(request))
 
     @get("/messages", sync_to_thread=True, summary="The newest messages, filterable by infno, msgid and outcome")
     def messages(self, request: Request[Any, Any, Any], infno: Annotated[str, Parameter(max_length=6)] = "",
@@ -101,17 +93,18 @@ class ConsoleController(Controller):
                  fixmedins_code: Annotated[str, Parameter(max_length=12)] = "", before: Annotated[int, Parameter(ge=0, le=2**62)] = 0,
                  limit: Annotated[int, Parameter(ge=1, le=200)] = 50) -> list[dict[str, Any]]:
         filters = service.Filters(infno.strip(), msgid.strip(), outcome.strip(), fixmedins_code.strip(), before, limit)
-        return service.list_messages(request.app.state.db, _bearer(request), filters, request.app.state.gateway.table)
+        return service.list_messages(request.app.state.db, bearer_token(request), filters, request.app.state.gateway.table)
 
     @get("/messages/{message_id:int}", sync_to_thread=True, summary="One message: request, answer, timing and field-level warnings")
     def message(self, request: Request[Any, Any, Any], message_id: MessageId) -> dict[str, Any]:
-        return service.show_message(request.app.state.db, _bearer(request), message_id, request.app.state.gateway.table, _ip(request))
+        return service.show_message(request.app.state.db, bearer_token(request), message_id, request.app.state.gateway.table,
+                                    client_ip(request))
 
     @post("/messages/{message_id:int}/curl", sync_to_thread=True, status_code=200,
           summary="The message as a curl command, signed now with the institution's secret")
     def curl(self, request: Request[Any, Any, Any], message_id: MessageId) -> dict[str, Any]:
         settings: Settings = request.app.state.settings
-        made = service.curl_for(request.app.state.db, _bearer(request), message_id, str(request.base_url), settings.signature_window_s)
+        made = service.curl_for(request.app.state.db, bearer_token(request), message_id, str(request.base_url), settings.signature_window_s)
         return {"command": made.command, "scheme": made.scheme, "valid_s": made.valid_s, "notes": made.notes}
 
 

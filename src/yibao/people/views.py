@@ -18,6 +18,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import Parameter
 
 from yibao.api.problems import check_body, http_error_handler, internal_error_handler, people_error_handler, validation_error_handler
+from yibao.api.request import bearer_token, client_ip
 from yibao.config import Settings
 from yibao.core.errors import NotFound, YibaoError
 from yibao.credential import service as credential
@@ -99,31 +100,20 @@ class FilingCancelIn(msgspec.Struct):
     memo: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
 
-def _bearer(request: Request[Any, Any, Any]) -> str:
-    header = request.headers.get("authorization", "")
-    return header[7:].strip() if header.lower().startswith("bearer ") else ""
-
-
-def _ip(request: Request[Any, Any, Any]) -> str:
-    # the peer address; behind a reverse proxy run uvicorn with --proxy-headers and --forwarded-allow-ips
-    client = request.client
-    return ((client.host if client else "") or "unknown")[:64]
-
-
 def _caller(request: Request[Any, Any, Any]) -> service.Caller:
-    return service.Caller(_bearer(request), _ip(request))
+    return service.Caller(bearer_token(request), client_ip(request))
 
 
 def _too_many(request: Request[Any, Any, Any], action: str, wait: int | None) -> None:
     """A 429 when the attempt just counted was over a limit (the count itself is committed either way)."""
     if wait is not None:
         # logged, not audited: a flood must not grow the append-only trail a row per request
-        log.info("rate limited", action=action, ip=_ip(request), retry_after=wait)
+        log.info("rate limited", action=action, ip=client_ip(request), retry_after=wait)
         raise credential.RateLimited(wait, action)
 
 
 def _limit(request: Request[Any, Any, Any], action: str, certno: str, per_account: int, per_ip: int) -> None:
-    limits = [("acct", credential.account_key(certno), per_account), ("ip", _ip(request), per_ip)]
+    limits = [("acct", credential.account_key(certno), per_account), ("ip", client_ip(request), per_ip)]
     _too_many(request, action, service.count_attempt(request.app.state.db, request.app.state.settings, action, limits))
 
 
@@ -162,7 +152,7 @@ class PeopleController(Controller):
 
     @delete("/sessions/current", sync_to_thread=True, status_code=204)
     def sign_out(self, request: Request[Any, Any, Any]) -> None:
-        service.sign_out(request.app.state.db, _bearer(request))
+        service.sign_out(request.app.state.db, bearer_token(request))
 
     @post("/password/reset", sync_to_thread=True,
           summary="Reset the password through a real-person check (lifts a lockout; every session and phone must sign in again)")
@@ -175,28 +165,28 @@ class PeopleController(Controller):
 
     @get("/me", sync_to_thread=True, summary="Who I am, my family and pending family requests")
     def me(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
-        return service.profile(request.app.state.db, _bearer(request))
+        return service.profile(request.app.state.db, bearer_token(request))
 
     @get("/people/{psn_no:str}", sync_to_thread=True, summary="Enrolments and balance of me or a bound family member")
     def person(self, request: Request[Any, Any, Any], psn_no: str) -> dict[str, Any]:
-        return service.person_card(request.app.state.db, _bearer(request), psn_no)
+        return service.person_card(request.app.state.db, bearer_token(request), psn_no)
 
     @get("/people/{psn_no:str}/account", sync_to_thread=True, summary="Personal-account balance and movements")
     def account(self, request: Request[Any, Any, Any], psn_no: str) -> dict[str, Any]:
-        return service.account(request.app.state.db, _bearer(request), psn_no)
+        return service.account(request.app.state.db, bearer_token(request), psn_no)
 
     @get("/people/{psn_no:str}/contributions", sync_to_thread=True, summary="Contribution history")
     def contributions(self, request: Request[Any, Any, Any], psn_no: str) -> list[dict[str, Any]]:
-        return service.contributions(request.app.state.db, _bearer(request), psn_no)
+        return service.contributions(request.app.state.db, bearer_token(request), psn_no)
 
     @get("/people/{psn_no:str}/settlements", sync_to_thread=True, summary="Visits and settlements")
     def settlements(self, request: Request[Any, Any, Any], psn_no: str) -> list[dict[str, Any]]:
-        return service.settlements(request.app.state.db, _bearer(request), psn_no)
+        return service.settlements(request.app.state.db, bearer_token(request), psn_no)
 
     @post("/people/{psn_no:str}/codes", status_code=201, summary="A fresh dynamic QR code (refresh every minute)")
     async def code(self, request: Request[Any, Any, Any], psn_no: str, svg: bool = True) -> dict[str, Any]:
         """``svg=false`` for an app that draws the QR symbol itself from ``code`` (saves the server ~2 ms a code)."""
-        db, settings, token = request.app.state.db, request.app.state.settings, _bearer(request)
+        db, settings, token = request.app.state.db, request.app.state.settings, bearer_token(request)
 
         def go() -> dict[str, Any]:
             issued = service.issue_code(db, settings, token, psn_no)
@@ -208,11 +198,11 @@ class PeopleController(Controller):
 
     @get("/filing-options", sync_to_thread=True, summary="Filing for care away from home: the types a person may file and known regions")
     def filing_options(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
-        return service.filing_options(request.app.state.db, _bearer(request))
+        return service.filing_options(request.app.state.db, bearer_token(request))
 
     @get("/people/{psn_no:str}/filings", sync_to_thread=True, summary="Filings for care away from home (异地就医备案), newest first")
     def filings(self, request: Request[Any, Any, Any], psn_no: str) -> list[dict[str, Any]]:
-        return service.filings(request.app.state.db, _bearer(request), psn_no)
+        return service.filings(request.app.state.db, bearer_token(request), psn_no)
 
     @post("/people/{psn_no:str}/filings", sync_to_thread=True, status_code=201,
           summary="File care away from home: long-term residence, posted to work or a temporary trip")
@@ -228,7 +218,7 @@ class PeopleController(Controller):
 
     @get("/me/family", sync_to_thread=True)
     def family(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
-        return service.family(request.app.state.db, _bearer(request))
+        return service.family(request.app.state.db, bearer_token(request))
 
     @post("/me/family", sync_to_thread=True, status_code=201, summary="Bind a parent, child or spouse (亲情账户)")
     def bind(self, request: Request[Any, Any, Any], data: BindIn) -> dict[str, Any]:
@@ -247,16 +237,16 @@ class PeopleController(Controller):
 
     @get("/me/devices", sync_to_thread=True)
     def devices(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
-        return service.devices(request.app.state.db, _bearer(request))
+        return service.devices(request.app.state.db, bearer_token(request))
 
     @post("/me/devices/{device_id:str}/revoke", sync_to_thread=True, summary="Report a phone lost: its codes stop working at once")
     def revoke(self, request: Request[Any, Any, Any], device_id: str) -> dict[str, str]:
-        service.revoke_device(request.app.state.db, _bearer(request), device_id)
+        service.revoke_device(request.app.state.db, bearer_token(request), device_id)
         return {"status": "revoked"}
 
     @get("/me/visits", sync_to_thread=True, summary="Live visit tokens (codes scanned at a counter) of me and my family")
     def visits(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
-        return service.visits(request.app.state.db, _bearer(request))
+        return service.visits(request.app.state.db, bearer_token(request))
 
     @post("/me/visits/{ec_token:str}/authorize-payment", sync_to_thread=True,
           summary="Confirm paying this visit from the personal account (password or face)")

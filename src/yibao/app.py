@@ -32,6 +32,8 @@ from yibao.config import Settings
 from yibao.console.views import ConsoleController
 from yibao.core.errors import YibaoError
 from yibao.deployment import service as deployment
+from yibao.federation import nodes
+from yibao.federation.nodes import Federation
 from yibao.gateway import wire
 from yibao.gateway.contract import Transaction
 from yibao.gateway.service import GatewayService, Reply
@@ -162,11 +164,20 @@ def transaction_table() -> dict[str, Transaction]:
     return table
 
 
-def gateway_service(db: Database, settings: Settings) -> GatewayService:
-    """The gateway with every domain's transactions and the console's message log."""
+def gateway_service(db: Database, settings: Settings, federation: Federation | None = None) -> GatewayService:
+    """The gateway with every domain's transactions and the console's message log; on a federation node, the
+    transactions that meet people insured in another province ask their home, through the hub (yibao.federation)."""
     from yibao.console.service import MessageLog
 
-    return GatewayService(db, settings, transaction_table(), MessageLog())
+    if federation is None or federation.role != "node":
+        return GatewayService(db, settings, transaction_table(), MessageLog())
+    from yibao.credential.service import use_token
+    from yibao.encounter.service import LocalHome
+    from yibao.federation import care, service
+
+    link = care.Link(federation)
+    return GatewayService(db, settings, service.federate(transaction_table(), federation, link), MessageLog(),
+                          home_of=care.homes(federation, link, LocalHome(use_token)))
 
 
 def _http(reply: Reply) -> Response[bytes]:
@@ -179,7 +190,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     mode = deployment.mode_of(db.engine)
     # a demo may trade durability for speed; production acknowledges only what is on disk
     db.use_synchronous("NORMAL" if mode == deployment.DEMO else "FULL")
-    gateway = gateway_service(db, settings)
+    federation = nodes.from_settings(settings)
+    if federation is not None and db.is_sqlite:
+        # a call to another node waits inside the settlement's transaction: SQLite's one writer would wait with it
+        raise ValueError("a federation node or hub runs on PostgreSQL (YIBAO_DATABASE_URL=postgresql+psycopg://…)")
+    gateway = gateway_service(db, settings, federation)
 
     async def dispatch(request: Request[Any, Any, Any], path_infno: str | None, dialect_name: str | None = None) -> Response[bytes]:
         body, oversized = await _read_body(request, settings.max_body_bytes)
@@ -268,18 +283,31 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         return File(path=folder / name, media_type=MEDIA_TYPES[Path(name).suffix], content_disposition_type="inline")
 
     dialect_routes = [dialect_route(prefix, name) for prefix, name in gateway.dialects.prefixes().items()]
+    federation_routes: list[Any] = []
+    on_startup: list[Any] = []
+    on_shutdown: list[Any] = [db.dispose]
+    if federation is not None:
+        from yibao.credential.service import use_token
+        from yibao.federation import events, views
+        from yibao.federation.care import Link
+
+        federation_routes = views.routes(db, federation, settings.signature_window_s, use_token)
+        worker = events.Worker(db, federation, settings, Link(federation) if federation.role == "node" else None)
+        on_startup.append(worker.start)
+        on_shutdown.insert(0, worker.stop)
     web = create_static_files_router(path="/app", directories=[STATIC], html_mode=True, include_in_schema=False)
     console_web = create_static_files_router(path="/console", directories=[CONSOLE_STATIC], html_mode=True, include_in_schema=False)
     app = Litestar(
         route_handlers=[call_service, call_by_path, call_csb, call_powercsb, health, metrics, root, schema_asset, web, PeopleController,
-                        CounterController, *dialect_routes, console_web, ConsoleController],
+                        CounterController, *dialect_routes, console_web, ConsoleController, *federation_routes],
         exception_handlers={YibaoError: yibao_error_handler, ValidationException: validation_error_handler,
                             HTTPException: framework_refusal},
         openapi_config=OpenAPIConfig(title="yibao", version=__version__, description="National medical-insurance interface and APIs",
                                      render_plugins=[LocalSwagger()]),
         before_send=[security_headers],
         logging_config=LoggingConfig(log_exceptions="always", exception_logging_handler=log_server_error, configure_root_logger=False),
-        on_shutdown=[db.dispose],
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
         debug=False,
     )
     app.state.db = db

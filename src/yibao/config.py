@@ -56,3 +56,17 @@ class Settings:
     # how far back a visit's begin time (2201, 2401, pharmacy) may be dated: an admission registered late, not a year-old visit
     visit_backdate_h: int = field(default_factory=lambda: int(os.environ.get("YIBAO_VISIT_BACKDATE_H", "168")))
     fee_time_tolerance_s: int = field(default_factory=lambda: int(os.environ.get("YIBAO_FEE_TIME_TOLERANCE_S", "600")))
+    # -- federation (docs/federation.md): "" a node on its own; "node" a province's node; "hub" the national hub
+    federation_role: str = field(default_factory=lambda: os.environ.get("YIBAO_FEDERATION_ROLE", ""))
+    # a node: the hub's base URL and the key (hex, 32 bytes) it shares with the hub
+    federation_hub: str = field(default_factory=lambda: os.environ.get("YIBAO_FEDERATION_HUB", ""))
+    federation_key: str = field(default_factory=lambda: os.environ.get("YIBAO_FEDERATION_KEY", ""), repr=False)
+    # the hub: "370100=http://127.0.0.1:8101#<key hex>,440300=…": each province's node and the key shared with it
+    federation_nodes: str = field(default_factory=lambda: os.environ.get("YIBAO_FEDERATION_NODES", ""), repr=False)
+    # how long a call between nodes may take (the counter's 2207 waits for it)
+    federation_timeout_s: float = field(default_factory=lambda: float(os.environ.get("YIBAO_FEDERATION_TIMEOUT_S", "5")))
+    # a home's reservation the place of care has not confirmed after this long is asked about (confirmed or released)
+    federation_reservation_s: float = field(default_factory=lambda: float(os.environ.get("YIBAO_FEDERATION_RESERVATION_S", "120")))
+    federation_sweep_s: float = field(default_factory=lambda: float(os.environ.get("YIBAO_FEDERATION_SWEEP_S", "10")))
+    # NATS (JetStream) for events between nodes; "" publishes nothing (the outbox keeps them)
+    nats_url: str = field(default_factory=lambda: os.environ.get("YIBAO_NATS_URL", ""))

@@ -215,6 +215,9 @@ class Settlement(Base):
     setldetail: Mapped[str] = mapped_column(Text)
     opter: Mapped[str] = mapped_column(String(30), default="")
     opter_name: Mapped[str] = mapped_column(String(50), default="")
+    # on a federation: the province whose node paid the funds and accounts (the person's home, through the hub); ""
+    # when this node did. Its year-to-date totals and accounts are there, and it owes this node what it paid
+    paid_by: Mapped[str] = mapped_column(String(6), default="", server_default="")
     __table_args__ = (
         Index("ix_settlement_fixmedins_code_setl_time", "fixmedins_code", "setl_time"),
         Index("ix_settlement_psn_no_year", "psn_no", "year"),

@@ -171,6 +171,7 @@ class SettlementRow(msgspec.Struct, gc=False):
     setldetail: str
     opter: str
     opter_name: str
+    paid_by: str = ""
 
 
 class CatalogItemRow(msgspec.Struct, gc=False):

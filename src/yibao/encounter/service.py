@@ -13,11 +13,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import msgspec
 from sqlalchemy import Date, and_, bindparam, func, null, or_, select, update
@@ -475,13 +475,13 @@ def cancel_fees(session: Session, visit: VisitRow, *, chrg_bchno: str = "", feed
 
 # -- care away from home (异地就医) ----------------------------------------------------------------------
 
-def care_away(session: Session, visit: Any, on: date) -> tuple[bool, bool]:
+def care_away(session: Session, psn_no: str, place: str, home: str, on: date) -> tuple[bool, bool]:
     """(unfiled, under a referral) for care in another province, by the filing in force on the day of care for the place
     of care: long-term residence or posted work → neither (the home ratio); a referral → the policy's referral
     reduction; a temporary trip or none → the unfiled reduction. One indexed read, only for care away."""
-    if visit.mdtrtarea_admvs[:2] == visit.insuplc_admdvs[:2]:
+    if place[:2] == home[:2]:
         return False, False
-    found = filing.in_force(session, visit.psn_no, visit.mdtrtarea_admvs, on)
+    found = filing.in_force(session, psn_no, place, on)
     referral = filing.is_referral(found)
     return not (filing.full_ratio(found) or referral), referral
 
@@ -503,18 +503,22 @@ def chronic_registration(session: Session, psn_no: str, insutype: str, code: str
     return found
 
 
-def chronic_disease(session: Session, visit: Any, lines: Sequence[Any], on: date, policy: Any, where: str) -> str:
-    """The registered disease a med_type 14 settlement pays for: the visit's dise_codg (2203), else the one code its fee
-    lines all name (2204 dise_codg)."""
+def chronic_code(visit: Any, lines: Sequence[Any], where: str) -> str:
+    """The disease a med_type 14 settlement is for, as the place of care knows it: the visit's dise_codg (2203), else
+    the one code its fee lines all name (2204 dise_codg). The home checks the registration (`chronic_disease`)."""
     if visit.kind != "outpatient":
         raise InputError(f"med_type 14 (门诊慢特病) is outpatient care, not a {visit.kind} visit", field=f"{where}.med_type")
     named = {line.dise_codg.strip().upper() for line in lines if line.dise_codg.strip()}
-    code = visit.dise_codg.strip().upper() or (next(iter(named)) if len(named) == 1 else "")
-    chronic_registration(session, visit.psn_no, visit.insutype, code, on, f"{where}.med_type")
-    if code not in policy.chronic:
-        raise InputError(f"the policy of {policy.admdvs} pays no chronic care for {code} under insutype {policy.insutype}",
+    return visit.dise_codg.strip().upper() or (next(iter(named)) if len(named) == 1 else "")
+
+
+def chronic_disease(session: Session, facts: CareFacts, policy: Any, where: str) -> str:
+    """The registered disease a med_type 14 settlement pays for: registered for the person and paid by the policy."""
+    chronic_registration(session, facts.psn_no, facts.insutype, facts.dise_codg, facts.care_day, f"{where}.med_type")
+    if facts.dise_codg not in policy.chronic:
+        raise InputError(f"the policy of {policy.admdvs} pays no chronic care for {facts.dise_codg} under insutype {policy.insutype}",
                          field=f"{where}.med_type")
-    return code
+    return facts.dise_codg
 
 
 # -- settlement -----------------------------------------------------------------------------
@@ -535,10 +539,201 @@ class SettleRequest:
     invono: str = ""
 
 
-def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bool, kind: str = "", where: str = "input.data"
-           ) -> tuple[dict[str, Any], str]:
+@dataclass(frozen=True)
+class CareFacts:
+    """What the place of care hands the insured person's home for one settlement: the fee lines classified with its
+    catalogue and prices, and the visit's facts ("catalogue of the place of care, policy of the place of insurance").
+    Plain data: on a federation it travels to the home province's node."""
+
+    psn_no: str
+    insutype: str
+    med_type: str
+    kind: str
+    care_day: date
+    setl_time: datetime
+    hosp_lv: int
+    fixmedins_code: str
+    mdtrtarea_admvs: str
+    mdtrt_id: str
+    admission_no: int       # the stay's number of the year, 0 until a settlement counted it
+    dedc_paid_fen: int      # deductible already met in this stay (mid-stay settlements)
+    acct_used: bool
+    cert_type: str
+    cert_no: str
+    card_sn: str
+    dise_codg: str          # med_type 14: the disease the place of care names ("" otherwise)
+    lines: tuple[engine.LineSplit, ...]
+
+
+@dataclass(frozen=True)
+class HomeAnswer:
+    """The home's part of a settlement: what its funds and the person's accounts pay."""
+
+    setl_id: str
+    out: engine.Outcome
+    warning: str
+    psn_type: str
+    cvlserv_flag: str
+    opsp_dise_code: str
+    admission_no: int
+    counts_admission: bool
+    # the region whose node paid (a federation's other province), "" when this node did
+    paid_by: str = ""
+    # this node's own entries (funds, accounts), to which the place of care adds its own; None when another node paid
+    posting: ledger.Posting | None = None
+
+
+class Home(Protocol):
+    """Where the insured person's policy, totals and accounts are: this node (`LocalHome`) or another province's node
+    reached through the federation's hub (`yibao.federation`)."""
+
+    def settle(self, session: Session, facts: CareFacts, *, post: bool, setl_id: str, msgid: str, where: str) -> HomeAnswer: ...
+
+    def settled(self, session: Session, row: SettlementRow) -> None: ...
+
+    def reverse(self, session: Session, original: SettlementRow, reversal_id: str, msgid: str, where: str) -> int: ...
+
+
+def home_settle(session: Session, facts: CareFacts, *, post: bool, setl_id: str, where: str, use_token: registry.TokenCheck
+                ) -> HomeAnswer:
+    """The insured person's side: prove the person, then their enrolment, policy, year-to-date totals, identities,
+    filing and accounts applied to the classified lines; with ``post`` the totals and balances move and the fund and
+    account entries are returned for the posting (nothing is written without ``post``)."""
+    person = registry.person(session, facts.psn_no, where)
+    ec_token = registry.verify_credential(session, person, facts.cert_type, facts.cert_no, facts.card_sn, where,
+                                          facts.fixmedins_code, use_token)
+    enrolments = registry.enrolments_of(session, facts.psn_no)
+    enrolment = registry.active_enrolment(enrolments, facts.insutype, facts.care_day, where)
+    try:
+        policy = policy_for(enrolment.insuplc_admdvs, facts.insutype, category_of(facts.insutype, enrolment.psn_type), facts.care_day)
+    except PolicyError as error:
+        raise InputError(f"the insured region's policy cannot settle this: {error.message}", field="insuplc_admdvs") from None
+    ytd = ledger.year_total(session, facts.psn_no, facts.care_day.year, lock=post)
+    opsp_dise_code, chronic_total = "", None
+    if facts.med_type == CHRONIC_MED_TYPE:
+        opsp_dise_code = chronic_disease(session, facts, policy, where)
+        chronic_total = ledger.chronic_year_total(session, facts.psn_no, facts.care_day.year, opsp_dise_code, lock=post)
+    grants = ledger.grantors_of(session, facts.psn_no) if facts.acct_used else []
+    accounts = ledger.accounts(session, [facts.psn_no, *grants], lock=post)
+    own = accounts.get(facts.psn_no)
+    relatives = [accounts[g] for g in sorted(grants) if g in accounts]
+    identities = registry.identities_on(session, facts.psn_no, clock.now())
+    assistance = max((i for i in identities if i in policy.assistance_ratio), key=lambda i: policy.assistance_ratio[i], default=None)
+    admission_no = facts.admission_no or (ytd.admissions + 1)
+    unfiled, referral = care_away(session, facts.psn_no, facts.mdtrtarea_admvs, enrolment.insuplc_admdvs, facts.care_day)
+    claim = engine.Claim(
+        kind=cast(engine.Kind, facts.kind), hosp_lv=facts.hosp_lv, enrolled=registry.enrolled_types(enrolments),
+        cvlserv=enrolment.cvlserv_flag == "1", assistance_identity=assistance,
+        unfiled_cross_province=unfiled, referral_cross_province=referral,
+        admission_no=admission_no, admission_dedc_paid=facts.dedc_paid_fen,
+        acct_balance=own.balance_fen if own else 0, mulaid_balance=sum(a.balance_fen for a in relatives), acct_used=facts.acct_used,
+        opsp_dise_code=opsp_dise_code,
+        chronic_ytd=engine.ChronicYearToDate(chronic_total.dedc, chronic_total.hifp) if chronic_total else engine.ChronicYearToDate(),
+    )
+    out = engine.settle(policy, claim, _ytd(ytd), list(facts.lines))
+    from_account = out.acct_pay + out.acct_mulaid_pay
+    warning = ""
+    if (from_account > policy.pay_auth_threshold and facts.cert_type in policy.pay_auth_cert_types
+            and (ec_token is None or ec_token.pay_authorized_at is None)):
+        # The patient confirms in the app, on the visit's ecToken (credential/service.authorize_payment).
+        if ec_token is not None:
+            # The token is in hand (01, or 02 with it in card_sn): the patient can confirm now, so the settlement waits.
+            if post:
+                raise InputError(f"paying {yuan(from_account)} from the personal account needs the patient's consumption password or face "
+                                 "check: ask them to confirm the payment in the app, then settle again", field=f"{where}.acct_used_flag")
+        else:
+            # An ID number or a card carries no confirmation: the account does not pay and the patient pays in cash.
+            # Pre-settlement (2206/2303) answers the same, so the counter shows the patient what 2207/2304 will charge.
+            out = engine.settle(policy, dataclasses.replace(claim, acct_used=False), _ytd(ytd), list(facts.lines))
+            warning = (f"the personal account did not pay: {yuan(from_account)} from it needs the patient's confirmation, and credential "
+                       f"type {facts.cert_type} carries none (present the e-credential: mdtrt_cert_type 01 or its ecToken in card_sn)")
+    counts_admission = facts.kind == "inpatient" and facts.admission_no == 0 and out.medfee_sumamt > 0
+    answer = HomeAnswer(setl_id, out, warning, enrolment.psn_type, enrolment.cvlserv_flag, opsp_dise_code, admission_no, counts_admission)
+    if not post:
+        return answer
+    totals = YearToDateChange(out, counts_admission)
+    _apply_totals(ytd, totals, +1)
+    ledger.write_year_total(session, ytd)
+    if chronic_total is not None:
+        _apply_chronic_totals(chronic_total, totals, +1)
+        ledger.write_chronic_year_total(session, chronic_total)
+    posting = ledger.Posting(setl_id, facts.psn_no)
+    for fund in out.funds:
+        posting.add(f"fund:{fund.fund_pay_type}", fund.fund_payamt)
+    if own is not None and out.acct_pay:
+        ledger.move_balance(session, own, -out.acct_pay)
+        posting.add(f"acct:{own.psn_no}", out.acct_pay)
+    remaining = out.acct_mulaid_pay
+    for relative in relatives:
+        take = min(remaining, relative.balance_fen)
+        if take:
+            ledger.move_balance(session, relative, -take)
+            posting.add(f"acct:{relative.psn_no}", take)
+            remaining -= take
+    return dataclasses.replace(answer, posting=posting)
+
+
+@dataclass(frozen=True)
+class YearToDateChange:
+    """What a settlement moves of the year-to-date rows, named as a settlement row names it (for `_apply_totals`)."""
+
+    out: engine.Outcome
+    counts_admission: bool
+
+    def __getattr__(self, name: str) -> int:
+        out = self.out
+        moved = {"ytd_otp_dedc": out.ytd_delta.otp_dedc, "ytd_hifp_otp": out.ytd_delta.hifp_otp, "hifp_pay": out.hifp_pay,
+                 "hifob_pay": out.hifob_pay, "cvlserv_pay": out.cvlserv_pay, "hifmi_pay": out.hifmi_pay, "maf_pay": out.maf_pay,
+                 "ytd_inscp_self": out.ytd_delta.inscp_self, "ytd_admission": 1 if self.counts_admission else 0,
+                 "ytd_opsp_dedc": out.chronic_delta.dedc}
+        if name not in moved:
+            raise AttributeError(name)
+        return moved[name]
+
+
+def home_reverse(session: Session, original: Any) -> int:
+    """Undo what a settlement moved on the insured person's side: year-to-date totals (and its disease's, med_type 14)
+    and the accounts that paid (their postings name them). Answers the person's balance after it."""
+    ytd = ledger.year_total(session, original.psn_no, original.year, lock=True)
+    chronic_total = (ledger.chronic_year_total(session, original.psn_no, original.year, original.opsp_dise_code, lock=True)
+                     if original.opsp_dise_code else None)
+    account_moves = ledger.account_entries(session, original.setl_id)
+    accounts = ledger.accounts(session, [a.split(":", 1)[1] for a, _ in account_moves], lock=True)
+    for account, amount in account_moves:
+        ledger.move_balance(session, accounts[account.split(":", 1)[1]], amount)
+    _apply_totals(ytd, original, -1)
+    ledger.write_year_total(session, ytd)
+    if chronic_total is not None:
+        _apply_chronic_totals(chronic_total, original, -1)
+        ledger.write_chronic_year_total(session, chronic_total)
+    own = accounts.get(original.psn_no) or ledger.accounts(session, [original.psn_no], lock=False).get(original.psn_no)
+    return own.balance_fen if own else 0
+
+
+@dataclass(frozen=True)
+class LocalHome:
+    """The insured person's home is this node."""
+
+    use_token: registry.TokenCheck
+
+    def settle(self, session: Session, facts: CareFacts, *, post: bool, setl_id: str, msgid: str, where: str) -> HomeAnswer:
+        return home_settle(session, facts, post=post, setl_id=setl_id, where=where, use_token=self.use_token)
+
+    def settled(self, session: Session, row: SettlementRow) -> None:
+        return None
+
+    def reverse(self, session: Session, original: SettlementRow, reversal_id: str, msgid: str, where: str) -> int:
+        return home_reverse(session, original)
+
+
+def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bool, homes: Callable[[str], Home],
+           kind: str = "", where: str = "input.data") -> tuple[dict[str, Any], str]:
     """Pre-settle (post=False: nothing written) or settle (post=True: one atomic posting): the output and a warning.
 
+    The place of care's part: the visit, its fee lines classified with this node's catalogue, the settlement row and
+    the institution's claim. ``homes`` (insured region → `Home`) gives what applies the insured person's policy, totals
+    and accounts to them: this node's (`LocalHome`) or, for a person insured in another province of a federation, that
+    province's node's.
     ``kind`` (outpatient / inpatient) is what the transaction settles; another kind of visit is refused.
     """
     visit = load_visit(session, caller, request.mdtrt_id, request.psn_no, where, lock=post)
@@ -549,8 +744,6 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
     if request.insutype and request.insutype != visit.insutype:
         raise InputError(f"the visit was registered under {visit.insutype}", field=f"{where}.insutype")
     person = registry.person(session, visit.psn_no, where)
-    ec_token = registry.verify_credential(session, person, request.cert_type, request.cert_no, request.card_sn, where,
-                                          caller.fixmedins_code, use_token)
     if visit.kind == "inpatient" and not request.mid_setl and visit.status != "discharged":
         raise Conflict(f"admission {visit.mdtrt_id} is {visit.status}: discharge it (2402) or settle mid-stay (mid_setl_flag 1)",
                        field=f"{where}.mdtrt_id")
@@ -577,55 +770,24 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
     # The day of care (a stay: its admission) decides the policy in force and the year whose totals the settlement reads
     # and moves: a stay admitted 2026-12-30 and settled 2027-01-02 meets the 2026 deductible under the 2026 caps.
     care_day = care_day_of(visit)
-    ctx = visit_context(session, visit, care_day, person)
-    ytd = ledger.year_total(session, visit.psn_no, care_day.year, lock=post)
-    opsp_dise_code, chronic_total = "", None
-    if (request.med_type or visit.med_type) == CHRONIC_MED_TYPE:
-        opsp_dise_code = chronic_disease(session, visit, lines, care_day, ctx.policy, where)
-        chronic_total = ledger.chronic_year_total(session, visit.psn_no, care_day.year, opsp_dise_code, lock=post)
-    grants = ledger.grantors_of(session, visit.psn_no) if request.acct_used else []
-    accounts = ledger.accounts(session, [visit.psn_no, *grants], lock=post)
-    own = accounts.get(visit.psn_no)
-    relatives = [accounts[g] for g in sorted(grants) if g in accounts]
-    identities = registry.identities_on(session, visit.psn_no, now)
-    assistance = max((i for i in identities if i in ctx.policy.assistance_ratio), key=lambda i: ctx.policy.assistance_ratio[i],
-                     default=None)
-    admission_no = visit.admission_no or (ytd.admissions + 1)
-    unfiled, referral = care_away(session, visit, care_day)
-    claim = engine.Claim(
-        kind=cast(engine.Kind, visit.kind), hosp_lv=ctx.hosp_lv, enrolled=registry.enrolled_types(ctx.enrolments),
-        cvlserv=ctx.enrolment.cvlserv_flag == "1", assistance_identity=assistance,
-        unfiled_cross_province=unfiled, referral_cross_province=referral,
-        admission_no=admission_no, admission_dedc_paid=visit.dedc_paid_fen,
-        acct_balance=own.balance_fen if own else 0, mulaid_balance=sum(a.balance_fen for a in relatives), acct_used=request.acct_used,
-        opsp_dise_code=opsp_dise_code,
-        chronic_ytd=engine.ChronicYearToDate(chronic_total.dedc, chronic_total.hifp) if chronic_total else engine.ChronicYearToDate(),
-    )
-    splits = [engine.LineSplit(line.feedetl_sn, line.det_item_fee_sumamt_fen, line.fulamt_ownpay_fen, line.overlmt_fen,
-                               line.preselfpay_fen, line.inscp_scp_fen, line.chrgitm_lv, line.med_chrgitm_type,
-                               Decimal(str(line.selfpay_prop)), line.pric_uplmt_fen, line.lmt_used_flag, line.memo) for line in lines]
-    out = engine.settle(ctx.policy, claim, _ytd(ytd), splits)
-    from_account = out.acct_pay + out.acct_mulaid_pay
-    warning = ""
-    if (from_account > ctx.policy.pay_auth_threshold and request.cert_type in ctx.policy.pay_auth_cert_types
-            and (ec_token is None or ec_token.pay_authorized_at is None)):
-        # The patient confirms in the app, on the visit's ecToken (credential/service.authorize_payment).
-        if ec_token is not None:
-            # The token is in hand (01, or 02 with it in card_sn): the patient can confirm now, so the settlement waits.
-            if post:
-                raise InputError(f"paying {yuan(from_account)} from the personal account needs the patient's consumption password or face "
-                                 "check: ask them to confirm the payment in the app, then settle again", field=f"{where}.acct_used_flag")
-        else:
-            # An ID number or a card carries no confirmation: the account does not pay and the patient pays in cash.
-            # Pre-settlement (2206/2303) answers the same, so the counter shows the patient what 2207/2304 will charge.
-            out = engine.settle(ctx.policy, dataclasses.replace(claim, acct_used=False), _ytd(ytd), splits)
-            warning = (f"the personal account did not pay: {yuan(from_account)} from it needs the patient's confirmation, and credential "
-                       f"type {request.cert_type} carries none (present the e-credential: mdtrt_cert_type 01 or its ecToken in card_sn)")
-    counts_admission = visit.kind == "inpatient" and visit.admission_no == 0 and out.medfee_sumamt > 0
+    med_type = request.med_type or visit.med_type
+    facts = CareFacts(
+        psn_no=visit.psn_no, insutype=visit.insutype, med_type=med_type, kind=visit.kind, care_day=care_day, setl_time=now,
+        hosp_lv=institution(session, visit.fixmedins_code).medins_lv or 1, fixmedins_code=caller.fixmedins_code,
+        mdtrtarea_admvs=visit.mdtrtarea_admvs, mdtrt_id=visit.mdtrt_id, admission_no=visit.admission_no,
+        dedc_paid_fen=visit.dedc_paid_fen, acct_used=request.acct_used, cert_type=request.cert_type, cert_no=request.cert_no,
+        card_sn=request.card_sn, dise_codg=chronic_code(visit, lines, where) if med_type == CHRONIC_MED_TYPE else "",
+        lines=tuple(engine.LineSplit(line.feedetl_sn, line.det_item_fee_sumamt_fen, line.fulamt_ownpay_fen, line.overlmt_fen,
+                                     line.preselfpay_fen, line.inscp_scp_fen, line.chrgitm_lv, line.med_chrgitm_type,
+                                     Decimal(str(line.selfpay_prop)), line.pric_uplmt_fen, line.lmt_used_flag, line.memo)
+                    for line in lines))
+    home = homes(visit.insuplc_admdvs)
+    answer = home.settle(session, facts, post=post, setl_id=new_id(caller.mdtrtarea_admvs), msgid=caller.msgid, where=where)
+    out = answer.out
     row = SettlementRow(
-        setl_id=new_id(caller.mdtrtarea_admvs), mdtrt_id=visit.mdtrt_id, psn_no=visit.psn_no, fixmedins_code=caller.fixmedins_code,
-        insutype=visit.insutype, psn_type=ctx.enrolment.psn_type, cvlserv_flag=ctx.enrolment.cvlserv_flag,
-        med_type=request.med_type or visit.med_type, kind=visit.kind, setl_time=now, year=care_day.year, refd_setl_flag="0",
+        setl_id=answer.setl_id, mdtrt_id=visit.mdtrt_id, psn_no=visit.psn_no, fixmedins_code=caller.fixmedins_code,
+        insutype=visit.insutype, psn_type=answer.psn_type, cvlserv_flag=answer.cvlserv_flag,
+        med_type=med_type, kind=visit.kind, setl_time=now, year=care_day.year, refd_setl_flag="0",
         revs_setl_id=None, mid_setl_flag="1" if request.mid_setl else "0",
         medins_setl_id=caller.msgid, mdtrt_cert_type=request.cert_type, clr_type=CLR_TYPE[visit.kind], clr_way="1",
         clr_optins=visit.insuplc_admdvs, mdtrtarea_admvs=visit.mdtrtarea_admvs, invono=request.invono,
@@ -635,43 +797,33 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
         hifob_pay=out.hifob_pay, maf_pay=out.maf_pay, oth_pay=0, fund_pay_sumamt=out.fund_pay_sumamt, psn_part_amt=out.psn_part_amt,
         acct_pay=out.acct_pay, acct_mulaid_pay=out.acct_mulaid_pay, psn_cash_pay=out.psn_cash_pay, hosp_part_amt=0, balc=out.balc,
         ytd_otp_dedc=out.ytd_delta.otp_dedc, ytd_hifp_otp=out.ytd_delta.hifp_otp, ytd_inscp_self=out.ytd_delta.inscp_self,
-        ytd_admission=1 if counts_admission else 0, opsp_dise_code=opsp_dise_code, ytd_opsp_dedc=out.chronic_delta.dedc,
+        ytd_admission=1 if answer.counts_admission else 0, opsp_dise_code=answer.opsp_dise_code, ytd_opsp_dedc=out.chronic_delta.dedc,
         setldetail=json.dumps([fund_json(f) for f in out.funds], ensure_ascii=False), opter=caller.opter, opter_name=caller.opter_name,
+        paid_by=answer.paid_by,
     )
     if post:
         sql.execute(session, INSERT_SETTLEMENT, **sql.as_params(row))
-        _apply_totals(ytd, row, +1)
-        ledger.write_year_total(session, ytd)
-        if chronic_total is not None:
-            _apply_chronic_totals(chronic_total, row, +1)
-            ledger.write_chronic_year_total(session, chronic_total)
-        posting = ledger.Posting(row.setl_id, visit.psn_no)
-        for fund in out.funds:
-            posting.add(f"fund:{fund.fund_pay_type}", fund.fund_payamt)
-        if own is not None and out.acct_pay:
-            ledger.move_balance(session, own, -out.acct_pay)
-            posting.add(f"acct:{own.psn_no}", out.acct_pay)
-        remaining = out.acct_mulaid_pay
-        for relative in relatives:
-            take = min(remaining, relative.balance_fen)
-            if take:
-                ledger.move_balance(session, relative, -take)
-                posting.add(f"acct:{relative.psn_no}", take)
-                remaining -= take
+        # the place of care's side of the posting: the home's share (its funds and accounts; on this node, posted by
+        # home_settle under the same number), the patient's cash and the institution's claim
+        posting = answer.posting or ledger.Posting(row.setl_id, visit.psn_no)
+        if answer.paid_by:
+            posting.add(f"clearing:{answer.paid_by}", out.fund_pay_sumamt + out.acct_pay + out.acct_mulaid_pay)
         posting.add("cash", out.psn_cash_pay)
         posting.add(f"medins:{caller.fixmedins_code}", -out.medfee_sumamt)
         posting.write(session)
         sql.execute_many(session, SETTLE_LINE, [{"id": line.id, "setl_id": row.setl_id} for line in lines])
         if visit.kind == "inpatient":
             visit.dedc_paid_fen += out.act_pay_dedc
-            if counts_admission:
-                visit.admission_no = admission_no
+            if answer.counts_admission:
+                visit.admission_no = answer.admission_no
             if not request.mid_setl:
                 visit.status = "settled"
         else:
             visit.status = "settled"
         sql.execute(session, UPDATE_VISIT, mdtrt_id=visit.mdtrt_id, status=visit.status, dedc_paid_fen=visit.dedc_paid_fen,
                     admission_no=visit.admission_no)
+        home.settled(session, row)
+    warning = answer.warning
     return {"setlinfo": setlinfo(row, person), "setldetail": wire_detail(json.loads(row.setldetail))}, warning
 
 
@@ -751,7 +903,9 @@ def wire_detail(detail: list[dict[str, Any]], sign: int = 1) -> list[dict[str, A
              "crt_payb_lmt_amt": yuan(d["crt_payb_lmt_amt"] if d["crt_payb_lmt_amt"] is not None else d["inscp_scp_amt"])} for d in detail]
 
 
-def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, psn_no: str, where: str = "input.data") -> dict[str, Any]:
+def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, psn_no: str, homes: Callable[[str], Home],
+            where: str = "input.data"
+            ) -> dict[str, Any]:
     """2208 / 2305 / 2103: compensating entries; totals, balances and fee lines restored exactly."""
     original = sql.first(session, SETTLEMENT_LOCKED, setl_id=setl_id)
     if original is None or original.fixmedins_code != caller.fixmedins_code:
@@ -765,7 +919,6 @@ def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, ps
     if original.revs_setl_id:
         raise Conflict(f"settlement {setl_id} was already reversed by {original.revs_setl_id}", field=f"{where}.setl_id")
     visit = load_visit(session, caller, mdtrt_id, psn_no, where, lock=True)
-    ytd = ledger.year_total(session, original.psn_no, original.year, lock=True)
     if original.kind == "inpatient":
         # A stay moved what every later settlement of the year read (the admission number, the deductible, the caps and
         # the catastrophic threshold): reversing it alone would leave those settled on totals that no longer hold.
@@ -783,31 +936,22 @@ def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, ps
                 todo = f"{elsewhere} later settlement(s) at other institutions must be reversed there first"
             raise InputError(f"settlement {setl_id} is not the person's latest of {original.year}: {todo}",
                              field=f"{where}.setl_id")
-    chronic_total = (ledger.chronic_year_total(session, original.psn_no, original.year, original.opsp_dise_code, lock=True)
-                     if original.opsp_dise_code else None)
-    posted = ledger.entries(session, setl_id)
-    account_moves = ledger.account_entries(session, setl_id)
-    accounts = ledger.accounts(session, [a.split(":", 1)[1] for a, _ in account_moves], lock=True)
     reversal = msgspec.structs.replace(original, setl_id=new_id(caller.mdtrtarea_admvs), setl_time=clock.now(), refd_setl_flag="1",
                                        revs_setl_id=original.setl_id, medins_setl_id=caller.msgid, opter=caller.opter,
                                        opter_name=caller.opter_name)
     for name in _NEGATED:
         setattr(reversal, name, -getattr(original, name))
-    for account, amount in account_moves:
-        ledger.move_balance(session, accounts[account.split(":", 1)[1]], amount)
-    own = accounts.get(original.psn_no) or ledger.accounts(session, [original.psn_no], lock=False).get(original.psn_no)
-    reversal.balc = own.balance_fen if own else 0
+    # the home's side first (on a federation another province's node: if it does not answer, nothing here changed)
+    home = homes(original.clr_optins)
+    reversal.balc = home.reverse(session, original, reversal.setl_id, caller.msgid, where)
+    posted = ledger.entries(session, setl_id)
     sql.execute(session, INSERT_SETTLEMENT, **sql.as_params(reversal))
     sql.execute(session, MARK_REVERSED, setl_id=original.setl_id, revs_setl_id=reversal.setl_id)
-    _apply_totals(ytd, original, -1)
-    ledger.write_year_total(session, ytd)
-    if chronic_total is not None:
-        _apply_chronic_totals(chronic_total, original, -1)
-        ledger.write_chronic_year_total(session, chronic_total)
     posting = ledger.Posting(reversal.setl_id, original.psn_no)
     for account, amount in posted:
         posting.add(account, -amount)
     posting.write(session)
+    home.settled(session, reversal)
     sql.execute(session, REOPEN_LINES, setl_id=setl_id)
     if visit.kind == "inpatient":
         visit.dedc_paid_fen -= original.act_pay_dedc

@@ -24,6 +24,14 @@ from yibao.registry import service as registry
 TRANSACTIONS = TransactionSet()
 
 
+def home_of(ctx: Context) -> Any:
+    """Where the person insured in a region is settled: what yibao.app composed, else this node."""
+    return ctx.home_of or _LOCAL
+
+
+_LOCAL = (lambda home: lambda _region: home)(service.LocalHome(use_token))
+
+
 def caller(ctx: Context) -> service.Caller:
     e = ctx.envelope
     return service.Caller(ctx.fixmedins_code, e.mdtrtarea_admvs, e.msgid, e.opter, e.opter_name)
@@ -315,7 +323,7 @@ def settle_request(d: SettleData) -> service.SettleRequest:
 
 def _settle(kind: str, post: bool):
     def handler(ctx: Context, body: InSettle) -> Answer:
-        return settled(service.settle(ctx.session, caller(ctx), settle_request(body.data), post=post, kind=kind))
+        return settled(service.settle(ctx.session, caller(ctx), settle_request(body.data), post=post, homes=home_of(ctx), kind=kind))
 
     return handler
 
@@ -346,7 +354,7 @@ class InReverse(msgspec.Struct):
 
 def _reverse(ctx: Context, body: InReverse) -> dict:
     d = body.data
-    return service.reverse(ctx.session, caller(ctx), setl_id=d.setl_id, mdtrt_id=d.mdtrt_id, psn_no=d.psn_no)
+    return service.reverse(ctx.session, caller(ctx), setl_id=d.setl_id, mdtrt_id=d.mdtrt_id, psn_no=d.psn_no, homes=home_of(ctx))
 
 
 TRANSACTIONS.register("2208", "门诊结算撤销", InReverse, paths=("/fsi/api/outpatientSettleService/cancleSettletment",))(_reverse)
@@ -623,7 +631,7 @@ def _pharmacy(post: bool):
                                         medfee_sumamt=amount(d.medfee_sumamt, "input.data.medfee_sumamt"),
                                         acct_used=flag(d.acct_used_flag or "0", "input.data.acct_used_flag"), cert_type=d.mdtrt_cert_type,
                                         cert_no=d.mdtrt_cert_no, card_sn=d.card_sn, invono=d.invono)
-        return settled(service.settle(ctx.session, caller(ctx), request, post=post))
+        return settled(service.settle(ctx.session, caller(ctx), request, post=post, homes=home_of(ctx)))
 
     def handler(ctx: Context, body: In2101) -> Answer:
         if post:

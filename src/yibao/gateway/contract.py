@@ -30,6 +30,9 @@ class Context:
     # what a read-only transaction must still write (a catalogue file it built): run after its read, in the short write
     # transaction that keeps the call's nonce and answer (in the call's own transaction for the others)
     writes: list[Callable[[Session], Any]] = field(default_factory=list)
+    # insured region → where that person's policy, totals and accounts are settled (yibao.encounter.service.Home): this
+    # node, or on a federation another province's node; composed by yibao.app (None: this node for everyone)
+    home_of: Callable[[str], Any] | None = None
 
 
 @dataclass(frozen=True)

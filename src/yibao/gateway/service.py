@@ -91,9 +91,12 @@ class Reply:
 
 
 class GatewayService:
-    def __init__(self, db: Database, settings: Settings, table: dict[str, Transaction], call_log: CallLog | None = None) -> None:
-        """`table` (infno → transaction) and `call_log` are composed by `yibao.app`: the gateway knows no domain."""
+    def __init__(self, db: Database, settings: Settings, table: dict[str, Transaction], call_log: CallLog | None = None,
+                 home_of: Callable[[str], Any] | None = None) -> None:
+        """`table` (infno → transaction), `call_log` and `home_of` (Context.home_of) are composed by `yibao.app`: the
+        gateway knows no domain."""
         self.db = db
+        self.home_of = home_of
         self.settings = settings
         ensure_logging(settings.log_json)
         self.table = table
@@ -249,7 +252,7 @@ class GatewayService:
                 if stored:
                     # another request had this msgid (a restarting counter): served as the new request it is, and flagged
                     log.info("msgid reused", fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid, infno=tx.infno)
-                ctx = Context(session, envelope, caller.fixmedins_code, self.settings, received, sign_no)
+                ctx = Context(session, envelope, caller.fixmedins_code, self.settings, received, sign_no, home_of=self.home_of)
                 answer = tx.handler(ctx, data)
                 for write in ctx.writes:
                     book(write)

@@ -116,6 +116,10 @@ def person_answer(session: Session, person: Any, as_of: datetime | None = None) 
     }
 
 
+# session.info key: (psn_no, cert_type, cert_no) the person's home node proved in this call (yibao.federation.care)
+PROVEN_BY_HOME = "yibao.proven_by_home"
+
+
 def verify_credential(session: Session, person: Any, cert_type: str, cert_no: str, card_sn: str, where: str,
                       fixmedins_code: str, use_token: TokenCheck) -> Any:
     """The credential a counter presents must prove the person it names (psn_no): a psn_no alone proves nothing.
@@ -131,6 +135,10 @@ def verify_credential(session: Session, person: Any, cert_type: str, cert_no: st
     cert_no, card_sn = cert_no.strip(), card_sn.strip()
     if not cert_no:
         raise InputError("required field is empty (必填项为空): the credential must identify the person", field=f"{where}.mdtrt_cert_no")
+    if session.info.get(PROVEN_BY_HOME) == (person.psn_no, cert_type, cert_no):
+        # a person insured in another province of a federation: that province's node checked this very credential in
+        # this call (yibao.federation), as it checks it again when it settles
+        return None
     if cert_type == "01":
         token = use_token(session, cert_no, fixmedins_code, f"{where}.mdtrt_cert_no")
         if token.psn_no != person.psn_no:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
+from sqlalchemy.orm import Session
 
 from yibao.core import clock
 from yibao.core.errors import InputError
@@ -34,19 +37,23 @@ def transactions(use_token: service.TokenCheck) -> TransactionSet:
 
 
 def person_info(ctx: Context, query: In1101, use_token: service.TokenCheck) -> dict:
-    q = query.data
+    return look_up(ctx.session, ctx.fixmedins_code, query.data, use_token)[1]
+
+
+def look_up(session: Session, fixmedins_code: str, q: PersonQuery, use_token: service.TokenCheck) -> tuple[Any, dict]:
+    """The person a credential proves, and 1101's answer about them (a federation's home node answers it too)."""
     where = "input.data"
     if q.mdtrt_cert_type == "02":
-        person = service.find_by_id_number(ctx.session, q.mdtrt_cert_no, q.psn_cert_type or service.ID_CARD, f"{where}.mdtrt_cert_no")
+        person = service.find_by_id_number(session, q.mdtrt_cert_no, q.psn_cert_type or service.ID_CARD, f"{where}.mdtrt_cert_no")
         if q.card_sn and service.looks_like_ec_token(q.card_sn):
-            service.verify_credential(ctx.session, person, "02", q.mdtrt_cert_no, q.card_sn, where, ctx.fixmedins_code, use_token)
+            service.verify_credential(session, person, "02", q.mdtrt_cert_no, q.card_sn, where, fixmedins_code, use_token)
     elif q.mdtrt_cert_type == "03":
         if not q.card_sn:
             raise InputError("required when mdtrt_cert_type is 03 (social-security card)", field=f"{where}.card_sn")
-        person = service.find_by_card(ctx.session, q.mdtrt_cert_no, q.card_sn, f"{where}.mdtrt_cert_no")
+        person = service.find_by_card(session, q.mdtrt_cert_no, q.card_sn, f"{where}.mdtrt_cert_no")
     elif q.mdtrt_cert_type == "01":
-        token = use_token(ctx.session, q.mdtrt_cert_no, ctx.fixmedins_code, f"{where}.mdtrt_cert_no")
-        person = service.person(ctx.session, token.psn_no, where)
+        token = use_token(session, q.mdtrt_cert_no, fixmedins_code, f"{where}.mdtrt_cert_no")
+        person = service.person(session, token.psn_no, where)
     else:
         raise InputError(f"'{q.mdtrt_cert_type}' is not a credential type (01, 02, 03)", field=f"{where}.mdtrt_cert_type")
     if q.certno and q.certno.strip().upper() != person.certno:
@@ -54,4 +61,4 @@ def person_info(ctx: Context, query: In1101, use_token: service.TokenCheck) -> d
     if q.psn_name and q.psn_name.strip() != person.psn_name:
         raise InputError("does not match the person the credential belongs to", field=f"{where}.psn_name")
     as_of = clock.parse_datetime(q.begntime, f"{where}.begntime") if q.begntime else None
-    return service.person_answer(ctx.session, person, as_of)
+    return person, service.person_answer(session, person, as_of)

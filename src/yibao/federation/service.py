@@ -1,0 +1,100 @@
+"""A node's part of the federation: the calls it answers for other nodes (through the hub), each in its own
+transaction, and its national-interface transactions that meet people insured in another province."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from sqlalchemy.exc import IntegrityError
+
+from yibao.core.errors import InputError
+from yibao.federation import care, home
+from yibao.federation.nodes import Federation
+from yibao.gateway.contract import Context, Transaction
+from yibao.registry import service as registry
+from yibao.registry.transactions import PersonQuery
+from yibao.store.db import Database
+
+OPS = ("settle", "confirm", "release", "reverse", "person", "prove", "status")
+
+
+def _body(body: Any, kind: type[Any]) -> Any:
+    try:
+        return msgspec.convert(body, kind, strict=False)
+    except msgspec.ValidationError as error:
+        raise InputError(f"malformed federation call: {error}"[:200]) from None
+
+
+def answer(db: Database, federation: Federation, op: str, origin: str, body: Any, use_token: registry.TokenCheck) -> Any:
+    """One call another node made through the hub. A concurrent twin of a settlement (same key) that committed first
+    is answered from its record."""
+    for attempt in (1, 2):
+        try:
+            with db.unit_of_work() as session:
+                if op == "settle":
+                    return home.settle(session, origin, _body(body, home.SettleCall), use_token)
+                if op == "confirm":
+                    return home.confirm(session, str(body.get("msg_key", "")), federation.admdvs)
+                if op == "release":
+                    return home.release(session, str(body.get("msg_key", "")))
+                if op == "reverse":
+                    return home.reverse(session, _body(body, home.ReverseCall), federation.admdvs)
+                if op == "person":
+                    return home.person(session, str(body.get("fixmedins_code", "")), _body(body.get("query"), PersonQuery), use_token)
+                if op == "prove":
+                    return home.prove(session, _body(body, home.ProveCall), use_token)
+                if op == "status":
+                    return care.status(session, str(body.get("msg_key", "")))
+                raise InputError(f"unknown federation call '{op[:20]}'")
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+# -- national-interface transactions meeting a person insured in another province ------------------------------------
+
+def _person_lookup(federation: Federation, link: care.Link, original: Callable[..., Any]) -> Callable[..., Any]:
+    """1101 for a person insured in another province (the envelope's insuplc_admdvs): their home answers it and this
+    node keeps a copy of the person to register their visits."""
+
+    def handler(ctx: Context, query: Any) -> Any:
+        region = ctx.envelope.insuplc_admdvs.strip()
+        if federation.is_home(region):
+            return original(ctx, query)
+        reply = link.call(region, "person", {"fixmedins_code": ctx.fixmedins_code, "query": query.data})
+        care.keep_guest(ctx.session, reply)
+        return reply["answer"]
+
+    return handler
+
+
+def _proven_by_home(federation: Federation, link: care.Link, original: Callable[..., Any], part: str) -> Callable[..., Any]:
+    """2201/2401/2101/2102 for a person insured in another province: their home checks the credential (an ecToken is
+    its to spend) and refreshes this node's copy; then the visit is registered here as any other."""
+
+    def handler(ctx: Context, body: Any) -> Any:
+        region = ctx.envelope.insuplc_admdvs.strip()
+        if not federation.is_home(region):
+            data = getattr(body, part)
+            reply = link.call(region, "prove", {"psn_no": data.psn_no, "cert_type": data.mdtrt_cert_type, "cert_no": data.mdtrt_cert_no,
+                                                "card_sn": data.card_sn, "fixmedins_code": ctx.fixmedins_code})
+            care.keep_guest(ctx.session, reply)
+            care.proven(ctx.session, data.psn_no, data.mdtrt_cert_type, data.mdtrt_cert_no)
+        return original(ctx, body)
+
+    return handler
+
+
+def federate(table: dict[str, Transaction], federation: Federation, link: care.Link) -> dict[str, Transaction]:
+    """The transaction table of a federation node: the person's home is asked where it must be."""
+    wrapped = dict(table)
+    if "1101" in table:
+        wrapped["1101"] = dataclasses.replace(table["1101"], handler=_person_lookup(federation, link, table["1101"].handler))
+    for infno, part in (("2201", "data"), ("2401", "mdtrtinfo"), ("2101", "data"), ("2102", "data")):
+        if infno in table:
+            wrapped[infno] = dataclasses.replace(table[infno], handler=_proven_by_home(federation, link, table[infno].handler, part))
+    return wrapped

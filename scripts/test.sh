@@ -11,6 +11,17 @@ bash scripts/install.sh
 bash scripts/browser.sh
 source scripts/pg.sh
 trap pg_stop EXIT
+pg_install
+# the federation's end-to-end test (tests/test_federation.py) starts its own cluster and nats-server (JetStream)
+if ! command -v nats-server >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing nats-server from Debian's packages"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null; }
+  else
+    echo "nats-server is not installed (apt-get install -y nats-server): the federation test will be skipped" >&2
+  fi
+fi
 
 echo "== lint"
 bash scripts/lint.sh

@@ -101,7 +101,8 @@ def _seed(settings: Settings, people: int, seed: int) -> None:
     db = _database(settings)
     with _progress() as progress, db.unit_of_work() as session:
         task = progress.add_task(f"demo region, {people:,} people", total=people)
-        report = generate(session, people=people, seed=seed, progress=lambda n: progress.advance(task, n), commit_batches=True)
+        report = generate(session, people=people, seed=seed, progress=lambda n: progress.advance(task, n), commit_batches=True,
+                          only=tuple(filter(None, settings.demo_regions.split(","))))
     db.dispose()
     if db.is_sqlite and db.engine.url.database:
         import sqlite3
@@ -498,7 +499,10 @@ def call(infno: str, input_json: Annotated[str, typer.Argument(help="the transac
          fixmedins_code: Annotated[str, typer.Option(help="calling institution")] = "H37010000001",
          url: str = "http://127.0.0.1:8000",
          secret: Annotated[str | None, typer.Option(help="defaults to the key in the local database")] = None,
-         admvs: Annotated[str, typer.Option(help="mdtrtarea_admvs")] = "370100") -> None:
+         admvs: Annotated[str, typer.Option(help="mdtrtarea_admvs")] = "370100",
+         insuplc: Annotated[str, typer.Option(help="insuplc_admdvs: the patient's insured region (another province: "
+                                                   "care away from home)")] = "",
+         msgid: Annotated[str | None, typer.Option(help="the message id (a retry sends the same); default a new one")] = None) -> None:
     """Sign in (9001) and send one signed transaction; print both messages."""
     from yibao.client import CounterClient, pretty
 
@@ -523,7 +527,7 @@ def call(infno: str, input_json: Annotated[str, typer.Argument(help="the transac
     if signed.get("infcode") != 0:
         print(pretty(signed))
         raise typer.Exit(1)
-    request = client.envelope(infno, payload)
+    request = client.envelope(infno, payload, msgid=msgid, insuplc_admdvs=insuplc)
     print("→", pretty(request))
     answer = client.send(request)
     print("←", pretty(answer))
@@ -749,3 +753,59 @@ def main() -> None:
 def _fail(message: str) -> None:
     sys.stderr.write(f"yibao: {' '.join(message.split())}\n")  # one line, whatever the terminal's width
     sys.exit(2)
+
+
+federation_app = typer.Typer(help="A federation on this machine: a hub and province nodes (docs/federation.md).", no_args_is_help=True)
+app.add_typer(federation_app, name="federation")
+FEDERATION_DIR = Path("var/federation")
+
+
+@federation_app.command("up")
+def federation_up(folder: Annotated[Path, typer.Option("--dir", help="where the cluster, logs and federation.json go")] = FEDERATION_DIR,
+                  people: Annotated[int, typer.Option(help="demo people per province")] = 2000,
+                  fsync: Annotated[bool, typer.Option(help="PostgreSQL fsync (off: faster, for tests only)")] = True) -> None:
+    """Start a hub and the province nodes 370100 and 440300 (each its own PostgreSQL database) and nats-server."""
+    from yibao.federation import launcher
+
+    try:
+        launcher.up(folder, people=people, fsync=fsync, say=console.print)
+    except RuntimeError as error:
+        raise CliError(str(error)) from None
+    console.print(f"up. Stop with: yibao federation down --dir {folder}")
+
+
+@federation_app.command("down")
+def federation_down(folder: Annotated[Path, typer.Option("--dir")] = FEDERATION_DIR) -> None:
+    """Stop what `federation up` started and remove its databases."""
+    from yibao.federation import launcher
+
+    try:
+        launcher.down(folder, say=console.print)
+    except RuntimeError as error:
+        raise CliError(str(error)) from None
+
+
+@federation_app.command("close")
+def federation_close(month: Annotated[str, typer.Argument(help="the clearing window, YYYYMM")],
+                     region: Annotated[str, typer.Option(help="print only this region's statement")] = "") -> None:
+    """At the hub (YIBAO_DATABASE_URL = the hub's database): close a month's clearing window and print its statement."""
+    from yibao.federation import hub
+
+    db = _database(Settings())
+    with db.unit_of_work() as session:
+        result = hub.close(session, month)
+    db.dispose()
+    typer.echo(json.dumps(hub.for_region(result, region) if region else result, ensure_ascii=False, indent=2))
+
+
+@federation_app.command("statement")
+def federation_statement(month: Annotated[str, typer.Argument(help="the clearing window, YYYYMM")],
+                         region: Annotated[str, typer.Option(help="print only this region's statement")] = "") -> None:
+    """At the hub: a month's clearing statement as it stands (closed: as closed)."""
+    from yibao.federation import hub
+
+    db = _database(Settings())
+    with db.unit_of_work(write=False) as session:
+        result = hub.statement(session, month)
+    db.dispose()
+    typer.echo(json.dumps(hub.for_region(result, region) if region else result, ensure_ascii=False, indent=2))

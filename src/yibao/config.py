@@ -26,6 +26,8 @@ class Settings:
     ec_token_ttl_s: int = field(default_factory=lambda: int(os.environ.get("YIBAO_EC_TOKEN_TTL_S", str(12 * 3600))))
     ec_token_max_uses: int = field(default_factory=lambda: int(os.environ.get("YIBAO_EC_TOKEN_MAX_USES", "50")))
     session_ttl_s: int = field(default_factory=lambda: int(os.environ.get("YIBAO_SESSION_TTL_S", str(12 * 3600))))
+    # the demo regions to seed ("370100,440300"; "" both): a federation's province node seeds its own
+    demo_regions: str = field(default_factory=lambda: os.environ.get("YIBAO_DEMO_REGIONS", ""))
     demo_seed: int = field(default_factory=lambda: int(os.environ.get("YIBAO_DEMO_SEED", "20261122")))
     # SQLite: how long a writer waits for the lock, and an optional cap on the database size (a quota)
     sqlite_busy_ms: int = field(default_factory=lambda: int(os.environ.get("YIBAO_SQLITE_BUSY_MS", "30000")))

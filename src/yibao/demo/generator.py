@@ -113,10 +113,11 @@ def seed_reference_data(session: Session, seed: int) -> list[str]:
     return [cat_version.ver, str(len(good))]
 
 
-def seed_institutions(session: Session, rng: random.Random, seed: int, per_kind: int) -> int:
+def seed_institutions(session: Session, rng: random.Random, seed: int, per_kind: int, regions: tuple[DemoRegion, ...] = REGIONS
+                      ) -> int:
     now = clock.now()
     count = 0
-    for region in REGIONS:
+    for region in regions:
         city = region.name.removesuffix("市")
         rows: list[dict[str, Any]] = []
         n = 0
@@ -190,12 +191,12 @@ def _retired(age: int, gend: str) -> bool:
 
 def generate_people(session: Session, rng: random.Random, people: int, on: date,
                     progress: Callable[[int], None] | None = None, commit_batches: bool = False,
-                    chronic_rng: random.Random | None = None) -> DemoReport:
+                    chronic_rng: random.Random | None = None, regions: tuple[DemoRegion, ...] = REGIONS) -> DemoReport:
     report = DemoReport()
     # registrations draw from their own stream, so the people (and their ID numbers) are those of earlier versions
     chronic_rng = chronic_rng or random.Random("chronic")
     employers: dict[str, list[str]] = {}
-    for region in REGIONS:
+    for region in regions:
         rows = [{"emp_no": f"E{region.admdvs}{i:06d}", "emp_name": f"{region.name.removesuffix('市')}{rng.choice(names.COMPANY_WORDS)}"
                  f"{rng.choice(names.COMPANY_KINDS)}{i}", "admdvs": region.admdvs} for i in range(1, 201)]
         session.execute(insert(Employer), rows)
@@ -224,7 +225,7 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
     hshld_id = 0
     while report.people < people:
         hshld_id += 1
-        region = REGIONS[hshld_id % len(REGIONS)]
+        region = regions[hshld_id % len(regions)]
         buffers[Household].append({"hshld_id": hshld_id, "admdvs": region.admdvs, "addr": f"{region.name}{rng.choice(region.districts)}"})
         report.households += 1
         head_account: str | None = None
@@ -336,15 +337,20 @@ def generate_people(session: Session, rng: random.Random, people: int, on: date,
 
 
 def generate(session: Session, *, people: int, seed: int, on: date | None = None, institutions_per_kind: int = 20,
-             progress: Callable[[int], None] | None = None, commit_batches: bool = False) -> DemoReport:
+             progress: Callable[[int], None] | None = None, commit_batches: bool = False, only: tuple[str, ...] = ()) -> DemoReport:
+    """The demo: both regions, or ``only`` those named (a federation's province node holds its own region's people)."""
+    regions = tuple(r for r in REGIONS if not only or r.admdvs in only)
+    if not regions:
+        raise ValueError(f"no demo region among {', '.join(only)} (there are {', '.join(r.admdvs for r in REGIONS)})")
     rng = random.Random(seed)
     on = on or clock.today()
     deployment.set_mode(session, deployment.DEMO)
     catalog_ver, catalog_rows = seed_reference_data(session, seed)
-    institutions = seed_institutions(session, rng, seed, institutions_per_kind)
-    report = generate_people(session, rng, people, on, progress, commit_batches, chronic_rng=random.Random(f"{seed}:chronic"))
+    institutions = seed_institutions(session, rng, seed, institutions_per_kind, regions)
+    report = generate_people(session, rng, people, on, progress, commit_batches, chronic_rng=random.Random(f"{seed}:chronic"),
+                             regions=regions)
     report.institutions = institutions
     report.catalogue_rows = int(catalog_rows)
-    first = REGIONS[0]
+    first = regions[0]
     report.sample = {"fixmedins_code": f"H{first.admdvs}00001", "catalog_ver": catalog_ver}
     return report

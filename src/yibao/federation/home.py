@@ -52,7 +52,8 @@ def _locked(session: Session, **where: str) -> AwaySettlement | None:
 
 def settle(session: Session, origin: str, call: SettleCall, use_token: registry.TokenCheck) -> dict[str, Any]:
     """2206/2207 (2303/2304) at the place of care: the home's part. A retry of a reserved request answers the same."""
-    fingerprint = crypto.sm3_hex(ENCODER.encode(call.facts))
+    # what the request asks (a retry's clock differs: its settlement time is not part of it)
+    fingerprint = crypto.sm3_hex(ENCODER.encode(dataclasses.replace(call.facts, setl_time=datetime(2000, 1, 1))))
     if not call.post:
         answer = encounter.home_settle(session, call.facts, post=False, setl_id=call.setl_id, where="input.data", use_token=use_token)
         return msgspec.to_builtins(answer)

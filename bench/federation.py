@@ -56,10 +56,11 @@ def people_of(db: Database, region: str, count: int) -> list[tuple[str, str]]:
 
 def code_of(db: Database) -> str:
     with db.unit_of_work(write=False) as session:
-        return str(session.scalar(select(CatalogItem.med_list_codg).where(CatalogItem.chrgitm_lv == "01", CatalogItem.list_type == "102",
-                                                                          CatalogItem.pric_uplmt_fen.is_(None), CatalogItem.lmt_gend.is_(None),
-                                                                          CatalogItem.lmt_age_min.is_(None), CatalogItem.lmt_age_max.is_(None),
-                                                                          CatalogItem.lmt_hosp_lv.is_(None)).limit(1)))
+        item = CatalogItem
+        return str(session.scalar(select(item.med_list_codg).where(item.chrgitm_lv == "01", item.list_type == "102",
+                                                                   item.pric_uplmt_fen.is_(None), item.lmt_gend.is_(None),
+                                                                   item.lmt_age_min.is_(None), item.lmt_age_max.is_(None),
+                                                                   item.lmt_hosp_lv.is_(None)).limit(1)))
 
 
 def visit(counter: CounterClient, person: tuple[str, str], code: str, insuplc: str) -> float:

@@ -258,3 +258,32 @@ def test_the_month_clears_to_the_fen_and_the_books_balance(fed: Fed) -> None:
         with fed.db[name].unit_of_work(write=False) as session:
             report = books.check(session)
         assert report.ok, report.problems
+
+
+def test_a_reversal_whose_answer_was_lost_completes_on_retry(fed: Fed) -> None:
+    person = fed.person("310")
+    before = fed.balance(person.psn_no)
+    mdtrt_id, data = fed.visit(person, "310", "110.00")
+    out = flows.ok(fed.call("2207", data))["setlinfo"]
+    fed.network.lose_answers = 1
+    reverse = {"data": {"setl_id": out["setl_id"], "mdtrt_id": mdtrt_id, "psn_no": person.psn_no}}
+    assert fed.call("2208", reverse)["infcode"] == -1
+    [original] = fed.away(setl_id=out["setl_id"])
+    assert original.state == "reversed"  # the home undid its part and the place of care heard nothing
+    answer = flows.ok(fed.call("2208", reverse))["setlinfo"]
+    assert answer["setl_id"] == original.revs_setl_id and fed.balance(person.psn_no) == before
+
+
+def test_a_node_may_not_confirm_or_release_for_the_home(fed: Fed) -> None:
+    """Confirming and releasing are the home's own decisions: the hub routes neither, whoever signs."""
+    from yibao.federation.protocol import ENCODER, ROUTE_PATH, sign
+
+    _layout, node_keys = launcher.load(fed.folder)
+    [reserved] = fed.away()[:1]
+    for op in ("release", "confirm", "../../../health"):
+        body = ENCODER.encode({"to": HOME, "op": op, "body": {"msg_key": reserved.msg_key}})
+        reply = httpx.post(fed.layout.process("hub").url + ROUTE_PATH, content=body,
+                           headers=sign(bytes.fromhex(node_keys[CARE]), CARE, body), timeout=5).json()
+        assert reply["ok"] is False and "unknown federation call" in reply["error"]["message"]
+    # and a stranger without a key is refused outright
+    assert httpx.post(fed.layout.process("hub").url + ROUTE_PATH, content=b"{}", timeout=5).status_code == 401

@@ -591,7 +591,8 @@ class Home(Protocol):
 
     def settled(self, session: Session, row: SettlementRow) -> None: ...
 
-    def reverse(self, session: Session, original: SettlementRow, reversal_id: str, msgid: str, where: str) -> int: ...
+    def reverse(self, session: Session, original: SettlementRow, reversal_id: str, msgid: str, where: str) -> tuple[int, str]:
+        """Undo the home's part; the person's balance after it and the reversal's number (a retry gets the first one's)."""
 
 
 def home_settle(session: Session, facts: CareFacts, *, post: bool, setl_id: str, where: str, use_token: registry.TokenCheck
@@ -722,8 +723,8 @@ class LocalHome:
     def settled(self, session: Session, row: SettlementRow) -> None:
         return None
 
-    def reverse(self, session: Session, original: SettlementRow, reversal_id: str, msgid: str, where: str) -> int:
-        return home_reverse(session, original)
+    def reverse(self, session: Session, original: SettlementRow, reversal_id: str, msgid: str, where: str) -> tuple[int, str]:
+        return home_reverse(session, original), reversal_id
 
 
 def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bool, homes: Callable[[str], Home],
@@ -919,6 +920,9 @@ def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, ps
     if original.revs_setl_id:
         raise Conflict(f"settlement {setl_id} was already reversed by {original.revs_setl_id}", field=f"{where}.setl_id")
     visit = load_visit(session, caller, mdtrt_id, psn_no, where, lock=True)
+    if not original.paid_by:
+        # the person's year row first, locked: no settlement of theirs commits between the check below and the undoing
+        ledger.year_total(session, original.psn_no, original.year, lock=True)
     if original.kind == "inpatient":
         # A stay moved what every later settlement of the year read (the admission number, the deductible, the caps and
         # the catastrophic threshold): reversing it alone would leave those settled on totals that no longer hold.
@@ -942,8 +946,8 @@ def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, ps
     for name in _NEGATED:
         setattr(reversal, name, -getattr(original, name))
     # the home's side first (on a federation another province's node: if it does not answer, nothing here changed)
-    home = homes(original.clr_optins)
-    reversal.balc = home.reverse(session, original, reversal.setl_id, caller.msgid, where)
+    home = homes(original.paid_by)
+    reversal.balc, reversal.setl_id = home.reverse(session, original, reversal.setl_id, caller.msgid, where)
     posted = ledger.entries(session, setl_id)
     sql.execute(session, INSERT_SETTLEMENT, **sql.as_params(reversal))
     sql.execute(session, MARK_REVERSED, setl_id=original.setl_id, revs_setl_id=reversal.setl_id)

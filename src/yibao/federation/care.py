@@ -14,8 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yibao.core import clock
-from yibao.core.errors import Conflict
+from yibao.core.errors import Conflict, NotFound
 from yibao.encounter import service as encounter
+from yibao.encounter.models import Visit
 from yibao.encounter.rows import SettlementRow
 from yibao.federation import outbox
 from yibao.federation.models import RemoteSettlement
@@ -86,14 +87,16 @@ class RemoteHome:
         if row.refd_setl_flag == "0":
             key = message_key(row.fixmedins_code, row.medins_setl_id, row.mdtrt_id)
             session.add(RemoteSettlement(msg_key=key, setl_id=row.setl_id, home_admdvs=self.home, state="settled", created_at=clock.now()))
-            outbox.confirmation(session, self.home, key, row.setl_id)
+            outbox.confirmation(session, self.home[:2], key, row.setl_id)
         outbox.clearing(session, side="care", setl_id=row.setl_id, home=self.home, care=self.own,
                         amount_fen=row.fund_pay_sumamt + row.acct_pay + row.acct_mulaid_pay, setl_time=row.setl_time)
         session.flush()
 
-    def reverse(self, session: Session, original: SettlementRow, reversal_id: str, msgid: str, where: str) -> int:
+    def reverse(self, session: Session, original: SettlementRow, reversal_id: str, msgid: str, where: str) -> tuple[int, str]:
         answer = self.link.call(self.home, "reverse", {"setl_id": original.setl_id, "reversal_id": reversal_id})
-        return int(answer.get("balc", 0)) if isinstance(answer, dict) else 0
+        if not isinstance(answer, dict):
+            return 0, reversal_id
+        return int(answer.get("balc", 0)), str(answer.get("reversal_id") or reversal_id)
 
 
 def homes(federation: Federation, link: Link, local: encounter.Home) -> Callable[[str], encounter.Home]:
@@ -110,9 +113,12 @@ def homes(federation: Federation, link: Link, local: encounter.Home) -> Callable
     return home_of
 
 
-def status(session: Session, key: str) -> dict[str, Any]:
+def status(session: Session, origin: str, key: str) -> dict[str, Any]:
     """The home asks what became of a request it reserved: settled here, or never (a tombstone now makes sure it never
-    will, so the home may release it). One of the two rows wins the key."""
+    will, so the home may release it). One of the two rows wins the key. Only the visit's home may ask."""
+    visit = session.get(Visit, key.rsplit(":", 1)[-1])
+    if visit is None or visit.insuplc_admdvs[:2] != origin[:2]:
+        raise NotFound("no visit here of a person insured in the calling node's province", field="msg_key")
     found = session.get(RemoteSettlement, key, with_for_update=True)
     if found is None:
         try:
@@ -126,11 +132,18 @@ def status(session: Session, key: str) -> dict[str, Any]:
     return {"state": found.state, "setl_id": found.setl_id}
 
 
-def keep_guest(session: Session, copy: dict[str, Any]) -> str:
-    """Keep (or refresh) the copy of a person insured elsewhere that visits here need: their record and enrolments."""
+def keep_guest(session: Session, copy: dict[str, Any], home: str, federation: Federation, psn_no_asked: str = "") -> str:
+    """Keep (or refresh) the copy of a person insured elsewhere that visits here need: their record and enrolments.
+    Only the person asked about, only enrolments in the answering node's province, never over one of this node's own."""
     data = copy["person"]
     psn_no = str(data["psn_no"])
+    if psn_no_asked and psn_no != psn_no_asked:
+        raise Conflict(f"the insured province answered for another person than {psn_no_asked[:30]}", field="input.data.psn_no")
+    if any(str(e.get("insuplc_admdvs", ""))[:2] != home[:2] for e in copy.get("enrolments", [])):
+        raise Conflict(f"the node of {home} answered with an enrolment outside its province", field="insuplc_admdvs")
     person = session.get(Person, psn_no)
+    if person is not None and not is_guest(session, psn_no, federation):
+        raise Conflict(f"{psn_no} is insured at this node: its record is not another province's to change", field="input.data.psn_no")
     values = {k: v for k, v in data.items() if k != "psn_no"}
     values["brdy"] = clock.parse_date(str(values["brdy"]), "brdy") if isinstance(values.get("brdy"), str) else values.get("brdy")
     if person is None:

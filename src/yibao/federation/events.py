@@ -152,7 +152,7 @@ class Worker:
     async def _subscribe(self, js: Any) -> Any:
         if self.federation.role == "hub":
             return await js.pull_subscribe("yibao.clearing.>", durable="hub-clearing", stream=outbox.STREAM)
-        return await js.pull_subscribe(f"yibao.node.{self.federation.admdvs}.>", durable=f"node-{self.federation.admdvs}",
+        return await js.pull_subscribe(f"yibao.node.{self.federation.admdvs[:2]}.>", durable=f"node-{self.federation.admdvs[:2]}",
                                        stream=outbox.STREAM)
 
     async def _consume(self, consumer: Any) -> None:

@@ -57,9 +57,13 @@ def settle(session: Session, origin: str, call: SettleCall, use_token: registry.
     if not call.post:
         answer = encounter.home_settle(session, call.facts, post=False, setl_id=call.setl_id, where="input.data", use_token=use_token)
         return msgspec.to_builtins(answer)
+    if call.facts.mdtrtarea_admvs[:2] != origin[:2]:
+        # the reduction for care away depends on where care happened: only the node of that province may say so
+        raise InputError(f"care in {call.facts.mdtrtarea_admvs[:6]} is not care in the calling node's province ({origin})",
+                         field="mdtrtarea_admvs")
     found = _locked(session, msg_key=call.key)
     if found is not None:
-        if found.request_sm3 != fingerprint:
+        if found.request_sm3 != fingerprint or found.origin_admdvs != origin:
             raise Conflict("this msgid was used for another settlement of the visit: send a new msgid", field="msgid")
         if found.state in ("reserved", "confirmed"):
             return json.loads(found.answer)
@@ -133,16 +137,16 @@ def release(session: Session, key: str) -> str:
     return row.state
 
 
-def reverse(session: Session, call: ReverseCall, home: str) -> dict[str, Any]:
-    """2208/2305 at the place of care: undo the home's part under the place of care's reversal number."""
+def reverse(session: Session, origin: str, call: ReverseCall, home: str) -> dict[str, Any]:
+    """2208/2305 at the place of care: undo the home's part under the place of care's reversal number. A retry (the
+    answer was lost) gets the reversal already made, under its number, which the place of care then uses."""
     row = _locked(session, setl_id=call.setl_id)
-    if row is None:
-        raise NotFound(f"the insured province has no settlement {call.setl_id}", field="input.data.setl_id")
+    if row is None or row.origin_admdvs != origin:
+        raise NotFound(f"the insured province has no settlement {call.setl_id} of this node", field="input.data.setl_id")
     if row.state == "reversed":
-        if row.revs_setl_id != call.reversal_id:
-            raise Conflict(f"settlement {call.setl_id} was already reversed by {row.revs_setl_id}", field="input.data.setl_id")
-        reversal = session.get(AwaySettlement, call.reversal_id)
-        return json.loads(reversal.answer) if reversal is not None else {"balc": 0}
+        reversal = session.get(AwaySettlement, row.revs_setl_id)
+        balc = json.loads(reversal.answer).get("balc", 0) if reversal is not None else 0
+        return {"balc": balc, "reversal_id": row.revs_setl_id}
     if row.state == "released":
         raise Conflict(f"settlement {call.setl_id} was released at the insured province", field="input.data.setl_id")
     if row.state == "reserved":  # the place of care has it (it asks to reverse it): it was committed
@@ -151,7 +155,7 @@ def reverse(session: Session, call: ReverseCall, home: str) -> dict[str, Any]:
     reversal = session.get(AwaySettlement, call.reversal_id)
     assert reversal is not None
     _clearing_event(session, reversal, home)
-    return {"balc": balc}
+    return {"balc": balc, "reversal_id": call.reversal_id}
 
 
 def stale_reservations(session: Session, older_than: datetime, limit: int = 100) -> list[tuple[str, str]]:

@@ -27,9 +27,9 @@ def clearing(session: Session, *, side: str, setl_id: str, home: str, care: str,
         {"side": side, "setl_id": setl_id, "home": home, "care": care, "amount_fen": amount_fen, "setl_time": setl_time.isoformat()})
 
 
-def confirmation(session: Session, home: str, key: str, setl_id: str) -> None:
-    """To the home's node: the place of care committed the settlement it reserved under ``key``."""
-    add(session, f"yibao.node.{home}.confirm", f"confirm:{key}", {"msg_key": key, "setl_id": setl_id})
+def confirmation(session: Session, province: str, key: str, setl_id: str) -> None:
+    """To the home's node (by its province's two digits): the place of care committed what it reserved under ``key``."""
+    add(session, f"yibao.node.{province}.confirm", f"confirm:{key}", {"msg_key": key, "setl_id": setl_id})
 
 
 def unsent(session: Session, limit: int = 256) -> list[OutboxEvent]:

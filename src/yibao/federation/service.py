@@ -18,7 +18,8 @@ from yibao.registry import service as registry
 from yibao.registry.transactions import PersonQuery
 from yibao.store.db import Database
 
-OPS = ("settle", "confirm", "release", "reverse", "person", "prove", "status")
+# what another node may ask of this one (through the hub); confirming and releasing are this node's own decisions
+OPS = ("settle", "reverse", "person", "prove", "status")
 
 
 def _body(body: Any, kind: type[Any]) -> Any:
@@ -36,18 +37,14 @@ def answer(db: Database, federation: Federation, op: str, origin: str, body: Any
             with db.unit_of_work() as session:
                 if op == "settle":
                     return home.settle(session, origin, _body(body, home.SettleCall), use_token)
-                if op == "confirm":
-                    return home.confirm(session, str(body.get("msg_key", "")), federation.admdvs)
-                if op == "release":
-                    return home.release(session, str(body.get("msg_key", "")))
                 if op == "reverse":
-                    return home.reverse(session, _body(body, home.ReverseCall), federation.admdvs)
+                    return home.reverse(session, origin, _body(body, home.ReverseCall), federation.admdvs)
                 if op == "person":
                     return home.person(session, str(body.get("fixmedins_code", "")), _body(body.get("query"), PersonQuery), use_token)
                 if op == "prove":
                     return home.prove(session, _body(body, home.ProveCall), use_token)
                 if op == "status":
-                    return care.status(session, str(body.get("msg_key", "")))
+                    return care.status(session, origin, str(body.get("msg_key", "")))
                 raise InputError(f"unknown federation call '{op[:20]}'")
         except IntegrityError:
             if attempt == 2:
@@ -66,7 +63,7 @@ def _person_lookup(federation: Federation, link: care.Link, original: Callable[.
         if federation.is_home(region):
             return original(ctx, query)
         reply = link.call(region, "person", {"fixmedins_code": ctx.fixmedins_code, "query": query.data})
-        care.keep_guest(ctx.session, reply)
+        care.keep_guest(ctx.session, reply, region, federation)
         return reply["answer"]
 
     return handler
@@ -82,7 +79,7 @@ def _proven_by_home(federation: Federation, link: care.Link, original: Callable[
             data = getattr(body, part)
             reply = link.call(region, "prove", {"psn_no": data.psn_no, "cert_type": data.mdtrt_cert_type, "cert_no": data.mdtrt_cert_no,
                                                 "card_sn": data.card_sn, "fixmedins_code": ctx.fixmedins_code})
-            care.keep_guest(ctx.session, reply)
+            care.keep_guest(ctx.session, reply, region, federation, data.psn_no)
             care.proven(ctx.session, data.psn_no, data.mdtrt_cert_type, data.mdtrt_cert_no)
         return original(ctx, body)
 

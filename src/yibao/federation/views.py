@@ -63,6 +63,8 @@ def _hub_route(federation: Federation, window_s: int) -> Any:
             return _json({"detail": error.message}, 401)
         except (msgspec.DecodeError, KeyError, TypeError):
             return _json({"ok": False, "error": {"kind": "input", "message": "malformed federation call", "field": None}})
+        if op not in service.OPS:  # also keeps the op out of the forwarded path unless it is one of these words
+            return _json({"ok": False, "error": {"kind": "input", "message": f"unknown federation call '{op[:20]}'", "field": None}})
         peer = federation.province_of(to)
         if peer is None:
             return _json({"ok": False, "error": {"kind": "input", "message": f"no province node serves region {to[:6]}",

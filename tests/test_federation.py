@@ -158,6 +158,12 @@ def test_care_away_settles_at_home_with_and_without_a_filing(fed: Fed) -> None:
     unfiled, filed = fed.person(), fed.person()
     with fed.db[HOME].unit_of_work() as session:  # the home owns the filing: long-term residence in Shenzhen
         filing.file(session, filing.Request(filed.psn_no, "390", "1", CARE, clock.today() - timedelta(days=1), None), source="04")
+    # 2001 at the place of care: the home checks, and reports the filing it holds
+    for person, expected in ((unfiled, "未备案"), (filed, "异地长期居住")):
+        checks = flows.ok(fed.call("2001", {"data": {"psn_no": person.psn_no, "insutype": "390", "med_type": "11",
+                                                     "begntime": clock.fmt_datetime(clock.now())}}))["trtinfo"]
+        [found] = [c for c in checks if c["trt_chk_type"] == "21"]
+        assert expected in found["trt_chk_rslt"] and "跨省" in found["trt_chk_rslt"], found
     answers = {}
     for person in (unfiled, filed):
         _mdtrt_id, data = fed.visit(person, "390", "200.00")

@@ -581,6 +581,9 @@ class HomeAnswer:
     paid_by: str = ""
     # this node's own entries (funds, accounts), to which the place of care adds its own; None when another node paid
     posting: ledger.Posting | None = None
+    # when another node paid: the settlement's time there (a retry's answer keeps the first attempt's), so both nodes
+    # date it alike and clear it in the same month
+    setl_time: datetime | None = None
 
 
 class Home(Protocol):
@@ -785,6 +788,7 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
     home = homes(visit.insuplc_admdvs)
     answer = home.settle(session, facts, post=post, setl_id=new_id(caller.mdtrtarea_admvs), msgid=caller.msgid, where=where)
     out = answer.out
+    now = answer.setl_time or now
     row = SettlementRow(
         setl_id=answer.setl_id, mdtrt_id=visit.mdtrt_id, psn_no=visit.psn_no, fixmedins_code=caller.fixmedins_code,
         insutype=visit.insutype, psn_type=answer.psn_type, cvlserv_flag=answer.cvlserv_flag,

@@ -132,10 +132,18 @@ def assess(f: Facts) -> list[Finding]:
 
 def facts(session: Session, *, psn_no: str, insutype: str, fixmedins_code: str, med_type: str, day: date, dise_codg: str,
           where: str = "input.data") -> Facts:
-    registry.person(session, psn_no, where)
     institution = session.get(Institution, fixmedins_code)
     if institution is None:
         raise NotFound(f"{fixmedins_code[:30]} is not a designated institution", field=f"{where}.fixmedins_code")
+    return facts_at(session, psn_no=psn_no, insutype=insutype, place=institution.admdvs, med_type=med_type, day=day,
+                    dise_codg=dise_codg, where=where)
+
+
+def facts_at(session: Session, *, psn_no: str, insutype: str, place: str, med_type: str, day: date, dise_codg: str,
+             where: str = "input.data") -> Facts:
+    """What the checks read about a person, for care in the region ``place`` (on a federation the home node answers
+    this for the place of care: it holds the person's enrolments, contributions, registrations and filings)."""
+    registry.person(session, psn_no, where)
     rows = [e for e in registry.enrolments_of(session, psn_no) if e.insutype == insutype]
     enrolments = tuple(Enrolled(e.insutype, e.psn_type, e.psn_insu_stas, e.psn_insu_date, e.paus_insu_date, e.insuplc_admdvs) for e in rows)
     arrears, paid = 0, frozenset[str]()
@@ -154,10 +162,10 @@ def facts(session: Session, *, psn_no: str, insutype: str, fixmedins_code: str, 
                            if r.begndate <= day and r.insutype == insutype)
     stays = tuple(session.execute(select(Visit.mdtrt_id, Visit.fixmedins_code).where(Visit.psn_no == psn_no, Visit.kind == "inpatient",
                                                                                      Visit.status == "admitted")).tuples())
-    away = any(e.insuplc_admdvs != institution.admdvs for e in enrolments)
-    found = filing.in_force(session, psn_no, institution.admdvs, day) if away else None
+    away = any(e.insuplc_admdvs != place for e in enrolments)
+    found = filing.in_force(session, psn_no, place, day) if away else None
     return Facts(insutype=insutype, med_type=med_type, day=day, enrolments=enrolments, paid_months=paid, arrears_months=arrears,
-                 institution_admdvs=institution.admdvs, dise_codg=dise_codg, registered=registered, open_stays=stays, filing=found)
+                 institution_admdvs=place, dise_codg=dise_codg, registered=registered, open_stays=stays, filing=found)
 
 
 def trtinfo(psn_no: str, insutype: str, begin: datetime, end: datetime | None, findings: list[Finding]) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import msgspec
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from yibao.core import clock, crypto
 from yibao.core.errors import Conflict, InputError, NotFound
 from yibao.encounter import service as encounter
+from yibao.encounter import treatment
 from yibao.federation import outbox
 from yibao.federation.models import AwaySettlement
 from yibao.federation.protocol import ENCODER
@@ -74,7 +75,7 @@ def settle(session: Session, origin: str, call: SettleCall, use_token: registry.
     assert posting is not None
     posting.add(f"clearing:{origin}", -owed(out))
     posting.write(session)
-    answer = dataclasses.replace(answer, posting=None)
+    answer = dataclasses.replace(answer, posting=None, setl_time=call.facts.setl_time)
     document = msgspec.to_builtins(answer)
     facts = call.facts
     session.add(AwaySettlement(
@@ -200,3 +201,22 @@ def prove(session: Session, call: ProveCall, use_token: registry.TokenCheck) -> 
     registry.verify_credential(session, registry.person(session, call.psn_no, "input.data"), call.cert_type, call.cert_no,
                                call.card_sn, "input.data", call.fixmedins_code, use_token)
     return _copy(session, found)
+
+
+class TreatmentCall(msgspec.Struct):
+    psn_no: str
+    insutype: str
+    place: str
+    med_type: str
+    day: date
+    dise_codg: str = ""
+
+
+def treatment_check(session: Session, origin: str, call: TreatmentCall) -> list[dict[str, Any]]:
+    """2001 at the place of care: the checks of the person's enrolment, contributions, registrations and filing for care
+    in that province, as findings (code, enjoyed, message)."""
+    if call.place[:2] != origin[:2]:
+        raise InputError(f"care in {call.place[:6]} is not care in the calling node's province ({origin})", field="mdtrtarea_admvs")
+    found = treatment.assess(treatment.facts_at(session, psn_no=call.psn_no, insutype=call.insutype, place=call.place,
+                                                med_type=call.med_type, day=call.day, dise_codg=call.dise_codg))
+    return [{"code": f.code, "enjoyed": f.enjoyed, "message": f.message} for f in found]

@@ -47,7 +47,10 @@ def record(session: Session, event: dict[str, Any]) -> bool:
     if session.get(ClearingEntry, (side, setl_id)) is not None:
         return False
     setl_time = datetime.fromisoformat(str(event["setl_time"]))
-    session.add(ClearingEntry(side=side, setl_id=setl_id, window=_open_window(session, window_of(setl_time)), home_admdvs=event["home"],
+    # beside the other side's word when it came first (its window, while open), else in the settlement's month
+    partner = session.get(ClearingEntry, ("care" if side == "home" else "home", setl_id))
+    window = _open_window(session, partner.window if partner is not None else window_of(setl_time))
+    session.add(ClearingEntry(side=side, setl_id=setl_id, window=window, home_admdvs=event["home"],
                               care_admdvs=event["care"], amount_fen=int(event["amount_fen"]), setl_time=setl_time,
                               received_at=clock.now()))
     session.flush()
@@ -63,6 +66,11 @@ def statement(session: Session, window: str) -> dict[str, Any]:
     by_settlement: dict[str, dict[str, ClearingEntry]] = defaultdict(dict)
     for entry in entries:
         by_settlement[entry.setl_id][entry.side] = entry
+    # a side that came after its partner's window closed is in a later window: the pair clears there, in the later one
+    alone = [setl_id for setl_id, sides in by_settlement.items() if len(sides) == 1]
+    for entry in session.scalars(select(ClearingEntry).where(ClearingEntry.setl_id.in_(alone), ClearingEntry.window != window)):
+        if entry.window < window:
+            by_settlement[entry.setl_id][entry.side] = entry
     pairs: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: {"home_says": 0, "care_says": 0, "agreed": 0, "settlements": 0})
     positions: dict[str, int] = defaultdict(int)
     mismatches = []

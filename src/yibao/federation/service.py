@@ -8,18 +8,23 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from yibao.core.errors import InputError
+from yibao.core import clock
+from yibao.core.errors import InputError, NotFound
+from yibao.encounter import treatment
+from yibao.encounter.models import Visit
 from yibao.federation import care, home
 from yibao.federation.nodes import Federation
 from yibao.gateway.contract import Context, Transaction
 from yibao.registry import service as registry
+from yibao.registry.models import Institution
 from yibao.registry.transactions import PersonQuery
 from yibao.store.db import Database
 
 # what another node may ask of this one (through the hub); confirming and releasing are this node's own decisions
-OPS = ("settle", "reverse", "person", "prove", "status")
+OPS = ("settle", "reverse", "person", "prove", "status", "treatment")
 
 
 def _body(body: Any, kind: type[Any]) -> Any:
@@ -43,6 +48,8 @@ def answer(db: Database, federation: Federation, op: str, origin: str, body: Any
                     return home.person(session, str(body.get("fixmedins_code", "")), _body(body.get("query"), PersonQuery), use_token)
                 if op == "prove":
                     return home.prove(session, _body(body, home.ProveCall), use_token)
+                if op == "treatment":
+                    return home.treatment_check(session, origin, _body(body, home.TreatmentCall))
                 if op == "status":
                     return care.status(session, origin, str(body.get("msg_key", "")))
                 raise InputError(f"unknown federation call '{op[:20]}'")
@@ -86,9 +93,38 @@ def _proven_by_home(federation: Federation, link: care.Link, original: Callable[
     return handler
 
 
+def _treatment_at_home(federation: Federation, link: care.Link, original: Callable[..., Any]) -> Callable[..., Any]:
+    """2001 for a person insured in another province: their home checks enrolment, contributions, registrations and
+    the filing for care in this node's province; the stays open here are this node's to add."""
+
+    def handler(ctx: Context, body: Any) -> Any:
+        region = ctx.envelope.insuplc_admdvs.strip()
+        if federation.is_home(region):
+            return original(ctx, body)
+        d = body.data
+        begin = clock.parse_datetime(d.begntime, "input.data.begntime")
+        end = clock.parse_datetime(d.endtime, "input.data.endtime") if d.endtime.strip() else None
+        code = (d.fixmedins_code or ctx.fixmedins_code).strip()
+        institution = ctx.session.get(Institution, code)
+        if institution is None:
+            raise NotFound(f"{code[:30]} is not a designated institution", field="input.data.fixmedins_code")
+        place = institution.admdvs
+        found = link.call(region, "treatment", {"psn_no": d.psn_no, "insutype": d.insutype, "place": place, "med_type": d.med_type,
+                                                "day": begin.date(), "dise_codg": d.dise_codg})
+        findings = [treatment.Finding(f["code"], bool(f["enjoyed"]), str(f["message"])) for f in found]
+        stays = ctx.session.execute(select(Visit.mdtrt_id, Visit.fixmedins_code).where(
+            Visit.psn_no == d.psn_no, Visit.kind == "inpatient", Visit.status == "admitted")).tuples()
+        findings += [treatment.Finding("41", False, f"在{where}住院未出院（就诊ID {mdtrt_id}），请先办理出院") for mdtrt_id, where in stays]
+        return {"trtinfo": treatment.trtinfo(d.psn_no, d.insutype, begin, end, findings)}
+
+    return handler
+
+
 def federate(table: dict[str, Transaction], federation: Federation, link: care.Link) -> dict[str, Transaction]:
     """The transaction table of a federation node: the person's home is asked where it must be."""
     wrapped = dict(table)
+    if "2001" in table:
+        wrapped["2001"] = dataclasses.replace(table["2001"], handler=_treatment_at_home(federation, link, table["2001"].handler))
     if "1101" in table:
         wrapped["1101"] = dataclasses.replace(table["1101"], handler=_person_lookup(federation, link, table["1101"].handler))
     for infno, part in (("2201", "data"), ("2401", "mdtrtinfo"), ("2101", "data"), ("2102", "data")):

@@ -293,3 +293,26 @@ def test_a_node_may_not_confirm_or_release_for_the_home(fed: Fed) -> None:
         assert reply["ok"] is False and "unknown federation call" in reply["error"]["message"]
     # and a stranger without a key is refused outright
     assert httpx.post(fed.layout.process("hub").url + ROUTE_PATH, content=b"{}", timeout=5).status_code == 401
+
+
+def test_a_stay_away_from_home_is_settled_by_the_home(fed: Fed) -> None:
+    """2401, 2301, 2402 and 2304 at the place of care: the home counts the stay (its admission number, deductible, caps)."""
+    person = fed.person()
+    flows.ok(fed.call("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": person.certno, "psn_cert_type": "01"}}))
+    admitted = flows.ok(fed.call("2401", {"mdtrtinfo": {
+        "psn_no": person.psn_no, "insutype": "390", **flows.cert(person), "med_type": "21", "ipt_no": "ZY" + secrets.token_hex(6),
+        "begntime": clock.fmt_datetime(clock.now()), "adm_dept_codg": "A04", "adm_dept_name": "外科", "adm_bed": "12",
+        "dise_codg": "K35.900", "dise_name": "急性阑尾炎", "atddr_no": "D44030000002"},
+        "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "K35.900", "diag_name": "急性阑尾炎"}]}))
+    mdtrt_id = admitted["result"]["mdtrt_id"]
+    flows.ok(fed.call("2301", {"feedetail": [flows.fee(mdtrt_id, person.psn_no, fed.codes["jia"], "3000.00")]}))
+    flows.ok(fed.call("2402", {"dscginfo": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "endtime": clock.fmt_datetime(clock.now())}}))
+    out = flows.ok(fed.call("2304", {"data": {"psn_no": person.psn_no, **flows.cert(person), "medfee_sumamt": Decimal("3000.00"),
+                                              "psn_setlway": "01", "mdtrt_id": mdtrt_id, "insutype": "390", "acct_used_flag": "0",
+                                              "mid_setl_flag": "0"}}))["setlinfo"]
+    assert Decimal(out["hifp_pay"]) > 0 and out["clr_type"] == "21"
+    with fed.db[HOME].unit_of_work(write=False) as session:
+        admissions = session.scalar(select(YearTotal.admissions).where(YearTotal.psn_no == person.psn_no))
+    assert admissions == 1  # the home counted the stay: the next one of the year meets the second-stay deductible
+    [record] = fed.away(mdtrt_id=mdtrt_id)
+    assert record.kind == "inpatient" and record.ytd_admission == 1

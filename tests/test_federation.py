@@ -285,9 +285,8 @@ def test_a_node_may_not_confirm_or_release_for_the_home(fed: Fed) -> None:
     from yibao.federation.protocol import ENCODER, ROUTE_PATH, sign
 
     _layout, node_keys = launcher.load(fed.folder)
-    [reserved] = fed.away()[:1]
     for op in ("release", "confirm", "../../../health"):
-        body = ENCODER.encode({"to": HOME, "op": op, "body": {"msg_key": reserved.msg_key}})
+        body = ENCODER.encode({"to": HOME, "op": op, "body": {"msg_key": f"{HOSPITAL}:1:2"}})
         reply = httpx.post(fed.layout.process("hub").url + ROUTE_PATH, content=body,
                            headers=sign(bytes.fromhex(node_keys[CARE]), CARE, body), timeout=5).json()
         assert reply["ok"] is False and "unknown federation call" in reply["error"]["message"]
@@ -316,3 +315,20 @@ def test_a_stay_away_from_home_is_settled_by_the_home(fed: Fed) -> None:
     assert admissions == 1  # the home counted the stay: the next one of the year meets the second-stay deductible
     [record] = fed.away(mdtrt_id=mdtrt_id)
     assert record.kind == "inpatient" and record.ytd_admission == 1
+
+
+def test_events_wait_in_the_outbox_while_nats_is_down_and_catch_up(fed: Fed) -> None:
+    layout, _keys = launcher.load(fed.folder)
+    os.kill(layout.nats_pid, signal.SIGKILL)
+    person = fed.person()
+    _mdtrt_id, data = fed.visit(person, "390", "66.00")
+    out = flows.ok(fed.call("2207", data))["setlinfo"]  # the settlement does not wait for the queue
+
+    def cleared() -> set[str]:
+        with fed.db["hub"].unit_of_work(write=False) as session:
+            return set(session.scalars(select(ClearingEntry.side).where(ClearingEntry.setl_id == out["setl_id"])))
+
+    time.sleep(1)
+    assert cleared() == set()
+    launcher.restart_nats(fed.folder)
+    assert fed.eventually(lambda: cleared() == {"home", "care"}, 30)

@@ -218,6 +218,14 @@ def restart(folder: Path, name: str, env_extra: dict[str, str] | None = None) ->
     return process
 
 
+def restart_nats(folder: Path) -> int:
+    """Start nats-server again on its port and store (after it was stopped): the streams and consumers are as they were."""
+    layout, keys = load(folder)
+    layout.nats_pid = start_nats(folder, layout.nats_port)
+    _save(folder, layout, keys)
+    return layout.nats_pid
+
+
 def _stop(pid: int) -> None:
     if not pid or not _alive(pid):
         return

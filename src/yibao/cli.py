@@ -180,7 +180,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
         with db.unit_of_work() as session:
             seed_reference(session)  # national code tables and regions: idempotent
         db.dispose()
-    if fresh and not demo:
+    if fresh and not demo and settings.federation_role != "hub":
         console.print("new production database: national code tables loaded, no institutions or people. Add them:\n"
                       "  yibao institution add H37010000001 --name 济南市第一人民医院 --admdvs 370100 --level 3\n"
                       "  yibao operator add H37010000001 0001 --name 收费员\n"
@@ -189,8 +189,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     if not fresh and demo and mode != DEMO:
         console.print("[yellow]--demo ignored: this database holds production data; demo data only goes into a new database[/yellow]")
     if mode == DEMO:
-        console.print("[yellow]demo mode: demo data, the demo face checker and SQLite synchronous=NORMAL (an acknowledged "
-                      "settlement can be lost if the machine loses power); never for real people[/yellow]")
+        console.print("[yellow]demo mode: demo data and the demo face checker"
+                      + (" and SQLite synchronous=NORMAL (an acknowledged settlement can be lost if the machine loses power)"
+                         if db.is_sqlite else "") + "; never for real people[/yellow]")
     configure_logging(json=settings.log_json)
     console.print(f"yibao on http://{host}:{port}  (gateway POST /fsi/api/rsfComIfsService/callService, OpenAPI /schema)")
     # The client's address decides front-server trust, per-IP limits and the audit trail: forwarded-for headers are believed
@@ -793,6 +794,9 @@ def federation_close(month: Annotated[str, typer.Argument(help="the clearing win
 
     db = _database(Settings())
     with db.unit_of_work() as session:
+        if not hub.is_hub(session):
+            raise CliError("this database holds insured people: it is a province node's, not the hub's (set YIBAO_DATABASE_URL "
+                           "to the hub's database)")
         result = hub.close(session, month)
     db.dispose()
     typer.echo(json.dumps(hub.for_region(result, region) if region else result, ensure_ascii=False, indent=2))

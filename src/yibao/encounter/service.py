@@ -651,6 +651,11 @@ def home_settle(session: Session, facts: CareFacts, *, post: bool, setl_id: str,
             out = engine.settle(policy, dataclasses.replace(claim, acct_used=False), _ytd(ytd), list(facts.lines))
             warning = (f"the personal account did not pay: {yuan(from_account)} from it needs the patient's confirmation, and credential "
                        f"type {facts.cert_type} carries none (present the e-credential: mdtrt_cert_type 01 or its ecToken in card_sn)")
+    if unfiled or referral:  # the counter tells the patient why the fund paid less than at home
+        reduction = ("under a referral filing the pooled fund pays the policy's referral ratio" if referral else
+                     "without a long-term filing (long-term residence or work) for the place of care the pooled fund pays "
+                     "the policy's reduced ratio (file care away: 2501 or the app)")
+        warning = "; ".join(filter(None, (warning, f"care away from the insured province: {reduction}")))
     counts_admission = facts.kind == "inpatient" and facts.admission_no == 0 and out.medfee_sumamt > 0
     answer = HomeAnswer(setl_id, out, warning, enrolment.psn_type, enrolment.cvlserv_flag, opsp_dise_code, admission_no, counts_admission)
     if not post:

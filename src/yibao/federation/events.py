@@ -160,7 +160,7 @@ class Worker:
 
         try:
             messages = await consumer.fetch(100, timeout=0.2)
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, TimeoutError):  # nothing to fetch (nats-py raises either): not a lost connection
             return
         for message in messages:
             event = json.loads(message.data)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from yibao.core import clock
 from yibao.core.errors import Conflict, InputError
 from yibao.federation.models import ClearingEntry, ClearingWindow
+from yibao.registry.models import Person
 
 
 def window_of(when: datetime) -> str:
@@ -59,6 +60,7 @@ def record(session: Session, event: dict[str, Any]) -> bool:
 
 def statement(session: Session, window: str) -> dict[str, Any]:
     """The window's statement as it stands (closed: as it was closed)."""
+    window = month(window)
     found = session.get(ClearingWindow, window)
     if found is not None and found.state == "closed":
         return json.loads(found.statement)
@@ -94,10 +96,23 @@ def statement(session: Session, window: str) -> dict[str, Any]:
             "net_positions_fen": dict(sorted(positions.items())), "mismatches": mismatches}
 
 
+def month(window: str) -> str:
+    """A clearing window's name checked: a month (YYYYMM) that has begun."""
+    if len(window) != 6 or not window.isdigit() or not 1 <= int(window[4:]) <= 12 or int(window[:4]) < 2000:
+        raise InputError(f"'{window[:10]}' is not a month (YYYYMM)", field="window")
+    if window > window_of(clock.now()):
+        raise InputError(f"{window} has not begun: a month is closed at or after its end", field="window")
+    return window
+
+
+def is_hub(session: Session) -> bool:
+    """A hub's database holds no insured people (a province node's does)."""
+    return session.scalar(select(Person.psn_no).limit(1)) is None
+
+
 def close(session: Session, window: str) -> dict[str, Any]:
     """Close a month: later entries of it go to the next open window; the statement is kept as closed."""
-    if len(window) != 6 or not window.isdigit():
-        raise InputError(f"'{window[:10]}' is not a month (YYYYMM)", field="window")
+    window = month(window)
     found = session.get(ClearingWindow, window, with_for_update=True)
     if found is not None and found.state == "closed":
         raise Conflict(f"window {window} is already closed")

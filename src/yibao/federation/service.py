@@ -68,7 +68,12 @@ def _person_lookup(federation: Federation, link: care.Link, original: Callable[.
     def handler(ctx: Context, query: Any) -> Any:
         region = ctx.envelope.insuplc_admdvs.strip()
         if federation.is_home(region):
-            return original(ctx, query)
+            try:
+                return original(ctx, query)
+            except NotFound as error:
+                text = error.message.removeprefix(f"{error.field}: ") if error.field else error.message
+                raise NotFound(f"{text}; a person insured in another province: send their insuplc_admdvs",
+                               field=error.field) from None
         reply = link.call(region, "person", {"fixmedins_code": ctx.fixmedins_code, "query": query.data})
         care.keep_guest(ctx.session, reply, region, federation)
         return reply["answer"]

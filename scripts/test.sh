@@ -11,6 +11,8 @@ bash scripts/install.sh
 bash scripts/browser.sh
 source scripts/pg.sh
 trap pg_stop EXIT
+source scripts/ha.sh
+ha_install  # pg_auto_failover, for tests/test_failover.py (which starts and removes its own formation)
 
 echo "== lint"
 bash scripts/lint.sh

@@ -344,8 +344,7 @@ def _is_full(error: OperationalError) -> bool:
 # SQLSTATEs of a PostgreSQL that is going away or not (yet) the primary: connection exceptions (class 08), shutdown and
 # crash (57P01-57P03), a read-only transaction (25006: a standby, or a primary being demoted)
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "25006")
-UNAVAILABLE = ("storage temporarily unavailable (the database is failing over to its standby): nothing was written; "
-               "retry with the same msgid")
+UNAVAILABLE = "storage temporarily unavailable (the database is failing over to its standby); retry with the same msgid"
 
 
 def _roll_back(session: Session) -> None:

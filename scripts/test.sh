@@ -22,6 +22,8 @@ if ! command -v nats-server >/dev/null; then
     echo "nats-server is not installed (apt-get install -y nats-server): the federation test will be skipped" >&2
   fi
 fi
+source scripts/ha.sh
+ha_install || echo "the failover test will be skipped" >&2  # pg_auto_failover, for tests/test_failover.py (its own formation)
 
 echo "== lint"
 bash scripts/lint.sh

@@ -29,8 +29,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from conftest import engine_name
+from yibao.core.errors import Unavailable
 from yibao.store import sql
-from yibao.store.db import Database, WriterLock
+from yibao.store.db import Database, WriterLock, _is_unavailable
 
 METADATA = MetaData()
 SAMPLE = Table("store_sample", METADATA, Column("id", Integer, primary_key=True), Column("name", String(20), unique=True),
@@ -98,6 +99,41 @@ def test_driver_errors_come_back_as_sqlalchemy_errors_and_roll_back(store: Datab
             sql.execute(session, INSERT, id=11, name="fresh", at=None, on_day=None, ratio=None, fen=0)  # name is unique
     with store.unit_of_work(write=False) as session:
         assert sql.first(session, BY_ID, id=10) is None  # the whole unit of work was rolled back
+
+
+def test_a_lost_or_read_only_postgresql_is_unavailable_not_a_fault() -> None:
+    """While a primary fails over, a pooled connection breaks, a new one finds no server that takes writes, or a write
+    reaches a server that is read-only: each is "unavailable, retry with the same msgid", not an internal error."""
+    import psycopg
+    from sqlalchemy.exc import DBAPIError, InternalError, OperationalError
+
+    lost = OperationalError("COMMIT", {}, psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly"))
+    assert _is_unavailable(lost)
+    read_only = InternalError("INSERT", {}, psycopg.errors.ReadOnlySqlTransaction("cannot execute INSERT in a read-only transaction"))
+    assert _is_unavailable(read_only)
+    assert _is_unavailable(OperationalError("x", {}, psycopg.errors.AdminShutdown("terminating connection")))
+    assert not _is_unavailable(DBAPIError("x", {}, psycopg.errors.UniqueViolation("duplicate key")))
+    assert not _is_unavailable(OperationalError("x", {}, sqlite3.OperationalError("database is locked")))
+
+
+@pytest.mark.skipif(engine_name() != "postgresql", reason="PostgreSQL's connections and read-only transactions")
+def test_a_connection_killed_mid_transaction_answers_unavailable_and_the_pool_recovers(store: Database) -> None:
+    from sqlalchemy import text
+
+    with pytest.raises(Unavailable, match="retry with the same msgid"):
+        with store.unit_of_work() as session:
+            session.execute(text("SET TRANSACTION READ ONLY"))
+            sql.execute(session, INSERT, id=20, name="read-only", at=None, on_day=None, ratio=None, fen=0)
+    with pytest.raises(Unavailable):
+        with store.unit_of_work() as session:
+            sql.execute(session, INSERT, id=21, name="killed", at=None, on_day=None, ratio=None, fen=0)
+            with store.engine.connect() as other:  # the server goes away under the open transaction
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": session.execute(text("SELECT pg_backend_pid()")).scalar()})
+            sql.execute(session, INSERT, id=22, name="killed-2", at=None, on_day=None, ratio=None, fen=0)
+    with store.unit_of_work() as session:  # the broken connection was thrown away: the next unit of work runs
+        sql.execute(session, INSERT, id=23, name="after", at=None, on_day=None, ratio=None, fen=0)
+    with store.unit_of_work(write=False) as session:
+        assert [sql.first(session, BY_ID, id=i) is not None for i in (20, 21, 22, 23)] == [False, False, False, True]
 
 
 def test_what_the_orm_holds_back_is_written_before_a_driver_read(store: Database) -> None:

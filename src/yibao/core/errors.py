@@ -40,6 +40,13 @@ class Busy(YibaoError):
     http_status = 503
 
 
+class Unavailable(YibaoError):
+    """The database cannot be reached or does not take writes just now (e.g. a primary failing over to its standby);
+    the transaction was not committed, or its answer is stored under the msgid: safe to retry."""
+
+    http_status = 503
+
+
 class StorageFull(YibaoError):
     """The database hit its size limit or the disk is full; the transaction was rolled back whole."""
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from yibao.audit import service as audit
 from yibao.config import Settings
 from yibao.core import clock, crypto
-from yibao.core.errors import AuthError, Conflict, InputError, YibaoError
+from yibao.core.errors import AuthError, Conflict, InputError, Unavailable, YibaoError
 from yibao.core.schema import MAX_DEPTH, check_depth, convert
 from yibao.gateway import auth, dialect, front, wire
 from yibao.gateway.calllog import CallLog, NoCallLog, Trace
@@ -343,6 +343,8 @@ class GatewayService:
                 if caller.front:
                     audit.record(session, "gateway.via_front", actor=caller.front, subject=caller.access_key,
                                  fixmedins_code=caller.fixmedins_code, infno=infno, outcome="refused", reason=error.message, ip=client_ip)
+        except Unavailable:  # the database is failing over: the refusal is answered all the same
+            log.warning("refusal not recorded: storage unavailable", infno=infno)
         except Exception:  # noqa: BLE001 - e.g. the database is busy or full: logged, and the refusal is answered
             log.exception("refusal not recorded", infno=infno)
 

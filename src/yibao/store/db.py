@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from yibao.core.errors import Busy, InputError, StorageFull
+from yibao.core.errors import Busy, InputError, StorageFull, Unavailable
 
 if TYPE_CHECKING:
     from yibao.config import Settings
@@ -283,18 +283,25 @@ class Database:
                 yield session
                 session.commit()
         except OperationalError as error:
-            session.rollback()
+            _roll_back(session)
             if _is_full(error):
                 raise StorageFull("the platform's storage is full: nothing was written; retry the same msgid later") from error
             if _is_busy(error):
                 raise Busy("the database is busy: nothing was written; retry the same msgid") from error
+            if _is_unavailable(error):
+                raise Unavailable(UNAVAILABLE) from error
             raise
         except DataError as error:
             # e.g. a NUL character or a number out of range that PostgreSQL refuses: bad input, not a fault
             session.rollback()
             raise InputError("a value holds characters or a size the platform cannot store (NUL, out of range)") from error
+        except DBAPIError as error:
+            _roll_back(session)
+            if _is_unavailable(error):  # e.g. a write reached a standby that is being promoted
+                raise Unavailable(UNAVAILABLE) from error
+            raise
         except BaseException:
-            session.rollback()
+            _roll_back(session)
             raise
         finally:
             session.close()
@@ -332,6 +339,36 @@ def _sqlite_file(url: str) -> str | None:
 def _is_full(error: OperationalError) -> bool:
     text = str(error.orig).lower() if error.orig else str(error).lower()
     return "disk is full" in text or "database or disk is full" in text or "no space left" in text or "disk full" in text
+
+
+# SQLSTATEs of a PostgreSQL that is going away or not (yet) the primary: connection exceptions (class 08), shutdown and
+# crash (57P01-57P03), a read-only transaction (25006: a standby, or a primary being demoted)
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "25006")
+UNAVAILABLE = "storage temporarily unavailable (the database is failing over to its standby); retry with the same msgid"
+
+
+def _roll_back(session: Session) -> None:
+    """Roll back after a failure; a connection that is gone took its transaction with it (SQLAlchemy invalidates it, and
+    the pool opens a new one), so that is no second error to report."""
+    try:
+        session.rollback()
+    except DBAPIError as error:
+        if not _is_unavailable(error):
+            raise
+
+
+def _is_unavailable(error: DBAPIError) -> bool:
+    """PostgreSQL lost or refused while failing over: the connection broke (SQLAlchemy invalidated it), no server takes
+    writes (psycopg reports a failed connect without a SQLSTATE), or the one reached is read-only."""
+    if error.connection_invalidated:
+        return True
+    orig = error.orig
+    if orig is None or not type(orig).__module__.startswith("psycopg"):
+        return False
+    state = getattr(orig, "sqlstate", None)
+    if state is None:
+        return isinstance(error, OperationalError)
+    return state.startswith(_UNAVAILABLE_STATES)
 
 
 def _is_busy(error: OperationalError) -> bool:

@@ -36,7 +36,7 @@ from yibao.gateway.contract import Context, Transaction, path_index
 from yibao.gateway.envelope import DECODER, ENCODER, Answer, Envelope, response
 from yibao.gateway.models import GatewayMessage, GatewayNonce
 from yibao.gateway.rows import StoredAnswer
-from yibao.gateway.signin import SIGN_IN, check_sign_in
+from yibao.gateway.signin import require_sign_in
 from yibao.observability import GATEWAY_AUDIT_SUPPRESSED, GATEWAY_AUTH_REFUSED, GATEWAY_LATENCY, GATEWAY_REQUESTS, ensure_logging
 from yibao.store import sql
 from yibao.store.db import Database
@@ -233,29 +233,15 @@ class GatewayService:
         fingerprint = _fingerprint(envelope)
         try:
             with self._unit_of_work(tx) as (session, book):
-                # the nonce, the sign-in and the answers stored under the msgid, read in one round trip (sql.prefetch):
-                # the nonce's INSERT … RETURNING runs first; a read-only transaction writes it afterwards (booked)
-                sign_in_read = tx.needs_sign_in and bool(envelope.sign_no)
-                first: list[tuple[sql.Query[Any], dict[str, Any]]] = []
-                if tx.reads_only:
-                    book(lambda s: self._record_nonce(s, caller))
-                else:
-                    first.append((RECORD_NONCE, {"access_key": caller.access_key, "nonce": caller.nonce, "seen_at": clock.now()}))
-                if sign_in_read:
-                    first.append((SIGN_IN, {"sign_no": envelope.sign_no}))
-                first.append((STORED_ANSWERS, {"fixmedins_code": envelope.fixmedins_code, "msgid": envelope.msgid}))
-                found = sql.prefetch(session, *first)
-                if not tx.reads_only and not found[0]:
-                    raise _replayed(caller)
+                book(lambda s: self._record_nonce(s, caller))
                 if caller.front:  # opt-in (a key that trusts a front server): one audit row a call, in the call's transaction
                     book(lambda s: audit.record(s, "gateway.via_front", actor=caller.front, subject=caller.access_key,
                                                 fixmedins_code=caller.fixmedins_code, infno=envelope.infno, ip=caller.peer))
                 # the sign-in first: a stored answer (1101's holds personal data) goes only to a signed-in operator
                 sign_no = None
                 if tx.needs_sign_in:
-                    record = found[-2][0] if sign_in_read and found[-2] else None
-                    sign_no = check_sign_in(record, envelope.sign_no, envelope.fixmedins_code, self.settings.sign_in_ttl_s)
-                stored = found[-1]
+                    sign_no = require_sign_in(session, envelope.sign_no, envelope.fixmedins_code, self.settings.sign_in_ttl_s)
+                stored = sql.rows(session, STORED_ANSWERS, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid)
                 replay = _answer_to(stored, fingerprint)
                 if replay is not None:
                     book(lambda s: self.call_log.answered(s, trace, caller, tx.infno, envelope.msgid, replay))
@@ -278,10 +264,9 @@ class GatewayService:
                                                   warn_msg=warning))
                 if tx.store_answer:
                     session.flush()  # what the handler left to the ORM goes first, so a failure surfaces here
-                    # held back (sql.defer): on PostgreSQL it goes with the COMMIT; a twin's answer stored first surfaces there
-                    book(lambda s: sql.defer(s, STORE_ANSWER, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid,
-                                             infno=tx.infno, request_sm3=fingerprint, response=encoded.decode(), created_at=received,
-                                             msgid_reused=bool(stored)))
+                    book(lambda s: sql.execute(s, STORE_ANSWER, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid,
+                                               infno=tx.infno, request_sm3=fingerprint, response=encoded.decode(), created_at=received,
+                                               msgid_reused=bool(stored)))
                 book(lambda s: self.call_log.answered(s, trace, caller, tx.infno, envelope.msgid, Reply(encoded)))
                 return Reply(encoded)
         except IntegrityError as error:

@@ -27,7 +27,6 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from yibao.core.errors import Busy, InputError, StorageFull
-from yibao.store import sql
 
 if TYPE_CHECKING:
     from yibao.config import Settings
@@ -306,7 +305,7 @@ class Database:
         try:
             with guard:
                 yield session
-                sql.commit(session)  # with the writes held back (sql.defer), in one round trip on PostgreSQL
+                session.commit()
         except OperationalError as error:
             session.rollback()
             if _is_full(error):

@@ -13,12 +13,6 @@ columns in order, checked when the query is defined, or a plain type for a one-c
 Parameters are ``bindparam(name)``; a value written into the construct (``status == 'open'``) is a fixed
 parameter. ``.with_for_update()`` renders ``FOR UPDATE`` on PostgreSQL and nothing on SQLite (whose writers
 ``BEGIN IMMEDIATE`` already serialises).
-
-Round trips (PostgreSQL): every statement waits for the server's answer, and each wait costs both processes a wake-up.
-Two helpers let a call send several at once, through psycopg's pipeline mode: `prefetch` sends independent queries
-together (with the transaction's BEGIN, when they open it) and `defer` holds a write whose outcome the call does not
-read until the commit, which sends it with the COMMIT. On SQLite (in the process, no round trip) both simply run
-the statements in order.
 """
 
 from __future__ import annotations
@@ -194,13 +188,11 @@ def as_params(row: Any) -> dict[str, Any]:
 
 
 _HELD = "yibao.sql.connection"
-_DEFERRED = "yibao.sql.deferred"
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget_connection(session: Session, _transaction: Any) -> None:
     session.info.pop(_HELD, None)
-    session.info.pop(_DEFERRED, None)  # a rollback drops what was held back with the rest
 
 
 def _bind(kind: TypeEngine[Any], dialect: Dialect) -> Any:
@@ -235,15 +227,7 @@ def _connection(session: Session) -> tuple[Any, Dialect]:
     if held is None:
         connection = session.connection()
         held = session.info[_HELD] = (connection.connection.driver_connection, connection.dialect)
-    if session.info.get(_DEFERRED):
-        # a statement after a held-back write sees it: the writes go first, in their order
-        for statement, params in session.info.pop(_DEFERRED):
-            _close(_cursor(session, statement, params)[0])
     return cast(tuple[Any, Dialect], held)
-
-
-def _close(cursor: Any) -> None:
-    cursor.close()
 
 
 def _bound(plan: _Plan, params: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -321,76 +305,3 @@ def execute_many(session: Session, statement: Statement, params: Iterable[Mappin
         raise DBAPIError.instance(plan.text, batch, error, plan.dbapi_error, dialect=plan.dialect, ismulti=True) from error
     finally:
         cursor.close()
-
-
-def prefetch(session: Session, *calls: tuple[Query[Any], Mapping[str, Any]]) -> list[list[Any]]:
-    """The rows of several queries, each a (query, parameters) pair, in their order. On PostgreSQL they are sent in one
-    pipeline, so the call waits for the server once (and the transaction's BEGIN, if they open it, goes with them); a
-    write among them (INSERT … RETURNING) runs before the queries after it, as it would one by one."""
-    driver, dialect = _connection(session)
-    if dialect.name != "postgresql":
-        return [rows(session, query, **params) for query, params in calls]
-    sent: list[tuple[Query[Any], _Plan, Any]] = []
-    text, params_sent = "", {}
-    try:
-        with driver.pipeline():
-            for query, params in calls:
-                plan = query.plan(dialect)
-                text, params_sent = plan.text, _bound(plan, params)
-                cursor = driver.cursor()
-                sent.append((query, plan, cursor))
-                cursor.execute(text, params_sent)
-            found = [_rows_of(query, plan, cursor) for query, plan, cursor in sent]
-    except dialect.loaded_dbapi.Error as error:
-        raise DBAPIError.instance(text, params_sent, error, dialect.loaded_dbapi.Error, dialect=dialect) from error
-    finally:
-        for _, _, cursor in sent:
-            cursor.close()
-    return found
-
-
-def _rows_of(query: Query[R], plan: _Plan, cursor: Any) -> list[R]:
-    found = cursor.fetchall()  # first: in a pipeline the description arrives with the rows
-    processors = _processors(query, plan, cursor.description)
-    make = query._make
-    if make is None:
-        (convert,) = processors
-        return [row[0] if convert is None or row[0] is None else convert(row[0]) for row in found]
-    if not any(processors):
-        return [make(*row) for row in found]
-    return [make(*[(c(v) if c is not None and v is not None else v) for c, v in zip(processors, row, strict=True)]) for row in found]
-
-
-def defer(session: Session, statement: Statement, **params: Any) -> None:
-    """A write whose outcome (rows touched) the caller does not need: on PostgreSQL held back and sent with the COMMIT
-    (`commit`), or before the next statement of the transaction, whichever comes first; its error, if any, surfaces
-    there (an IntegrityError from the commit). Elsewhere it runs now."""
-    _, dialect = _connection(session)
-    if dialect.name != "postgresql":
-        execute(session, statement, **params)
-        return
-    session.info.setdefault(_DEFERRED, []).append((statement, params))
-
-
-def commit(session: Session) -> None:
-    """Commit the session's transaction; on PostgreSQL the writes held back by `defer` go in one pipeline with the
-    COMMIT (one wait for the server instead of one per write and one for the commit)."""
-    deferred = session.info.get(_DEFERRED)
-    if not deferred:
-        session.commit()
-        return
-    session.flush()  # what the ORM holds goes first, outside the pipeline
-    driver, dialect = session.info[_HELD]
-    session.info.pop(_DEFERRED)
-    cursors = []
-    try:
-        with driver.pipeline():
-            for statement, params in deferred:
-                plan = statement.plan(dialect)
-                cursor = driver.cursor()
-                cursors.append(cursor)
-                cursor.execute(plan.text, _bound(plan, params))
-            session.commit()  # COMMIT, then the pipeline's sync: every held write's outcome arrives here
-    finally:
-        for cursor in cursors:
-            cursor.close()

@@ -23,6 +23,13 @@ PARTITIONED = {"settlement": ("year", lambda y: (str(y), str(y + 1))),
                "ledger_entry": ("posted_at", lambda y: (f"'{y}-01-01'", f"'{y + 1}-01-01'"))}
 
 
+def _columns(connection: Connection, table: str) -> str:
+    """The table's columns as the database has them now (a migration runs before later ones add any)."""
+    return str(connection.execute(text("SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute "
+                                       "WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 AND NOT attisdropped"),
+                                  {"t": table}).scalar_one())
+
+
 def is_partitioned(connection: Connection, table: str) -> bool:
     return bool(connection.execute(text("SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
                                         "WHERE c.relname = :t AND c.relnamespace = current_schema()::regnamespace"),
@@ -46,7 +53,8 @@ def add_year(connection: Connection, table: str, year: int) -> bool:
     part, default = f"{table}_y{year}", f"{table}_default"
     connection.execute(text(f"CREATE TABLE {part} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
     moved = f"{key} >= {low} AND {key} < {high}"
-    connection.execute(text(f"INSERT INTO {part} SELECT * FROM {default} WHERE {moved}"))
+    columns = _columns(connection, table)
+    connection.execute(text(f"INSERT INTO {part} ({columns}) SELECT {columns} FROM {default} WHERE {moved}"))
     connection.execute(text(f"DELETE FROM {default} WHERE {moved}"))
     connection.execute(text(f"ALTER TABLE {table} ATTACH PARTITION {part} FOR VALUES FROM ({low}) TO ({high})"))
     return True
@@ -84,7 +92,7 @@ def partition_table(connection: Connection, table: str, primary_key: tuple[str, 
     connection.execute(text(f"CREATE TABLE {table}_default PARTITION OF {new} DEFAULT"))
     present = connection.execute(text(f"SELECT DISTINCT {year_sql} FROM {table}")).scalars()
     wanted = sorted({int(y) for y in present if y is not None} | {this_year, this_year + 1})
-    connection.execute(text(f"INSERT INTO {new} SELECT * FROM {table}"))
+    connection.execute(text(f"INSERT INTO {new} ({_columns(connection, table)}) SELECT {_columns(connection, table)} FROM {table}"))
     connection.execute(text(f"DROP TABLE {table}"))
     connection.execute(text(f"ALTER TABLE {new} RENAME TO {table}"))
     connection.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT pk_{table} PRIMARY KEY ({', '.join(primary_key)})"))
@@ -107,7 +115,7 @@ def unpartition_table(connection: Connection, table: str, primary_key: str, inde
         connection.execute(text(f"ALTER SEQUENCE {sequence} OWNED BY NONE"))
     plain = f"{table}_plain"
     connection.execute(text(f"CREATE TABLE {plain} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
-    connection.execute(text(f"INSERT INTO {plain} SELECT * FROM {table}"))
+    connection.execute(text(f"INSERT INTO {plain} ({_columns(connection, table)}) SELECT {_columns(connection, table)} FROM {table}"))
     connection.execute(text(f"DROP TABLE {table}"))
     connection.execute(text(f"ALTER TABLE {plain} RENAME TO {table}"))
     connection.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT pk_{table} PRIMARY KEY ({primary_key})"))

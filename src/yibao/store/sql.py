@@ -251,10 +251,11 @@ def _cursor(session: Session, statement: Statement, params: Mapping[str, Any]) -
     return cursor, plan
 
 
-def _processors(statement: Statement, plan: _Plan, description: Any) -> tuple[Any, ...]:
+def _processors(statement: Statement, plan: _Plan, cursor: Any) -> tuple[Any, ...]:
     if plan.results is None:
+        # the description only the first time: psycopg builds it anew at every read (a column object per column)
         kinds = statement._result_types(plan.dialect.name)
-        plan.results = tuple(_result(kind, plan.dialect, entry[1]) for kind, entry in zip(kinds, description, strict=True))
+        plan.results = tuple(_result(kind, plan.dialect, entry[1]) for kind, entry in zip(kinds, cursor.description, strict=True))
     return plan.results
 
 
@@ -262,7 +263,7 @@ def rows(session: Session, query: Query[R], **params: Any) -> list[R]:
     """Every row the query answers, as its row type."""
     cursor, plan = _cursor(session, query, params)
     try:
-        processors = _processors(query, plan, cursor.description)
+        processors = _processors(query, plan, cursor)
         found = cursor.fetchall()
     finally:
         cursor.close()

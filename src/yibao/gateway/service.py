@@ -303,9 +303,11 @@ class GatewayService:
                                                   warn_msg=warning))
                 if tx.store_answer:
                     session.flush()  # what the handler left to the ORM goes first, so a failure surfaces here
-                    book(lambda s: sql.execute(s, STORE_ANSWER, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid,
-                                               infno=tx.infno, request_sm3=fingerprint, response=encoded.decode(), created_at=received,
-                                               msgid_reused=bool(stored)))
+                    # held back (sql.defer): on PostgreSQL it goes with the console's row before the COMMIT; a twin's answer
+                    # stored first surfaces there, as an IntegrityError on gateway_message
+                    book(lambda s: sql.defer(s, STORE_ANSWER, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid,
+                                             infno=tx.infno, request_sm3=fingerprint, response=encoded.decode(), created_at=received,
+                                             msgid_reused=bool(stored)))
                 book(lambda s: self.call_log.answered(s, trace, caller, tx.infno, envelope.msgid, Reply(encoded)))
                 return Reply(encoded)
         except IntegrityError as error:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from yibao.core.errors import Busy, InputError, StorageFull
+from yibao.store import sql
 
 if TYPE_CHECKING:
     from yibao.config import Settings
@@ -305,7 +306,7 @@ class Database:
         try:
             with guard:
                 yield session
-                session.commit()
+                sql.commit(session)  # with the writes held back by sql.defer (PostgreSQL: one statement before COMMIT)
         except OperationalError as error:
             session.rollback()
             if _is_full(error):

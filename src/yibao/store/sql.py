@@ -287,6 +287,11 @@ _COMBINED: dict[tuple[int, ...], str] = {}
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
+def _renamed(text: str, i: int) -> str:
+    """The statement's parameters renamed apart (``%(name)s`` → ``%(d<i>_name)s``), to sit beside others in one WITH."""
+    return _PLACEHOLDER.sub("%(d" + str(i) + r"_\1)s", text)
+
+
 def _send_deferred(session: Session, driver: Any, dialect: Dialect) -> None:
     held = session.info.pop(_DEFERRED)
     plans = [statement.plan(dialect) for statement, _ in held]
@@ -294,9 +299,8 @@ def _send_deferred(session: Session, driver: Any, dialect: Dialect) -> None:
         text, params = plans[0].text, dict(_bound(plans[0], held[0][1]))
     else:
         key = tuple(id(plan) for plan in plans)
-        text = _COMBINED.get(key) or _COMBINED.setdefault(key, "WITH " + ", ".join(
-            f"d{i} AS ({_PLACEHOLDER.sub(lambda m, i=i: f'%(d{i}_{m.group(1)})s', plan.text)})" for i, plan in enumerate(plans))
-            + " SELECT 1")
+        text = _COMBINED.get(key) or _COMBINED.setdefault(
+            key, "WITH " + ", ".join(f"d{i} AS ({_renamed(plan.text, i)})" for i, plan in enumerate(plans)) + " SELECT 1")
         params = {f"d{i}_{name}": value for i, (plan, (_, given)) in enumerate(zip(plans, held, strict=True))
                   for name, value in _bound(plan, given).items()}
     cursor = driver.cursor()

@@ -302,6 +302,36 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
+def postmaster_pid(url: str) -> int | None:
+    """The PostgreSQL server's postmaster (its backends, WAL writer, checkpointer… are its children), found from the
+    cluster's data directory; None when it cannot be read (another machine, no superuser, not this user's files)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            data = conn.execute(text("SELECT current_setting('data_directory')")).scalar_one()
+        return int((Path(data) / "postmaster.pid").read_text().split()[0])
+    except Exception:  # noqa: BLE001 - the figure is optional: without it the run still measures the server
+        return None
+    finally:
+        engine.dispose()
+
+
+def database_settings(url: str) -> dict[str, str]:
+    """The PostgreSQL settings that decide what an acknowledged commit costs, as the server reports them."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {name: conn.execute(text(f"SELECT current_setting('{name}')")).scalar_one()
+                    for name in ("server_version", "fsync", "synchronous_commit", "full_page_writes", "wal_sync_method",
+                                 "shared_buffers", "max_connections")}
+    finally:
+        engine.dispose()
+
+
 def machine() -> dict[str, Any]:
     model = ""
     try:
@@ -608,6 +638,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     load_before = os.getloadavg()
     server = start_server(url, port, args.workers, log, args.synchronous, env)
     base = f"http://127.0.0.1:{port}"
+    postmaster = postmaster_pid(url) if engine == "postgresql" else None
+    database_cpu_s = None
     try:
         pool = patients(url, args.pool)
         activate(base, pool[: args.activated])
@@ -629,12 +661,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stop, sampled = threading.Event(), {}
         sampler = threading.Thread(target=sample_rss, args=(server.pid, stop, sampled), daemon=True)
         sampler.start()
+        database_before = tree_cpu_s(postmaster) if postmaster else 0.0
         harness_before, server_before, system_before = time.process_time(), tree_cpu_s(server.pid), system_cpu()
         started = time.time()
         go.set()
         results = gather(queue, procs, args.seconds + 300)
         elapsed = time.time() - started
         server_cpu_s = tree_cpu_s(server.pid) - server_before
+        if postmaster:
+            database_cpu_s = tree_cpu_s(postmaster) - database_before
         system_after, harness_cpu_s = system_cpu(), time.process_time() - harness_before
         stop.set()
         sampler.join()
@@ -674,6 +709,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     outpatient = completed["outpatient"]
     settlements = sum(completed.values())
     state = machine()
+    # SQLite runs inside the server process: its CPU is already the server's; PostgreSQL's processes are counted apart
+    storage_cpu_s = database_cpu_s if engine == "postgresql" else 0.0
+    both_cpu_s = server_cpu_s + storage_cpu_s if storage_cpu_s is not None else None
     return {
         "machine": state["description"], "cpu_model": state["cpu_model"], "when": time.strftime("%Y-%m-%d %H:%M"),
         "engine": engine, "people": args.people, "server_workers": args.workers, "client_processes": args.clients,
@@ -685,10 +723,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "outpatient_settlements_per_s": round(outpatient / elapsed, 1), "all_settlements_per_s": round(settlements / elapsed, 1),
         "server_cpu_s": round(server_cpu_s, 2), "server_cpu_percent_mean": round(server_cpu_s / elapsed * 100, 1),
         "outpatient_visits_per_server_cpu_s": round(outpatient / server_cpu_s, 1) if server_cpu_s else None,
+        "database_cpu_s": round(database_cpu_s, 2) if database_cpu_s is not None else None,
+        "database_cpu_percent_mean": round(database_cpu_s / elapsed * 100, 1) if database_cpu_s is not None else None,
+        "server_and_database_cpu_s": round(both_cpu_s, 2) if both_cpu_s is not None else None,
+        "outpatient_visits_per_cpu_s_server_and_database": round(outpatient / both_cpu_s, 1) if both_cpu_s else None,
+        "cpu_note": "server: the yibao server's process tree; database: the PostgreSQL postmaster's process tree (backends, "
+                    "WAL writer, checkpointer; exited backends through the postmaster's reaped-children times); on SQLite the "
+                    "database runs inside the server process, so both are the server's",
+        "database_settings": database_settings(url) if engine == "postgresql" else None,
         "client_cpu_percent_mean": round(client_cpu_s / elapsed * 100, 1),
         "machine_state": {"load_average_before": [round(x, 2) for x in load_before],
                           "load_average_after": [round(x, 2) for x in os.getloadavg()],
-                          **system_share(system_before, system_after, server_cpu_s + client_cpu_s + harness_cpu_s, elapsed)},
+                          **system_share(system_before, system_after,
+                                         server_cpu_s + (database_cpu_s or 0.0) + client_cpu_s + harness_cpu_s, elapsed)},
         "refused": refused, "refused_calls": sum(refused.values()), "errors": errors[:10],
         "client_latency_note": "client-side: wall clock at the counter process around one HTTP request (signing, JSON and HTTP included)",
         "client_latency_ms": {k: summary(v) for k, v in sorted(lat.items())},
@@ -723,6 +770,10 @@ def markdown(result: dict[str, Any]) -> str:
         f"complete outpatient visits/s: **{result['outpatient_settlements_per_s']}**; "
         f"all settlements/s: {result['all_settlements_per_s']}; "
         f"outpatient visits per server CPU-second: **{result['outpatient_visits_per_server_cpu_s']}**; "
+        + (f"per CPU-second of the server and PostgreSQL together: **{result['outpatient_visits_per_cpu_s_server_and_database']}** "
+           f"(PostgreSQL {result['database_cpu_s']} CPU-s, {result['database_cpu_percent_mean']}%; "
+           f"fsync {result['database_settings']['fsync']}, synchronous_commit {result['database_settings']['synchronous_commit']}); "
+           if result.get("database_settings") else "") +
         f"server CPU {result['server_cpu_percent_mean']}% and client CPU {result['client_cpu_percent_mean']}% (of {cores}%), "
         f"server RSS {result.get('server_rss_mb_max', '?')} MB, database {result['database_mb']} MB", "",
         f"machine while it ran: load average {state['load_average_before'][0]} before, {state['load_average_after'][0]} after; "

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster for the test suite.
 #   source scripts/pg.sh; pg_start   → exports YIBAO_TEST_DATABASE_URL
+#   pg_start durable                 → the same with fsync on (every commit flushed: a production node's cost)
 #   pg_stop                          → stops it and removes its files
 # Installs PostgreSQL 15 from Debian's packages when no server binaries are found.
 
@@ -29,6 +30,9 @@ pg_as_owner() {
 }
 
 pg_start() {
+  # tests: fsync off (nothing here must survive a power cut); "durable": PostgreSQL's defaults (fsync, synchronous_commit on)
+  local fsync="-c fsync=off"
+  [ "${1:-}" = durable ] && fsync="-c fsync=on -c synchronous_commit=on"
   pg_install
   local bin
   bin=$(pg_bindir)
@@ -39,7 +43,7 @@ pg_start() {
   pg_as_owner "$bin/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 \
     || { cat "$PG_DIR/initdb.log" >&2; return 1; }
   pg_as_owner "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/pg.log" -w \
-    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null \
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 $fsync -c max_connections=200" start >/dev/null \
     || { cat "$PG_DIR/pg.log" >&2; return 1; }
   export PG_DIR PG_PORT PG_BIN="$bin"
   export YIBAO_TEST_DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:$PG_PORT/postgres"

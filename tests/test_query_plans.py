@@ -24,6 +24,8 @@ HOT_PATH = ("yibao.encounter.service", "yibao.ledger.service", "yibao.registry.s
             "yibao.console.service")
 # purges of bounded bookkeeping tables, run at most once a window: a scan of rows past their window is what they do
 MAY_SCAN = {("yibao.credential.service", "RATE_PURGE")}
+# statements only PostgreSQL runs (an INSERT inside WITH, which SQLite cannot write); SQLite runs their parts one by one
+POSTGRESQL_ONLY = {("yibao.gateway.service", "CALL_START")}
 
 
 def statements() -> list[tuple[str, str, sql.Statement]]:
@@ -49,6 +51,8 @@ def test_the_services_define_hot_path_statements() -> None:
 @pytest.mark.parametrize(("module_name", "name", "statement"), statements(), ids=lambda v: v if isinstance(v, str) else "")
 def test_no_hot_path_statement_scans_a_table(schema: tuple[Database, Path], module_name: str, name: str,
                                              statement: sql.Statement) -> None:
+    if (module_name, name) in POSTGRESQL_ONLY:
+        pytest.skip("PostgreSQL only; its parts are checked one by one")
     db, path = schema
     text = statement.plan(db.engine.dialect).text
     with sqlite3.connect(path) as connection:

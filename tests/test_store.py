@@ -200,3 +200,35 @@ def test_the_log_is_copied_back_in_the_background_and_stays_bounded(tmp_path: Pa
         connection.close()
     finally:
         database.dispose()
+
+
+def test_a_held_back_write_runs_before_the_next_statement_or_the_commit_and_a_rollback_drops_it(store: Database) -> None:
+    from sqlalchemy import bindparam, insert, select
+
+    from yibao.audit import service as audit
+    from yibao.gateway.models import GatewayNonce
+
+    nonces = GatewayNonce.__table__
+    put = sql.Statement(insert(nonces).values(access_key=bindparam("k"), nonce=bindparam("n"), seen_at=bindparam("at")))
+    seen = sql.Query(str, select(nonces.c.nonce).where(nonces.c.access_key == bindparam("k")))
+    at = datetime(2026, 11, 23, 9, 0)
+    with store.unit_of_work() as session:
+        sql.defer(session, put, k="held", n="a", at=at)
+        sql.defer(session, put, k="held", n="b", at=at)
+        assert sorted(sql.rows(session, seen, k="held")) == ["a", "b"]  # sent before the read
+        sql.defer(session, put, k="held", n="c", at=at)
+        audit.record(session, "test.held_back")  # an ORM flush in between keeps what is held back
+        session.flush()
+        sql.defer(session, put, k="held", n="d", at=at)
+    with store.unit_of_work(write=False) as session:
+        assert sorted(sql.rows(session, seen, k="held")) == ["a", "b", "c", "d"]
+    with pytest.raises(RuntimeError), store.unit_of_work() as session:
+        sql.defer(session, put, k="dropped", n="x", at=at)
+        raise RuntimeError("rolled back")
+    with store.unit_of_work() as session:
+        assert sql.rows(session, seen, k="dropped") == []
+    with pytest.raises(IntegrityError), store.unit_of_work() as session:  # its error surfaces at the commit at the latest
+        sql.defer(session, put, k="held", n="e", at=at)
+        sql.defer(session, put, k="held", n="a", at=at)
+    with store.unit_of_work(write=False) as session:
+        assert sorted(sql.rows(session, seen, k="held")) == ["a", "b", "c", "d"]

@@ -132,6 +132,26 @@ def db_upgrade() -> None:
     db.dispose()
 
 
+@db_app.command("partitions")
+def db_partitions(year: Annotated[list[int] | None, typer.Option(help="make this year's partitions (repeatable); "
+                                                                       "without it: this year and the next")] = None) -> None:
+    """PostgreSQL: settlements and ledger postings are partitioned by year; make a year's partitions (rows of that year
+    in the DEFAULT partition move into them) and show which years have one."""
+    from yibao.store.partitions import describe, ensure_years
+
+    settings = Settings()
+    db = _database(settings)
+    if db.is_sqlite:
+        console.print("SQLite keeps settlements in one table: nothing to partition")
+        db.dispose()
+        return
+    for name in ensure_years(db.engine, year or None):
+        console.print(f"made {name}")
+    for table, state in describe(db.engine).items():
+        console.print(f"{table}: years {', '.join(map(str, state['years']))}; rows in {table}_default: {state['rows_in_default']}")
+    db.dispose()
+
+
 @app.command()
 def demo(people: Annotated[int, typer.Option(help="insured people to generate")] = 10_000,
          seed: Annotated[int | None, typer.Option(help="generator seed (same seed, same region)")] = None) -> None:

@@ -128,7 +128,8 @@ class MessageLog:
             response = reply.body[:RESPONSE_CAP].decode("utf-8", "ignore")
         else:  # a 9102 file: its bytes are the file, not a message
             response = f"(file, {len(reply.body)} bytes; {(reply.headers or {}).get('content-disposition', '')})"
-        sql.execute(session, INSERT, fixmedins_code=caller.fixmedins_code, access_key=caller.access_key, at=trace.received or clock.now(),
+        # held back (sql.defer): on PostgreSQL it goes with the call's other last writes, in one statement
+        sql.defer(session, INSERT, fixmedins_code=caller.fixmedins_code, access_key=caller.access_key, at=trace.received or clock.now(),
                     infno=infno[:6], msgid=msgid[:40], scheme=caller.scheme[:10], dialect=trace.dialect[:20], infcode=infcode,
                     err_msg=err_msg[:200],
                     duration_us=int((time.perf_counter() - trace.started) * 1_000_000), ip=trace.ip[:64],

@@ -16,12 +16,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import msgspec
 import structlog
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import String, bindparam, delete, func, insert, literal, null, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,17 +35,18 @@ from yibao.gateway import auth, dialect, front, wire
 from yibao.gateway.calllog import CallLog, NoCallLog, Trace
 from yibao.gateway.contract import Context, Transaction, path_index
 from yibao.gateway.envelope import DECODER, ENCODER, Answer, Envelope, response
-from yibao.gateway.models import GatewayMessage, GatewayNonce
-from yibao.gateway.rows import StoredAnswer
-from yibao.gateway.signin import require_sign_in
+from yibao.gateway.models import GatewayMessage, GatewayNonce, SignIn
+from yibao.gateway.rows import SignInRow, StoredAnswer
+from yibao.gateway.signin import check_sign_in, require_sign_in
 from yibao.observability import GATEWAY_AUDIT_SUPPRESSED, GATEWAY_AUTH_REFUSED, GATEWAY_LATENCY, GATEWAY_REQUESTS, ensure_logging
 from yibao.store import sql
 from yibao.store.db import Database
 
 log = structlog.get_logger("yibao.gateway")
 
-_NONCE = GatewayNonce.__table__
+_NONCE = sql.table_of(GatewayNonce)
 _MESSAGE = sql.table_of(GatewayMessage)
+_SIGN_IN = sql.table_of(SignIn)
 
 
 def _record_nonce_statement(dialect_name: str) -> Any:
@@ -55,6 +57,38 @@ def _record_nonce_statement(dialect_name: str) -> Any:
 
 
 RECORD_NONCE = sql.Query(str, _record_nonce_statement)
+
+
+class CallStart(msgspec.Struct, gc=False):
+    """A row of CALL_START: part 'n' (the nonce was new), 's' (the sign-in: a = fixmedins_code, t1 = sign_time,
+    t2 = signout_time) or 'm' (an answer stored under the msgid: a = request_sm3, b = response)."""
+
+    part: str
+    a: str | None
+    b: str | None
+    t1: datetime | None
+    t2: datetime | None
+
+
+def _call_start_statement(_dialect_name: str) -> Any:
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    fresh = (pg_insert(_NONCE).values(access_key=bindparam("access_key"), nonce=bindparam("nonce"), seen_at=bindparam("seen_at"))
+             .on_conflict_do_nothing().returning(_NONCE.c.nonce).cte("fresh"))
+    return union_all(
+        select(literal("n", String()).label("part"), null().label("a"), null().label("b"), null().label("t1"), null().label("t2"))
+        .select_from(fresh),
+        select(literal("s", String()), _SIGN_IN.c.fixmedins_code, null(), _SIGN_IN.c.sign_time, _SIGN_IN.c.signout_time)
+        .where(_SIGN_IN.c.sign_no == bindparam("sign_no")),
+        select(literal("m", String()), _MESSAGE.c.request_sm3, _MESSAGE.c.response, null(), null())
+        .where(_MESSAGE.c.fixmedins_code == bindparam("fixmedins_code"), _MESSAGE.c.msgid == bindparam("msgid")))
+
+
+# PostgreSQL only: what a writing call reads first, in one statement (one round trip instead of three): the nonce recorded
+# (RECORD_NONCE), the sign-in (signin.SIGN_IN) and the answers stored under the msgid (STORED_ANSWERS). The INSERT in the
+# WITH runs once; the other parts read tables it does not touch. SQLite has no INSERT inside WITH and no round trips to
+# save: it runs the three statements.
+CALL_START = sql.Query(CallStart, _call_start_statement)
 # every answer stored under the msgid (usually none, rarely two): the one of this request, and whether another request used it
 STORED_ANSWERS = sql.Query(StoredAnswer, sql.select_of(StoredAnswer, _MESSAGE)
                            .where(_MESSAGE.c.fixmedins_code == bindparam("fixmedins_code"), _MESSAGE.c.msgid == bindparam("msgid")))
@@ -236,15 +270,20 @@ class GatewayService:
         fingerprint = _fingerprint(envelope)
         try:
             with self._unit_of_work(tx) as (session, book):
-                book(lambda s: self._record_nonce(s, caller))
+                started = None if self.db.is_sqlite or tx.reads_only else self._call_start(session, envelope, caller, tx)
+                if started is None:
+                    book(lambda s: self._record_nonce(s, caller))
                 if caller.front:  # opt-in (a key that trusts a front server): one audit row a call, in the call's transaction
                     book(lambda s: audit.record(s, "gateway.via_front", actor=caller.front, subject=caller.access_key,
                                                 fixmedins_code=caller.fixmedins_code, infno=envelope.infno, ip=caller.peer))
                 # the sign-in first: a stored answer (1101's holds personal data) goes only to a signed-in operator
                 sign_no = None
                 if tx.needs_sign_in:
-                    sign_no = require_sign_in(session, envelope.sign_no, envelope.fixmedins_code, self.settings.sign_in_ttl_s)
-                stored = sql.rows(session, STORED_ANSWERS, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid)
+                    sign_no = (require_sign_in(session, envelope.sign_no, envelope.fixmedins_code, self.settings.sign_in_ttl_s)
+                               if started is None else
+                               check_sign_in(started[0], envelope.sign_no, envelope.fixmedins_code, self.settings.sign_in_ttl_s))
+                stored = (sql.rows(session, STORED_ANSWERS, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid)
+                          if started is None else started[1])
                 replay = _answer_to(stored, fingerprint)
                 if replay is not None:
                     book(lambda s: self.call_log.answered(s, trace, caller, tx.infno, envelope.msgid, replay))
@@ -267,9 +306,11 @@ class GatewayService:
                                                   warn_msg=warning))
                 if tx.store_answer:
                     session.flush()  # what the handler left to the ORM goes first, so a failure surfaces here
-                    book(lambda s: sql.execute(s, STORE_ANSWER, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid,
-                                               infno=tx.infno, request_sm3=fingerprint, response=encoded.decode(), created_at=received,
-                                               msgid_reused=bool(stored)))
+                    # held back (sql.defer): on PostgreSQL it goes with the console's row before the COMMIT; a twin's answer
+                    # stored first surfaces there, as an IntegrityError on gateway_message
+                    book(lambda s: sql.defer(s, STORE_ANSWER, fixmedins_code=envelope.fixmedins_code, msgid=envelope.msgid,
+                                             infno=tx.infno, request_sm3=fingerprint, response=encoded.decode(), created_at=received,
+                                             msgid_reused=bool(stored)))
                 book(lambda s: self.call_log.answered(s, trace, caller, tx.infno, envelope.msgid, Reply(encoded)))
                 return Reply(encoded)
         except IntegrityError as error:
@@ -323,6 +364,17 @@ class GatewayService:
             if replay is None:
                 raise
             return replay
+
+    def _call_start(self, session: Session, envelope: Envelope, caller: auth.Caller, tx: Transaction
+                    ) -> tuple[SignInRow | None, list[StoredAnswer]]:
+        """PostgreSQL: the nonce recorded (a replay refused), the sign-in and the stored answers, in one statement."""
+        found = sql.rows(session, CALL_START, access_key=caller.access_key, nonce=caller.nonce, seen_at=clock.now(),
+                         sign_no=envelope.sign_no if tx.needs_sign_in else "", fixmedins_code=envelope.fixmedins_code,
+                         msgid=envelope.msgid)
+        if not any(row.part == "n" for row in found):
+            raise _replayed(caller)
+        sign_in = next((SignInRow(row.a or "", row.t1, row.t2) for row in found if row.part == "s" and row.t1 is not None), None)
+        return sign_in, [StoredAnswer(row.a or "", row.b or "") for row in found if row.part == "m"]
 
     def _record_nonce(self, session: Any, caller: auth.Caller) -> None:
         if not record_nonce(session, caller.access_key, caller.nonce):

@@ -90,7 +90,13 @@ def require_sign_in(session: Session, sign_no: str, fixmedins_code: str, ttl_s: 
     """The sign_no, when it is a live sign-in of this institution."""
     if not sign_no:
         raise AuthError("sign in with 9001 first and send its sign_no", field="sign_no")
-    record = sql.first(session, SIGN_IN, sign_no=sign_no)
+    return check_sign_in(sql.first(session, SIGN_IN, sign_no=sign_no), sign_no, fixmedins_code, ttl_s)
+
+
+def check_sign_in(record: SignInRow | None, sign_no: str, fixmedins_code: str, ttl_s: int) -> str:
+    """`require_sign_in` on a record already read (the sign_in row of ``sign_no``; None: there is none)."""
+    if not sign_no:
+        raise AuthError("sign in with 9001 first and send its sign_no", field="sign_no")
     if record is None or record.fixmedins_code != fixmedins_code:
         raise AuthError(f"'{sign_no[:30]}' is not a sign-in of {fixmedins_code}", field="sign_no")
     if record.signout_time is not None:

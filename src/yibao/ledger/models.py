@@ -14,7 +14,8 @@ class LedgerEntry(Base):
     Accounts: ``fund:<fund_pay_type>`` (fund expense), ``acct:<psn_no>`` (personal account,
     also when it pays for a relative through mutual aid), ``cash`` (the patient's own money),
     ``hosp`` (borne by the institution) and ``medins:<fixmedins_code>`` (owed to the institution).
-    Rows are only ever inserted; a reversal inserts the negations.
+    Rows are only ever inserted; a reversal inserts the negations. On PostgreSQL the table is partitioned by the year
+    of ``posted_at`` (migration 0012) and its primary key there is (id, posted_at).
     """
 
     __tablename__ = "ledger_entry"

@@ -20,10 +20,16 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate to ``revision``; on PostgreSQL, also make sure settlements and postings have this year's and next
+    year's partitions (yibao/store/partitions.py), so a running node never falls back on the DEFAULT partition."""
     config = alembic_config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+    if revision == "head":
+        from yibao.store.partitions import ensure_years
+
+        ensure_years(engine)
 
 
 def is_current(engine: Engine) -> bool:

@@ -13,11 +13,17 @@ columns in order, checked when the query is defined, or a plain type for a one-c
 Parameters are ``bindparam(name)``; a value written into the construct (``status == 'open'``) is a fixed
 parameter. ``.with_for_update()`` renders ``FOR UPDATE`` on PostgreSQL and nothing on SQLite (whose writers
 ``BEGIN IMMEDIATE`` already serialises).
+
+Round trips: on PostgreSQL every statement waits for the server, and each wait costs both processes a wake-up. A write
+whose outcome the caller does not read can be held back (`defer`) and goes with the next statement of the transaction or
+at the commit (`commit`); several held back go as one statement (each an INSERT/UPDATE/DELETE in a WITH). On SQLite
+(in the process) a held-back write simply runs at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Generic, TypeVar, cast
@@ -188,11 +194,15 @@ def as_params(row: Any) -> dict[str, Any]:
 
 
 _HELD = "yibao.sql.connection"
+_DEFERRED = "yibao.sql.deferred"
 
 
 @event.listens_for(Session, "after_transaction_end")
-def _forget_connection(session: Session, _transaction: Any) -> None:
+def _forget_connection(session: Session, transaction: Any) -> None:
+    if transaction.parent is not None:
+        return  # the end of a flush's or a savepoint's inner transaction: the session's own goes on
     session.info.pop(_HELD, None)
+    session.info.pop(_DEFERRED, None)  # a rollback drops what was held back with the rest
 
 
 def _bind(kind: TypeEngine[Any], dialect: Dialect) -> Any:
@@ -240,6 +250,8 @@ def _bound(plan: _Plan, params: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _cursor(session: Session, statement: Statement, params: Mapping[str, Any]) -> tuple[Any, _Plan]:
     driver, dialect = _connection(session)
+    if _DEFERRED in session.info:
+        _send_deferred(session, driver, dialect)
     plan = statement.plan(dialect)
     params = _bound(plan, params)
     cursor = driver.cursor()
@@ -251,10 +263,60 @@ def _cursor(session: Session, statement: Statement, params: Mapping[str, Any]) -
     return cursor, plan
 
 
-def _processors(statement: Statement, plan: _Plan, description: Any) -> tuple[Any, ...]:
+def defer(session: Session, statement: Statement, **params: Any) -> None:
+    """Run a write whose outcome (rows touched) the caller does not read. On PostgreSQL it is held back and sent with
+    the transaction's next statement or at its commit (`commit`), together with any other held back: its error, if
+    any, surfaces there (an IntegrityError from the commit). On SQLite it runs now."""
+    _, dialect = _connection(session)
+    if dialect.name != "postgresql":
+        execute(session, statement, **params)
+        return
+    session.info.setdefault(_DEFERRED, []).append((statement, params))
+
+
+def commit(session: Session) -> None:
+    """Commit the session's transaction, after the writes held back by `defer` (one statement for all of them)."""
+    if _DEFERRED in session.info:
+        driver, dialect = _connection(session)  # what the ORM holds goes first, as at any statement
+        _send_deferred(session, driver, dialect)
+    session.commit()
+
+
+# (statements held back, in order) → the text that runs them as one, on PostgreSQL
+_COMBINED: dict[tuple[int, ...], str] = {}
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+def _renamed(text: str, i: int) -> str:
+    """The statement's parameters renamed apart (``%(name)s`` → ``%(d<i>_name)s``), to sit beside others in one WITH."""
+    return _PLACEHOLDER.sub("%(d" + str(i) + r"_\1)s", text)
+
+
+def _send_deferred(session: Session, driver: Any, dialect: Dialect) -> None:
+    held = session.info.pop(_DEFERRED)
+    plans = [statement.plan(dialect) for statement, _ in held]
+    if len(held) == 1:
+        text, params = plans[0].text, dict(_bound(plans[0], held[0][1]))
+    else:
+        key = tuple(id(plan) for plan in plans)
+        text = _COMBINED.get(key) or _COMBINED.setdefault(
+            key, "WITH " + ", ".join(f"d{i} AS ({_renamed(plan.text, i)})" for i, plan in enumerate(plans)) + " SELECT 1")
+        params = {f"d{i}_{name}": value for i, (plan, (_, given)) in enumerate(zip(plans, held, strict=True))
+                  for name, value in _bound(plan, given).items()}
+    cursor = driver.cursor()
+    try:
+        cursor.execute(text, params)
+    except plans[0].dbapi_error as error:
+        raise DBAPIError.instance(text, params, error, plans[0].dbapi_error, dialect=dialect) from error
+    finally:
+        cursor.close()
+
+
+def _processors(statement: Statement, plan: _Plan, cursor: Any) -> tuple[Any, ...]:
     if plan.results is None:
+        # the description only the first time: psycopg builds it anew at every read (a column object per column)
         kinds = statement._result_types(plan.dialect.name)
-        plan.results = tuple(_result(kind, plan.dialect, entry[1]) for kind, entry in zip(kinds, description, strict=True))
+        plan.results = tuple(_result(kind, plan.dialect, entry[1]) for kind, entry in zip(kinds, cursor.description, strict=True))
     return plan.results
 
 
@@ -262,7 +324,7 @@ def rows(session: Session, query: Query[R], **params: Any) -> list[R]:
     """Every row the query answers, as its row type."""
     cursor, plan = _cursor(session, query, params)
     try:
-        processors = _processors(query, plan, cursor.description)
+        processors = _processors(query, plan, cursor)
         found = cursor.fetchall()
     finally:
         cursor.close()
@@ -294,6 +356,8 @@ def execute(session: Session, statement: Statement, **params: Any) -> int:
 
 def execute_many(session: Session, statement: Statement, params: Iterable[Mapping[str, Any]]) -> None:
     driver, dialect = _connection(session)
+    if _DEFERRED in session.info:
+        _send_deferred(session, driver, dialect)
     plan = statement.plan(dialect)
     batch = [_bound(plan, row) for row in params]
     if not batch:

@@ -313,7 +313,7 @@ class Database:
                 raise StorageFull("the platform's storage is full: nothing was written; retry the same msgid later") from error
             if _is_busy(error):
                 raise Busy("the database is busy: nothing was written; retry the same msgid") from error
-            if _is_unavailable(error):
+            if _is_unavailable(error, read_only):
                 raise Unavailable(UNAVAILABLE) from error
             raise
         except DataError as error:
@@ -322,7 +322,7 @@ class Database:
             raise InputError("a value holds characters or a size the platform cannot store (NUL, out of range)") from error
         except DBAPIError as error:
             _roll_back(session)
-            if _is_unavailable(error):  # e.g. a write reached a standby that is being promoted
+            if _is_unavailable(error, read_only):  # e.g. a write reached a standby that is being promoted
                 raise Unavailable(UNAVAILABLE) from error
             raise
         except BaseException:
@@ -368,7 +368,8 @@ def _is_full(error: OperationalError) -> bool:
 
 # SQLSTATEs of a PostgreSQL that is going away or not (yet) the primary: connection exceptions (class 08), shutdown and
 # crash (57P01-57P03), a read-only transaction (25006: a standby, or a primary being demoted)
-_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "25006")
+READ_ONLY_TRANSACTION = "25006"  # a write in a read-only transaction (a standby answers it too)
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", READ_ONLY_TRANSACTION)
 UNAVAILABLE = "storage temporarily unavailable (the database is failing over to its standby); retry with the same msgid"
 
 
@@ -382,9 +383,10 @@ def _roll_back(session: Session) -> None:
             raise
 
 
-def _is_unavailable(error: DBAPIError) -> bool:
+def _is_unavailable(error: DBAPIError, read_only: bool = False) -> bool:
     """PostgreSQL lost or refused while failing over: the connection broke (SQLAlchemy invalidated it), no server takes
-    writes (psycopg reports a failed connect without a SQLSTATE), or the one reached is read-only."""
+    writes (psycopg reports a failed connect without a SQLSTATE), or the one reached is read-only. In a unit of work
+    that is read-only on purpose, a write refused as read-only is the caller's bug, not a failover."""
     if error.connection_invalidated:
         return True
     orig = error.orig
@@ -393,6 +395,8 @@ def _is_unavailable(error: DBAPIError) -> bool:
     state = getattr(orig, "sqlstate", None)
     if state is None:
         return isinstance(error, OperationalError)
+    if read_only and state == READ_ONLY_TRANSACTION:
+        return False
     return state.startswith(_UNAVAILABLE_STATES)
 
 

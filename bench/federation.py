@@ -10,7 +10,8 @@ another, each for ``--seconds`` with ``--counters`` counter threads doing whole 
 3. ``two_nodes``: home visits on both nodes at once (each node's own people at its own hospital), the counters split.
 
 Client-side latency of 2207 (p50/p99, wall clock around the HTTP request) and completed visits per second, written
-to bench/results/federation.json and printed. The machine is what it is: the note says what else ran.
+to bench/results/federation.json (``--append``: one more run in its list) and printed, with the load average at the
+start and the note on what else ran.
 """
 
 from __future__ import annotations
@@ -121,7 +122,9 @@ def main() -> None:
     parser.add_argument("--counters", type=int, default=4)
     parser.add_argument("--people", type=int, default=2000)
     parser.add_argument("--note", default="", help="what else the machine was doing")
+    parser.add_argument("--append", action="store_true", help="add this run to the result file's runs (else it starts anew)")
     args = parser.parse_args()
+    load_at_start = os.getloadavg()
     folder = Path(tempfile.mkdtemp(prefix="yibao-bench-federation."))
     layout = launcher.up(folder, people=args.people, fsync=True, say=lambda text: print(text, flush=True))
     try:
@@ -156,10 +159,12 @@ def main() -> None:
         print("two_nodes", result["two_nodes"], flush=True)
     finally:
         launcher.down(folder, say=lambda _text: None)
-    result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": os.getloadavg(),
+    result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "load_at_start": load_at_start,
                          "note": args.note, "fsync": "on", "counters": args.counters, "seconds": args.seconds,
                          "when": clock.fmt_datetime(clock.now())}
-    RESULTS.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+    runs = json.loads(RESULTS.read_text()).get("runs", []) if RESULTS.exists() and args.append else []
+    runs.append(result)
+    RESULTS.write_text(json.dumps({"runs": runs}, ensure_ascii=False, indent=2) + "\n")
     print(json.dumps(result, ensure_ascii=False, indent=2))
 
 

@@ -83,25 +83,9 @@ def partition_table(connection: Connection, table: str, primary_key: tuple[str, 
     """Turn a plain table into one partitioned by year, rows kept: a partitioned copy, the rows moved, the old one
     dropped. ``year_sql``: the expression of a row's year (to find the years present)."""
     key, _ = PARTITIONED[table]
-    sequence = connection.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table}).scalar() \
-        if "id" in primary_key else None
-    if sequence:
-        connection.execute(text(f"ALTER SEQUENCE {sequence} OWNED BY NONE"))
-    new = f"{table}_partitioned"
-    connection.execute(text(f"CREATE TABLE {new} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS) PARTITION BY RANGE ({key})"))
-    connection.execute(text(f"CREATE TABLE {table}_default PARTITION OF {new} DEFAULT"))
     present = connection.execute(text(f"SELECT DISTINCT {year_sql} FROM {table}")).scalars()
     wanted = sorted({int(y) for y in present if y is not None} | {this_year, this_year + 1})
-    connection.execute(text(f"INSERT INTO {new} ({_columns(connection, table)}) SELECT {_columns(connection, table)} FROM {table}"))
-    connection.execute(text(f"DROP TABLE {table}"))
-    connection.execute(text(f"ALTER TABLE {new} RENAME TO {table}"))
-    connection.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT pk_{table} PRIMARY KEY ({', '.join(primary_key)})"))
-    for name, columns in indexes.items():
-        connection.execute(text(f"CREATE INDEX {name} ON {table} ({columns})"))
-    for name, clause in foreign_keys.items():
-        connection.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT {name} {clause}"))
-    if sequence:
-        connection.execute(text(f"ALTER SEQUENCE {sequence} OWNED BY {table}.id"))
+    _rebuild(connection, table, f"{table}_partitioned", primary_key, indexes, foreign_keys, partition_by=key)
     for year in wanted:
         add_year(connection, table, year)
 
@@ -109,18 +93,28 @@ def partition_table(connection: Connection, table: str, primary_key: tuple[str, 
 def unpartition_table(connection: Connection, table: str, primary_key: str, indexes: dict[str, str],
                       foreign_keys: dict[str, str]) -> None:
     """The reverse of `partition_table` (a downgrade)."""
+    _rebuild(connection, table, f"{table}_plain", (primary_key,), indexes, foreign_keys, partition_by=None)
+
+
+def _rebuild(connection: Connection, table: str, copy: str, primary_key: tuple[str, ...], indexes: dict[str, str],
+             foreign_keys: dict[str, str], *, partition_by: str | None) -> None:
+    """Replace a table by a copy (partitioned by RANGE on ``partition_by``, with a DEFAULT partition, or plain), rows
+    kept, with its primary key, indexes, foreign keys and the ownership of its id sequence."""
     sequence = connection.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table}).scalar() \
-        if primary_key == "id" else None
+        if "id" in primary_key else None
     if sequence:
         connection.execute(text(f"ALTER SEQUENCE {sequence} OWNED BY NONE"))
-    plain = f"{table}_plain"
-    connection.execute(text(f"CREATE TABLE {plain} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
-    connection.execute(text(f"INSERT INTO {plain} ({_columns(connection, table)}) SELECT {_columns(connection, table)} FROM {table}"))
+    partitioned = f" PARTITION BY RANGE ({partition_by})" if partition_by else ""
+    connection.execute(text(f"CREATE TABLE {copy} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS){partitioned}"))
+    if partition_by:
+        connection.execute(text(f"CREATE TABLE {table}_default PARTITION OF {copy} DEFAULT"))
+    columns = _columns(connection, table)
+    connection.execute(text(f"INSERT INTO {copy} ({columns}) SELECT {columns} FROM {table}"))
     connection.execute(text(f"DROP TABLE {table}"))
-    connection.execute(text(f"ALTER TABLE {plain} RENAME TO {table}"))
-    connection.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT pk_{table} PRIMARY KEY ({primary_key})"))
-    for name, columns in indexes.items():
-        connection.execute(text(f"CREATE INDEX {name} ON {table} ({columns})"))
+    connection.execute(text(f"ALTER TABLE {copy} RENAME TO {table}"))
+    connection.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT pk_{table} PRIMARY KEY ({', '.join(primary_key)})"))
+    for name, indexed in indexes.items():
+        connection.execute(text(f"CREATE INDEX {name} ON {table} ({indexed})"))
     for name, clause in foreign_keys.items():
         connection.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT {name} {clause}"))
     if sequence:

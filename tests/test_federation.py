@@ -332,3 +332,32 @@ def test_events_wait_in_the_outbox_while_nats_is_down_and_catch_up(fed: Fed) -> 
     assert cleared() == set()
     launcher.restart_nats(fed.folder)
     assert fed.eventually(lambda: cleared() == {"home", "care"}, 30)
+
+
+def test_a_forged_clearing_event_on_the_queue_is_not_recorded(fed: Fed) -> None:
+    """Anyone who can reach nats-server could publish: the hub records only what a node signed, for its own side."""
+    import asyncio
+    import json as json_
+
+    import nats
+
+    layout, node_keys = launcher.load(fed.folder)
+    from yibao.federation.events import event_signature
+
+    async def publish() -> None:
+        connection = await nats.connect(f"nats://127.0.0.1:{layout.nats_port}")
+        js = connection.jetstream()
+        forged = {"side": "care", "setl_id": "FORGED000000000000000000000001", "home": HOME, "care": CARE, "amount_fen": 10_000_000,
+                  "setl_time": "2026-11-20T10:00:00"}
+        data = json_.dumps(forged).encode()
+        await js.publish("yibao.clearing.care", data)  # unsigned
+        # signed, but by the home speaking for the place of care's side
+        await js.publish("yibao.clearing.care", data.replace(b"0001", b"0002"),
+                         headers={"x-yibao-node": HOME, "x-yibao-signature": event_signature(
+                             bytes.fromhex(node_keys[HOME]), HOME, "yibao.clearing.care", data.replace(b"0001", b"0002"))})
+        await connection.close()
+
+    asyncio.run(publish())
+    time.sleep(2)
+    with fed.db["hub"].unit_of_work(write=False) as session:
+        assert not session.scalars(select(ClearingEntry).where(ClearingEntry.setl_id.like("FORGED%"))).all()

@@ -15,10 +15,11 @@ from typing import Any
 import structlog
 
 from yibao.config import Settings
-from yibao.core import clock
-from yibao.core.errors import YibaoError
+from yibao.core import clock, crypto
+from yibao.core.errors import AuthError, YibaoError
 from yibao.federation import care, home, hub, outbox
 from yibao.federation.nodes import Federation
+from yibao.federation.protocol import NODE, SIGNATURE, Unreachable
 from yibao.store.db import Database
 
 log = structlog.get_logger("yibao.federation")
@@ -33,11 +34,18 @@ async def _ensure_stream(js: Any) -> None:
         await js.add_stream(StreamConfig(name=outbox.STREAM, subjects=outbox.SUBJECTS))
 
 
-async def _relay(db: Database, js: Any) -> int:
+def event_signature(key: bytes, node: str, subject: str, data: bytes) -> str:
+    """An event's HMAC-SM3 under the key its node shares with the hub: the hub checks who says what it records."""
+    return crypto.hmac_sm3_hex(key, f"{node}\n{subject}\n".encode() + data)
+
+
+async def _relay(db: Database, js: Any, federation: Federation) -> int:
     events = await db.run(lambda: _unsent(db))
     sent = []
     for event_id, row_id, subject, payload in events:
-        await js.publish(subject, payload.encode(), headers={"Nats-Msg-Id": event_id})
+        data = payload.encode()
+        await js.publish(subject, data, headers={"Nats-Msg-Id": event_id, NODE: federation.admdvs,
+                                                 SIGNATURE: event_signature(federation.key, federation.admdvs, subject, data)})
         sent.append(row_id)
     if sent:
         await db.run(lambda: _mark(db, sent))
@@ -54,12 +62,31 @@ def _mark(db: Database, ids: list[int]) -> None:
         outbox.mark_sent(session, ids)
 
 
-def _confirm(db: Database, federation: Federation, event: dict[str, Any]) -> None:
+def _confirm(db: Database, federation: Federation, link: care.Link, event: dict[str, Any]) -> None:
+    """A place of care says it committed a reservation. The message is only a prompt (anyone on the queue could send
+    one): the home asks that node through the hub, signed, and confirms only what it says it settled."""
+    key = str(event["msg_key"])
+    with db.unit_of_work(write=False) as session:
+        found = home.reservation(session, key)
+    if found is None or found.state != "reserved":
+        return
+    state = link.call(found.origin_admdvs, "status", {"msg_key": key}).get("state")
     with db.unit_of_work() as session:
-        home.confirm(session, str(event["msg_key"]), federation.admdvs)
+        if state == "settled":
+            home.confirm(session, key, federation.admdvs)
+        elif state == "abandoned":
+            home.release(session, key)
 
 
-def _record(db: Database, event: dict[str, Any]) -> None:
+def _record(db: Database, federation: Federation, node: str, signature: str, subject: str, data: bytes) -> None:
+    """A node's clearing word, recorded once its signature holds and it speaks for its own side only."""
+    key = federation.key_of(node)
+    if key is None or not crypto.equal(signature, event_signature(key, node, subject, data)):
+        raise AuthError(f"clearing event not signed by a known node ('{node[:12]}')")
+    event = json.loads(data)
+    speaker = event.get("home") if event.get("side") == "home" else event.get("care")
+    if str(speaker or "")[:2] != node[:2]:
+        raise AuthError(f"node {node} cannot speak for the {event.get('side')} side of {speaker}")
     with db.unit_of_work() as session:
         hub.record(session, event)
 
@@ -134,7 +161,7 @@ class Worker:
                 await _ensure_stream(js)
                 consumer = await self._subscribe(js)
                 while True:
-                    await _relay(self.db, js)
+                    await _relay(self.db, js, self.federation)
                     if consumer is not None:
                         await self._consume(consumer)
                     else:
@@ -163,10 +190,15 @@ class Worker:
         except (nats.errors.TimeoutError, TimeoutError):  # nothing to fetch (nats-py raises either): not a lost connection
             return
         for message in messages:
-            event = json.loads(message.data)
+            headers = message.headers or {}
             try:
-                await self.db.run(functools.partial(_record, self.db, event) if self.federation.role == "hub"
-                                  else functools.partial(_confirm, self.db, self.federation, event))
-            except YibaoError as error:  # a confirmation of a reservation released meanwhile: nothing to do
-                log.warning("federation event refused", subject=message.subject, error=error.message)
+                if self.federation.role == "hub":
+                    await self.db.run(functools.partial(_record, self.db, self.federation, headers.get(NODE, ""),
+                                                        headers.get(SIGNATURE, ""), message.subject, message.data))
+                elif self.link is not None:
+                    await self.db.run(functools.partial(_confirm, self.db, self.federation, self.link, json.loads(message.data)))
+            except Unreachable:  # the place of care cannot answer now: the sweeper asks again later
+                pass
+            except (YibaoError, ValueError, KeyError) as error:  # forged, malformed, or about a reservation decided meanwhile
+                log.warning("federation event refused", subject=message.subject, error=str(error)[:200])
             await message.ack()

@@ -97,6 +97,10 @@ def _clearing_event(session: Session, row: AwaySettlement, home: str) -> None:
                     setl_time=row.setl_time)
 
 
+def reservation(session: Session, key: str) -> AwaySettlement | None:
+    return session.scalars(select(AwaySettlement).where(AwaySettlement.msg_key == key)).first()
+
+
 def confirm(session: Session, key: str, home: str) -> str:
     """The place of care committed the settlement: the reservation stands, and the hub hears what the home paid."""
     row = _locked(session, msg_key=key)

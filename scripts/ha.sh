@@ -137,13 +137,13 @@ ha_start() {
   # pg_basebackup asks the primary for a spread checkpoint (minutes on a quiet cluster); an immediate one speeds it up
   for ((i = 0; i < 120; i++)); do
     grep -q "checkpoint completed" "$HA_DIR/node2.log" 2>/dev/null && break
-    ha_as_owner "$HA_BIN/psql" -q -h 127.0.0.1 -p "$p1" -U postgres -d yibao -c CHECKPOINT >/dev/null 2>&1
+    ha_as_owner "$HA_BIN/psql" -q -h 127.0.0.1 -p "$p1" -U postgres -d yibao -c CHECKPOINT >/dev/null 2>&1 || true
     sleep 0.5
   done
-  ha_wait_ready 180 || return 1
+  ha_wait_ready 180 || { echo "the formation did not become ready (see $HA_DIR/*.log); stopping it" >&2; ha_stop; return 1; }
   if [ "${YIBAO_HA_DEFAULT_TIMERS:-0}" != 1 ]; then
     for n in 1 2; do
-      ha_as_owner pg_autoctl config set --pgdata "$HA_DIR/node$n" timeout.network_partition_timeout 4 >/dev/null
+      ha_as_owner pg_autoctl config set --pgdata "$HA_DIR/node$n" timeout.network_partition_timeout 4 >/dev/null || true
     done
   fi
   HA_PORTS="$p1,$p2"

@@ -157,7 +157,7 @@ class FeeLine(Base):
 class Settlement(Base):
     """A settlement (结算) or its reversal. Amounts in fen; a reversal row holds the negated amounts.
 
-    On PostgreSQL the table is partitioned by ``year`` (migration 0012, yibao/store/partitions.py) and its primary key
+    On PostgreSQL the table is partitioned by ``year`` (migration 0013, yibao/store/partitions.py) and its primary key
     there is (setl_id, year); setl_id still names one settlement."""
 
     __tablename__ = "settlement"

@@ -15,7 +15,7 @@ class LedgerEntry(Base):
     also when it pays for a relative through mutual aid), ``cash`` (the patient's own money),
     ``hosp`` (borne by the institution) and ``medins:<fixmedins_code>`` (owed to the institution).
     Rows are only ever inserted; a reversal inserts the negations. On PostgreSQL the table is partitioned by the year
-    of ``posted_at`` (migration 0012) and its primary key there is (id, posted_at).
+    of ``posted_at`` (migration 0013) and its primary key there is (id, posted_at).
     """
 
     __tablename__ = "ledger_entry"

@@ -88,8 +88,12 @@ def _postgresql_engine(url: str) -> Engine:
     (3: the hot path's statements are prepared within the first calls; each is planned once per connection).
     Pool: the event loop hands PostgreSQL work to anyio's worker threads (40 at most); 10 connections serve a
     worker's concurrent calls without waiting, 20 more on a burst."""
+    # behind a pooler in transaction mode without prepared-statement support (pgbouncer before 1.21):
+    # YIBAO_PG_PREPARE_THRESHOLD=off
+    threshold = os.environ.get("YIBAO_PG_PREPARE_THRESHOLD", "3").strip().lower()
     engine = create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800,
-                           connect_args={"prepare_threshold": 3, "keepalives": 1, "keepalives_idle": 60})
+                           connect_args={"prepare_threshold": None if threshold in ("off", "none", "") else int(threshold),
+                                         "keepalives": 1, "keepalives_idle": 60})
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection, _record, _proxy):

@@ -52,10 +52,13 @@ def add_year(connection: Connection, table: str, year: int) -> bool:
     low, high = bounds(year)
     part, default = f"{table}_y{year}", f"{table}_default"
     connection.execute(text(f"CREATE TABLE {part} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
+    # no row of that year may commit into DEFAULT between the copy and the delete (it would be deleted uncopied):
+    # writers wait for this transaction (ATTACH takes the same lock anyway)
+    connection.execute(text(f"LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE"))
     moved = f"{key} >= {low} AND {key} < {high}"
     columns = _columns(connection, table)
-    connection.execute(text(f"INSERT INTO {part} ({columns}) SELECT {columns} FROM {default} WHERE {moved}"))
-    connection.execute(text(f"DELETE FROM {default} WHERE {moved}"))
+    connection.execute(text(f"WITH moved AS (DELETE FROM {default} WHERE {moved} RETURNING {columns}) "
+                            f"INSERT INTO {part} ({columns}) SELECT {columns} FROM moved"))
     connection.execute(text(f"ALTER TABLE {table} ATTACH PARTITION {part} FOR VALUES FROM ({low}) TO ({high})"))
     return True
 

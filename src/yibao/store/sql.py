@@ -268,7 +268,8 @@ def defer(session: Session, statement: Statement, **params: Any) -> None:
     the transaction's next statement or at its commit (`commit`), together with any other held back: its error, if
     any, surfaces there (an IntegrityError from the commit). On SQLite it runs now."""
     _, dialect = _connection(session)
-    if dialect.name != "postgresql":
+    if dialect.name != "postgresql" or session.in_nested_transaction():
+        # inside a savepoint a held-back write could outlive its rollback (or die with one it was not part of)
         execute(session, statement, **params)
         return
     session.info.setdefault(_DEFERRED, []).append((statement, params))

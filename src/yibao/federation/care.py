@@ -71,8 +71,8 @@ class RemoteHome:
     home: str       # the insured region (its node answers for its province)
     own: str        # this node's region
 
-    def settle(self, session: Session, facts: encounter.CareFacts, *, post: bool, setl_id: str, msgid: str, where: str
-               ) -> encounter.HomeAnswer:
+    def settle(self, session: Session, facts: encounter.CareFacts, *, post: bool, setl_id: str, msgid: str, where: str,
+               person: Any = None) -> encounter.HomeAnswer:
         key = message_key(facts.fixmedins_code, msgid, facts.mdtrt_id)
         if post:
             known = session.get(RemoteSettlement, key)

@@ -662,7 +662,7 @@ def home_settle(session: Session, facts: CareFacts, *, post: bool, setl_id: str,
     answer = HomeAnswer(setl_id, out, warning, enrolment.psn_type, enrolment.cvlserv_flag, opsp_dise_code, admission_no, counts_admission)
     if not post:
         return answer
-    totals = YearToDateChange(out, counts_admission)
+    totals = YearToDateChange.of(out, counts_admission)
     _apply_totals(ytd, totals, +1)
     ledger.write_year_total(session, ytd)
     if chronic_total is not None:
@@ -684,22 +684,31 @@ def home_settle(session: Session, facts: CareFacts, *, post: bool, setl_id: str,
     return dataclasses.replace(answer, posting=posting)
 
 
+def home_share(row: Any) -> int:
+    """What the insured person's side pays of a settlement (its funds and the personal accounts): on a federation, what
+    the home owes the place of care for it."""
+    return int(row.fund_pay_sumamt + row.acct_pay + row.acct_mulaid_pay)
+
+
 @dataclass(frozen=True)
 class YearToDateChange:
-    """What a settlement moves of the year-to-date rows, named as a settlement row names it (for `_apply_totals`)."""
+    """What a settlement moves of the year-to-date rows, named as a settlement row names them (for `_apply_totals`)."""
 
-    out: engine.Outcome
-    counts_admission: bool
+    ytd_otp_dedc: int
+    ytd_hifp_otp: int
+    hifp_pay: int
+    hifob_pay: int
+    cvlserv_pay: int
+    hifmi_pay: int
+    maf_pay: int
+    ytd_inscp_self: int
+    ytd_admission: int
+    ytd_opsp_dedc: int
 
-    def __getattr__(self, name: str) -> int:
-        out = self.out
-        moved = {"ytd_otp_dedc": out.ytd_delta.otp_dedc, "ytd_hifp_otp": out.ytd_delta.hifp_otp, "hifp_pay": out.hifp_pay,
-                 "hifob_pay": out.hifob_pay, "cvlserv_pay": out.cvlserv_pay, "hifmi_pay": out.hifmi_pay, "maf_pay": out.maf_pay,
-                 "ytd_inscp_self": out.ytd_delta.inscp_self, "ytd_admission": 1 if self.counts_admission else 0,
-                 "ytd_opsp_dedc": out.chronic_delta.dedc}
-        if name not in moved:
-            raise AttributeError(name)
-        return moved[name]
+    @classmethod
+    def of(cls, out: engine.Outcome, counts_admission: bool) -> YearToDateChange:
+        return cls(out.ytd_delta.otp_dedc, out.ytd_delta.hifp_otp, out.hifp_pay, out.hifob_pay, out.cvlserv_pay, out.hifmi_pay,
+                   out.maf_pay, out.ytd_delta.inscp_self, 1 if counts_admission else 0, out.chronic_delta.dedc)
 
 
 def home_reverse(session: Session, original: Any) -> int:
@@ -821,7 +830,7 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
         # home_settle under the same number), the patient's cash and the institution's claim
         posting = answer.posting or ledger.Posting(row.setl_id, visit.psn_no)
         if answer.paid_by:
-            posting.add(f"clearing:{answer.paid_by}", out.fund_pay_sumamt + out.acct_pay + out.acct_mulaid_pay)
+            posting.add(f"clearing:{answer.paid_by}", home_share(out))
         posting.add("cash", out.psn_cash_pay)
         posting.add(f"medins:{caller.fixmedins_code}", -out.medfee_sumamt)
         posting.write(session)

@@ -89,7 +89,7 @@ class RemoteHome:
             session.add(RemoteSettlement(msg_key=key, setl_id=row.setl_id, home_admdvs=self.home, state="settled", created_at=clock.now()))
             outbox.confirmation(session, self.home[:2], key, row.setl_id)
         outbox.clearing(session, side="care", setl_id=row.setl_id, home=self.home, care=self.own,
-                        amount_fen=row.fund_pay_sumamt + row.acct_pay + row.acct_mulaid_pay, setl_time=row.setl_time)
+                        amount_fen=encounter.home_share(row), setl_time=row.setl_time)
         session.flush()
 
     def reverse(self, session: Session, original: SettlementRow, reversal_id: str, msgid: str, where: str) -> tuple[int, str]:
@@ -152,11 +152,15 @@ def keep_guest(session: Session, copy: dict[str, Any], home: str, federation: Fe
         for name, value in values.items():
             setattr(person, name, value)
     session.flush()
+    fields = ("insutype", "psn_type", "psn_insu_stas", "psn_insu_date", "paus_insu_date", "insuplc_admdvs", "cvlserv_flag")
+    sent = [{**e, **{k: (clock.parse_date(str(e[k]), k) if e.get(k) else None) for k in ("psn_insu_date", "paus_insu_date")}}
+            for e in copy.get("enrolments", [])]
+    kept = session.scalars(select(Enrolment).where(Enrolment.psn_no == psn_no)).all()
+    if sorted(tuple(str(e[k]) for k in fields) for e in sent) == sorted(tuple(str(getattr(e, k)) for k in fields) for e in kept):
+        return psn_no  # the copy is current: a visit's every call need not rewrite it
     session.execute(delete(Enrolment).where(Enrolment.psn_no == psn_no))
-    for e in copy.get("enrolments", []):
-        dates = {k: (clock.parse_date(str(e[k]), k) if e.get(k) else None) for k in ("psn_insu_date", "paus_insu_date")}
-        session.add(Enrolment(psn_no=psn_no, insutype=e["insutype"], psn_type=e["psn_type"], psn_insu_stas=e["psn_insu_stas"],
-                              insuplc_admdvs=e["insuplc_admdvs"], cvlserv_flag=e["cvlserv_flag"], emp_no=None, **dates))
+    for e in sent:
+        session.add(Enrolment(psn_no=psn_no, emp_no=None, **{k: e[k] for k in fields}))
     session.flush()
     return psn_no
 

@@ -41,11 +41,6 @@ class ReverseCall(msgspec.Struct):
     reversal_id: str
 
 
-def owed(row: Any) -> int:
-    """What the home owes the place of care for a settlement: its funds and the personal accounts."""
-    return int(row.fund_pay_sumamt + row.acct_pay + row.acct_mulaid_pay)
-
-
 def _locked(session: Session, **where: str) -> AwaySettlement | None:
     column, value = next(iter(where.items()))
     return session.scalars(select(AwaySettlement).where(getattr(AwaySettlement, column) == value).with_for_update()).first()
@@ -73,7 +68,7 @@ def settle(session: Session, origin: str, call: SettleCall, use_token: registry.
     answer = encounter.home_settle(session, call.facts, post=True, setl_id=call.setl_id, where="input.data", use_token=use_token)
     out, posting = answer.out, answer.posting
     assert posting is not None
-    posting.add(f"clearing:{origin}", -owed(out))
+    posting.add(f"clearing:{origin}", -encounter.home_share(out))
     posting.write(session)
     answer = dataclasses.replace(answer, posting=None, setl_time=call.facts.setl_time)
     document = msgspec.to_builtins(answer)
@@ -93,7 +88,7 @@ def settle(session: Session, origin: str, call: SettleCall, use_token: registry.
 
 
 def _clearing_event(session: Session, row: AwaySettlement, home: str) -> None:
-    outbox.clearing(session, side="home", setl_id=row.setl_id, home=home, care=row.origin_admdvs, amount_fen=owed(row),
+    outbox.clearing(session, side="home", setl_id=row.setl_id, home=home, care=row.origin_admdvs, amount_fen=encounter.home_share(row),
                     setl_time=row.setl_time)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import case, func, select, true
 from sqlalchemy.orm import Session
 
 from yibao.encounter.models import Settlement
+from yibao.encounter.service import home_share
 from yibao.federation.models import AwaySettlement
 from yibao.ledger.models import ChronicYearTotal, LedgerEntry, YearTotal
 from yibao.registry.models import Account, Contribution
@@ -65,7 +66,7 @@ def check(session: Session, limit: int = 50) -> CheckReport:
         if s.fund_pay_sumamt != s.hifp_pay + s.hifob_pay + s.cvlserv_pay + s.hifmi_pay + s.maf_pay:
             problem(f"settlement {s.setl_id}: fund_pay_sumamt {s.fund_pay_sumamt} is not the sum of its funds")
         if s.paid_by:  # another province's node paid the funds and accounts (a federation): it owes them to this node
-            expected = {"clearing": s.fund_pay_sumamt + s.acct_pay + s.acct_mulaid_pay, "cash": s.psn_cash_pay,
+            expected = {"clearing": home_share(s), "cash": s.psn_cash_pay,
                         "hosp": s.hosp_part_amt, "medins": -s.medfee_sumamt}
         else:
             expected = {**_home_part(s), "cash": s.psn_cash_pay, "hosp": s.hosp_part_amt, "medins": -s.medfee_sumamt}
@@ -79,7 +80,7 @@ def check(session: Session, limit: int = 50) -> CheckReport:
         sums = posted.pop(a.setl_id, {})
         if sum(sums.values()) != 0:
             problem(f"settlement {a.setl_id}: entries sum to {sum(sums.values())}, not 0")
-        _compare(a.setl_id, sums, {**_home_part(a), "clearing": -(a.fund_pay_sumamt + a.acct_pay + a.acct_mulaid_pay)}, problem)
+        _compare(a.setl_id, sums, {**_home_part(a), "clearing": -home_share(a)}, problem)
     for setl_id in posted:
         problem(f"entries for unknown settlement {setl_id}")
     # 2. year-to-date rows equal their settlements' postings (those this node paid: here and, on a federation, away)

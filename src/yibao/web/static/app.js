@@ -13,6 +13,12 @@ const store = {
 // face: the face captured for one ID number ({certno, face}); it counts only once the platform has checked it
 const state = { me: null, current: null, timer: null, remaining: 0, face: null, approving: null };
 
+// One page at a time: every page is a <section id="view-…"> directly under <main>.
+function showView(id) {
+  document.querySelectorAll("main > section").forEach((section) => { section.hidden = section.id !== id; });
+  if (id !== "view-home") clearInterval(state.timer);
+}
+
 function esc(text) {
   return String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
@@ -220,9 +226,7 @@ async function showLogin(message = "") {
   clearInterval(state.timer);
   clearMessages();
   state.face = null;
-  $("view-home").hidden = true;
-  $("view-filing").hidden = true;
-  $("view-login").hidden = false;
+  showView("view-login");
   $("sign-out").hidden = true;
   // shown before anything is fetched: the form must work even when the channel list is slow or fails
   showActivation(!store.device);
@@ -256,9 +260,7 @@ $("sign-out").addEventListener("click", signOut);
 async function showHome() {
   state.me = await api("/api/v1/me");
   clearMessages();
-  $("view-login").hidden = true;
-  $("view-filing").hidden = true;
-  $("view-home").hidden = false;
+  showView("view-home");
   $("sign-out").hidden = false;
   renderSwitcher();
   await selectPerson(state.current && canSee(state.current) ? state.current : state.me.psn_no);
@@ -452,10 +454,8 @@ const regionName = (code) => (REGIONS[code] ? `${REGIONS[code]}（${code}）` : 
 async function showFiling() {
   clearInterval(state.timer);
   clearMessages();
-  $("view-home").hidden = true;
-  $("view-filing").hidden = false;
-  const who = state.current === state.me.psn_no ? "本人" : (state.me.family.find((m) => m.psn_no === state.current) || {}).name || "";
-  $("filing-who").textContent = who;
+  showView("view-filing");
+  $("filing-who").textContent = whoIsCurrent();
   try {
     const options = await api("/api/v1/filing-options");
     $("filing-type").innerHTML = options.types.map((t) => `<option value="${esc(t.code)}">${esc(t.name)}</option>`).join("");
@@ -503,6 +503,25 @@ $("filing-form").addEventListener("submit", async (event) => {
   } catch (e) { say("filing-result", e.message, "error"); }
   await loadFilings();
 });
+
+// -- pages in their own files -------------------------------------------------------------------
+// A page script (page-*.js, loaded after this file) adds its entry to the home page's service list with
+// yibao.addService and uses the helpers below; it never reaches into another page's elements.
+function addService({ title, hint, button, open }) {
+  const card = document.createElement("div");
+  card.className = "card link-card";
+  card.innerHTML = `<div><b>${esc(title)}</b><div class="muted">${esc(hint)}</div></div>`;
+  const go = document.createElement("button");
+  go.type = "button";
+  go.className = "secondary";
+  go.textContent = button;
+  go.addEventListener("click", () => { clearMessages(); Promise.resolve(open()).catch((e) => say("home-error", e.message, "error")); });
+  card.append(go);
+  $("services").append(card);
+}
+const whoIsCurrent = () => (state.current === state.me.psn_no ? "本人"
+  : (state.me.family.find((m) => m.psn_no === state.current) || {}).name || "");
+window.yibao = { $, api, esc, say, clearMessages, state, showView, showHome, addService, whoIsCurrent };
 
 // -- start -------------------------------------------------------------------------------------
 applyFont(localStorage.getItem("yb.large") === "1");

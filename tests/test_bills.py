@@ -168,6 +168,7 @@ def test_the_pdf_carries_the_bill_and_a_qr_code_leading_to_its_verification(db, 
     assert reply.status_code == 200, reply.text
     assert reply.headers["content-type"] == "application/pdf" and reply.content.startswith(b"%PDF")
     reader = pypdf.PdfReader(io.BytesIO(reply.content))
+    assert len(reader.pages) == 1
     text = reader.pages[0].extract_text().replace("\x00", "")  # pypdf reads the CID font two bytes a glyph
     for expected in ("医疗收费电子票据", bill["bill_code"], bill["bill_no"], bill["check_code"], person.psn_name,
                      bill["document"]["total"]):

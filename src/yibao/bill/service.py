@@ -317,6 +317,15 @@ def _facts(bill: Bill, content: dict[str, Any], related: Bill | None) -> dict[st
     return facts
 
 
+def _standing(session: Session, bill: Bill) -> str:
+    """A bill's status; a blue bill whose settlement was reversed is cancelled at once, before its red bill is issued."""
+    if bill.kind == "blue" and bill.status == "valid":
+        reversed_by = session.execute(select(Settlement.revs_setl_id).where(Settlement.setl_id == bill.setl_id)).scalar()
+        if reversed_by:
+            return "cancelled"
+    return bill.status
+
+
 def _answer(status: str, **facts: Any) -> dict[str, Any]:
     return {"status": status, "result": STATES[status], **facts}
 
@@ -341,7 +350,7 @@ def verify_number(db: Database, code: str, number: str, check: str) -> dict[str,
         if public_pem is None or not doc.verify(public_pem, content, bill.signature):
             return _answer("tampered")  # the stored copy itself was changed: say so, never vouch for it
         related = session.get(Bill, bill.related_setl_id) if bill.related_setl_id else None
-        return _answer(bill.status, **_facts(bill, content, related))
+        return _answer(_standing(session, bill), **_facts(bill, content, related))
 
 
 def verify_content(db: Database, content: Any, signature: str) -> dict[str, Any]:
@@ -358,5 +367,5 @@ def verify_content(db: Database, content: Any, signature: str) -> dict[str, Any]
         if bill is None:
             return _answer("absent", check_code=doc.check_code(signature))
         related = session.get(Bill, bill.related_setl_id) if bill.related_setl_id else None
-        return _answer(bill.status, check_code=doc.check_code(signature), **_facts(bill, content, related))
+        return _answer(_standing(session, bill), check_code=doc.check_code(signature), **_facts(bill, content, related))
 

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from yibao.bill import document as doc
@@ -63,9 +63,10 @@ def _signing_key(session: Session) -> tuple[str, str]:
 
 
 def rotate_key(session: Session) -> tuple[str, str]:
-    """A new signing key (the older ones stay published and keep verifying what they signed)."""
+    """A new signing key; the older ones are retired from signing but stay published and keep verifying what they signed."""
     private_pem, public_pem = sm2.generate_keypair()
     key_id = crypto.sm3_hex(public_pem.encode())[:16].upper()
+    session.execute(update(BillKey).where(BillKey.status == "active").values(status="retired"))
     session.add(BillKey(key_id=key_id, private_pem=private_pem, public_pem=public_pem, created_at=clock.now(), status="active"))
     session.flush()
     with _keys_lock:
@@ -161,16 +162,23 @@ def issue(session: Session, settings: Settings, setl_ids: Iterable[str]) -> list
                                                    .where(Person.psn_no.in_({r.psn_no for r in todo})))}
     names = dict(session.execute(select(Institution.fixmedins_code, Institution.fixmedins_name)
                                  .where(Institution.fixmedins_code.in_({r.fixmedins_code for r in todo}))).tuples().all())
+    # the blue bills of the reversals' originals: issued earlier, or in this call (kept in `blue` as they are made)
+    blue: dict[str, tuple[str, str, list[dict[str, str]]]] = {
+        b.setl_id: (b.bill_code, b.bill_no, json.loads(b.document)["items"])
+        for b in session.execute(select(Bill.setl_id, Bill.bill_code, Bill.bill_no, Bill.document)
+                                 .where(Bill.setl_id.in_([r.revs_setl_id for r in todo if r.refd_setl_flag == "1" and r.revs_setl_id])))}
     now = clock.now()
-    done: list[str] = []
+    made: list[dict[str, Any]] = []
+    cancelled: list[tuple[str, str]] = []  # (blue bill's setl_id, red bill's setl_id)
     for r in todo:
         code = doc.bill_code(settings.platform_admdvs, r.kind, r.setl_time.year)
         last[code] += 1
         number = f"{last[code]:010d}"
         person = people.get(r.psn_no)
+        red = r.refd_setl_flag == "1"
         content: dict[str, Any] = {
-            "v": doc.VERSION, "bill_code": code, "bill_no": number, "kind": "red" if r.refd_setl_flag == "1" else "blue",
-            "title": doc.KINDS["red" if r.refd_setl_flag == "1" else "blue"], "issued_at": clock.fmt_datetime(now) or "",
+            "v": doc.VERSION, "bill_code": code, "bill_no": number, "kind": "red" if red else "blue",
+            "title": doc.KINDS["red" if red else "blue"], "issued_at": clock.fmt_datetime(now) or "",
             "issuer": {"node": settings.platform_admdvs, "key_id": key_id},
             "institution": {"code": r.fixmedins_code, "name": names.get(r.fixmedins_code, "")},
             "payer": {"name": person.psn_name if person else "", "certno": doc.mask_certno(person.certno) if person else ""},
@@ -180,31 +188,31 @@ def issue(session: Session, settings: Settings, setl_ids: Iterable[str]) -> list
             "funds": {name: str(yuan(r.amounts[name])) for name in doc.FUNDS},
         }
         related: str | None = None
-        if r.refd_setl_flag == "1":
-            original = session.get(Bill, r.revs_setl_id) if r.revs_setl_id else None
-            if original is not None:
-                blue = json.loads(original.document)
-                content["original"] = {"bill_code": original.bill_code, "bill_no": original.bill_no, "setl_id": original.setl_id}
-                content["items"] = [{**i, "amount": str(yuan(-_fen(i["amount"])))} for i in blue["items"]]
-                related = original.setl_id
-                session.execute(update(Bill).where(Bill.setl_id == original.setl_id).values(status="cancelled", related_setl_id=r.setl_id))
-            else:  # cannot happen (the original is billed first), kept total
-                content["items"] = [{"code": "", "name": "医疗费", "amount": str(yuan(r.medfee_sumamt))}]
+        if red and r.revs_setl_id in blue:
+            original_code, original_no, original_items = blue[r.revs_setl_id]
+            content["original"] = {"bill_code": original_code, "bill_no": original_no, "setl_id": r.revs_setl_id}
+            content["items"] = [{**i, "amount": str(yuan(-_fen(i["amount"])))} for i in original_items]
+            related = r.revs_setl_id
+            cancelled.append((r.revs_setl_id, r.setl_id))
         else:
-            lines = sorted(items.get(r.setl_id, []))
             # a settlement reversed before the issuer reached it has no fee lines left (the reversal reopened them): one line
-            content["items"] = [{"code": c, "name": doc.CHARGE_CATEGORIES.get(c, "其他费"), "amount": str(yuan(a))} for c, a in lines] or \
+            content["items"] = [{"code": c, "name": doc.CHARGE_CATEGORIES.get(c, "其他费"), "amount": str(yuan(a))}
+                                for c, a in sorted(items.get(r.setl_id, []))] or \
                 [{"code": "", "name": "医疗费", "amount": str(yuan(r.medfee_sumamt))}]
-        signature = doc.sign(private_pem, content)
-        session.add(Bill(setl_id=r.setl_id, bill_code=code, bill_no=number, check_code=doc.check_code(signature), kind=content["kind"],
-                         psn_no=r.psn_no, fixmedins_code=r.fixmedins_code, setl_time=r.setl_time, issued_at=now, key_id=key_id,
-                         document=doc.canonical(content).decode("utf-8"), signature=signature, status="valid",
-                         related_setl_id=related))
-        session.flush()
-        done.append(r.setl_id)
+        message = doc.canonical(content, checked=True)
+        signature = sm2.sign(private_pem, message)
+        if not red:
+            blue[r.setl_id] = (code, number, content["items"])
+        made.append({"setl_id": r.setl_id, "bill_code": code, "bill_no": number, "check_code": doc.check_code(signature),
+                     "kind": content["kind"], "psn_no": r.psn_no, "fixmedins_code": r.fixmedins_code, "setl_time": r.setl_time,
+                     "issued_at": now, "key_id": key_id, "document": message.decode("utf-8"), "signature": signature, "status": "valid",
+                     "related_setl_id": related})
+    session.execute(insert(Bill), made)
+    for original_id, red_id in cancelled:
+        session.execute(update(Bill).where(Bill.setl_id == original_id).values(status="cancelled", related_setl_id=red_id))
     for code, last_no in last.items():
         session.execute(update(BillSeries).where(BillSeries.bill_code == code).values(last_no=last_no))
-    return done
+    return [m["setl_id"] for m in made]
 
 
 def issue_pending(db: Database, settings: Settings, batch: int = BATCH) -> int:

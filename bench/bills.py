@@ -87,11 +87,11 @@ def main() -> None:
     backlog = bills.issue_all_pending(db, settings)
     backlog_s, backlog_cpu = time.perf_counter() - start, time.process_time() - cpu0
 
-    without = statistics.median(r["settled_visits_per_s"] for r in rounds["without"])
-    with_ = statistics.median(r["settled_visits_per_s"] for r in rounds["with"])
+    without = round(statistics.median(r["settled_visits_per_s"] for r in rounds["without"]), 1)
+    with_ = round(statistics.median(r["settled_visits_per_s"] for r in rounds["with"]), 1)
     # CPU time of this process (client and server in one thread): less moved by other load on a shared machine than wall time
-    cpu_without = statistics.median(r["cpu_ms_per_visit"] for r in rounds["without"])
-    cpu_with = statistics.median(r["cpu_ms_per_visit"] for r in rounds["with"])
+    cpu_without = round(statistics.median(r["cpu_ms_per_visit"] for r in rounds["without"]), 2)
+    cpu_with = round(statistics.median(r["cpu_ms_per_visit"] for r in rounds["with"]), 2)
     result = {
         "people": args.people, "visits_per_round": args.visits, "rounds": rounds, "issuer_round_every_visits": args.every,
         "settled_visits_per_s_without_bills": without, "settled_visits_per_s_with_bills": with_,
@@ -100,7 +100,7 @@ def main() -> None:
         "cpu_change_percent": round((cpu_with - cpu_without) / cpu_without * 100, 1),
         "backlog_bills": backlog, "backlog_bills_per_s": round(backlog / backlog_s, 1) if backlog_s else None,
         "ms_per_bill": round(backlog_s / backlog * 1000, 3) if backlog else None,
-        "cpu_ms_per_bill": round(backlog_cpu / backlog * 1000, 3) if backlog else None,
+        "cpu_ms_per_bill": round(backlog_cpu / backlog * 1000, 2) if backlog else None,
         "machine": machine(),
     }
     print(json.dumps({k: v for k, v in result.items() if k not in ("rounds", "machine")}))

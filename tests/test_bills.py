@@ -229,3 +229,55 @@ def test_a_new_signing_key_signs_from_now_on_and_the_old_bills_still_verify(db, 
     # the old key's signature does not pass for the new key's bill
     assert http.post("/api/v1/bills/verify", json={"document": after["document"], "signature": before["signature"]}).json()["status"] == \
         "tampered"
+
+
+def test_inpatient_and_pharmacy_settlements_and_their_reversals_get_bills(db, http, counter, settings) -> None:  # type: ignore[no-untyped-def]
+    from conftest import secret_of
+    from flows import cert, fee, serial
+    from yibao.client import CounterClient
+    from yibao.core import clock
+
+    codes = catalogue_codes(db)
+    person = _person(db)
+    app = App(http, person)
+    # an admission: 2301, 2402, 2304 (inpatient: its own bill code), reversed by 2305
+    admitted = ok(counter.call("2401", {"mdtrtinfo": {"psn_no": person.psn_no, "insutype": "310", **cert(person), "med_type": "21",
+                                                      "ipt_no": serial("ZY"), "begntime": clock.fmt_datetime(clock.now()),
+                                                      "adm_dept_codg": "A04", "adm_dept_name": "外科", "dise_codg": "K35.900",
+                                                      "dise_name": "急性阑尾炎", "atddr_no": "D37010000002"},
+                                        "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "K35.900",
+                                                      "diag_name": "急性阑尾炎"}]}))
+    mdtrt_id = admitted["result"]["mdtrt_id"]
+    ok(counter.call("2301", {"feedetail": [fee(mdtrt_id, person.psn_no, codes["jia"], "1200.00"),
+                                           fee(mdtrt_id, person.psn_no, codes["bing"], "300.00")]}))
+    ok(counter.call("2402", {"dscginfo": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "endtime": clock.fmt_datetime(clock.now()),
+                                          "dscg_way": "1"}}))
+    stay = ok(counter.call("2304", {"data": {"psn_no": person.psn_no, **cert(person), "medfee_sumamt": Decimal("1500.00"),
+                                             "psn_setlway": "01", "mdtrt_id": mdtrt_id, "insutype": "310", "acct_used_flag": "0",
+                                             "mid_setl_flag": "0"}}))["setlinfo"]
+    stay_bill = app.get(f"/api/v1/people/{person.psn_no}/bills/{stay['setl_id']}").json()
+    assert stay_bill["bill_code"][2:4] == "07" and Decimal(stay_bill["document"]["total"]) == Decimal("1500.00")
+    assert Decimal(stay_bill["document"]["funds"]["hifp_pay"]) == Decimal(str(stay["hifp_pay"])) > 0
+    back = ok(counter.call("2305", {"data": {"setl_id": stay["setl_id"], "mdtrt_id": mdtrt_id, "psn_no": person.psn_no}}))["setlinfo"]
+
+    # a purchase at a pharmacy (2102, med_type 41), reversed by 2103
+    pharmacy = CounterClient("http://testserver", "P37010000007", secret_of("P37010000007"), http=http)
+    ok(pharmacy.sign_in())
+    common = {"psn_no": person.psn_no, "insutype": "310", **cert(person), "acct_used_flag": "0", "psn_setlway": "01"}
+    drug = {"feedetl_sn": "1", "med_list_codg": codes["otc_capped"], "det_item_fee_sumamt": Decimal("18.00"), "cnt": 1,
+            "pric": Decimal("18")}
+    bought = ok(pharmacy.call("2102", {"data": {**common, "medfee_sumamt": Decimal("18.00")}, "drugdetail": [drug]}))["setlinfo"]
+    returned = ok(pharmacy.call("2103", {"data": {"setl_id": bought["setl_id"], "mdtrt_id": bought["mdtrt_id"],
+                                                  "psn_no": person.psn_no}}))["setlinfo"]
+
+    service.issue_all_pending(db, settings)
+    listed = {b["setl_id"]: b for b in app.get(f"/api/v1/people/{person.psn_no}/bills").json()}
+    assert listed[stay["setl_id"]]["status"] == "cancelled" and listed[back["setl_id"]]["kind"] == "red"
+    assert listed[bought["setl_id"]]["status"] == "cancelled" and listed[returned["setl_id"]]["kind"] == "red"
+    assert listed[bought["setl_id"]]["bill_code"][2:4] == "06" and Decimal(listed[bought["setl_id"]]["total"]) == Decimal("18.00")
+    assert Decimal(listed[returned["setl_id"]]["total"]) == Decimal("-18.00")
+    pharmacy_bill = app.get(f"/api/v1/people/{person.psn_no}/bills/{bought['setl_id']}").json()
+    assert pharmacy_bill["document"]["settlement"]["med_type"] == "41"
+    assert sum(Decimal(i["amount"]) for i in pharmacy_bill["document"]["items"]) == Decimal("18.00")
+    assert sum(Decimal(i["amount"]) for i in stay_bill["document"]["items"]) == Decimal("1500.00")
+    assert pharmacy_bill["document"]["institution"]["code"] == "P37010000007"

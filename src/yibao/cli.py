@@ -730,6 +730,56 @@ def policy_reload(directory: Annotated[Path | None, typer.Option("--dir", help="
                   f"within {os.environ.get('YIBAO_POLICY_CHECK_S', '2')} s", highlight=False, soft_wrap=True)
 
 
+@policy_app.command("whatif")
+def policy_whatif(policy: Annotated[Path, typer.Option("--policy", help="the changed policy directory (a copy of the one in "
+                                                       "force with your change)")],
+                  year: Annotated[int, typer.Option("--year", help="the year of care whose settlements are replayed")],
+                  out: Annotated[Path, typer.Option("--out", help="where the report goes (report.json, report.md, chart.png)")]
+                  = Path("whatif"),
+                  current: Annotated[Path | None, typer.Option("--current", help="the policy in force (default: YIBAO_POLICY_DIR "
+                                                               "or the shipped one)")] = None,
+                  workers: Annotated[int | None, typer.Option("--workers", help="replaying processes (default: every core)")] = None
+                  ) -> None:
+    """Replay every settlement of a year under a changed policy and report what each fund and the people would pay.
+
+    Reads the database, never writes it: the ledger, the year totals and the settlements stay as they are."""
+    import json
+
+    from yibao.core.errors import YibaoError
+    from yibao.policy.parameters import bundled_root
+    from yibao.whatif import report as reports
+    from yibao.whatif import service as whatif
+
+    if not policy.is_dir():
+        raise CliError(f"no policy directory at {policy}")
+    settings = Settings()
+    db = _database(settings)
+    try:
+        with _progress() as bar:
+            task = bar.add_task(f"replaying {year}", total=None)
+            summary = whatif.run(db, year, current or bundled_root(), policy, workers=workers,
+                                 total=lambda n: bar.update(task, total=n), progress=lambda n: bar.advance(task, n))
+    except YibaoError as error:
+        console.print(f"[red]{error.message}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    finally:
+        db.dispose()
+    found = summary.as_json()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(json.dumps({"year": year, "policy": str(policy), **found}, indent=2, ensure_ascii=False) + "\n")
+        title = f"What if: {policy.name}, {year}"
+        (out / "report.md").write_text(reports.markdown(found, title), encoding="utf-8")
+        drawn = reports.chart(found, out / "chart.png", title)
+    except OSError as error:
+        raise CliError(f"the report cannot be written to {out}: {error.strerror}") from None
+    change = found["change"]
+    console.print(f"{found['settlements']:,} settlements, {found['changed_settlements']:,} pay differently: funds "
+                  f"{reports.yuan(change['fund_pay_sumamt'])} yuan, people's own payments {reports.yuan(change['psn_part_amt'])} yuan; "
+                  f"report in {out}/report.md" + ("" if drawn else " (no chart: matplotlib is not installed)"),
+                  highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     """Run the command; a foreseeable failure is one line on stderr and exit code 2, never a traceback."""
     import httpx

@@ -14,6 +14,7 @@ person's part is paid. Relatives' accounts (共济) are taken as able to pay wha
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -108,9 +109,20 @@ class Books:
     def __init__(self, book: PolicyBook) -> None:
         self.book = book
         self._cache: dict[tuple[str, str, str, date], Policy] = {}
+        self._dates: dict[str, list[date]] = {}
+
+    def _in_force_since(self, admdvs: str, day: date) -> date:
+        """The day the values in force on ``day`` took effect: a policy reads every parameter as of its day, so all the
+        days between two changes share one checked snapshot (a year has a few changes, not 365 policies)."""
+        dates = self._dates.get(admdvs)
+        if dates is None:
+            dates = self._dates[admdvs] = self.book.effective_dates(admdvs)
+        at = bisect_right(dates, day)
+        return dates[at - 1] if at else day
 
     def policy(self, facts: SettlementFacts) -> Policy:
-        key = (facts.insuplc_admdvs, facts.insutype, category_of(facts.insutype, facts.psn_type), facts.care_day)
+        key = (facts.insuplc_admdvs, facts.insutype, category_of(facts.insutype, facts.psn_type),
+               self._in_force_since(facts.insuplc_admdvs, facts.care_day))
         found = self._cache.get(key)
         if found is None:
             found = self._cache[key] = snapshot(self.book, *key)

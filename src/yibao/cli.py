@@ -42,6 +42,8 @@ app.add_typer(audit_app, name="audit")
 ledger_app = typer.Typer(help="The settlement ledger.", no_args_is_help=True)
 policy_app = typer.Typer(help="Policy parameters.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
+maternity_app = typer.Typer(help="Maternity allowances (生育津贴).", no_args_is_help=True)
+app.add_typer(maternity_app, name="maternity")
 app.add_typer(policy_app, name="policy")
 console_app = typer.Typer(help="The vendors' console (/console/): platform staff who may read every institution's messages.",
                           no_args_is_help=True)
@@ -777,6 +779,36 @@ def policy_whatif(policy: Annotated[Path, typer.Option("--policy", help="the cha
     console.print(f"{found['settlements']:,} settlements, {found['changed_settlements']:,} pay differently: funds "
                   f"{reports.yuan(change['fund_pay_sumamt'])} yuan, people's own payments {reports.yuan(change['psn_part_amt'])} yuan; "
                   f"report in {out}/report.md" + ("" if drawn else " (no chart: matplotlib is not installed)"),
+                  highlight=False, soft_wrap=True)
+
+
+@maternity_app.command("run")
+def maternity_run(day: Annotated[str | None, typer.Option("--date", help="pay what is due on this day, yyyy-mm-dd (default: "
+                                                          "today)")] = None) -> None:
+    """Schedule an allowance for every new maternity settlement, cancel reversed ones, pay those due (run it daily)."""
+    from yibao.core import clock
+    from yibao.core.errors import YibaoError
+    from yibao.maternity import payout as payouts
+    from yibao.maternity import service as maternity
+
+    on = clock.parse_date(day, "--date") if day else clock.today()
+    settings = Settings()
+    channel = None
+    if settings.payout_url or settings.payout_key:
+        try:
+            channel = payouts.HttpPayout(settings.payout_url, settings.payout_key, timeout_s=settings.payout_timeout_s)
+        except YibaoError as error:
+            raise CliError(error.message) from None
+    db = _database(settings)
+    try:
+        report = maternity.run(db, channel, on)
+    except YibaoError as error:
+        raise CliError(error.message) from None
+    finally:
+        db.dispose()
+        if channel is not None:
+            channel.close()
+    console.print(report.line() + ("" if channel else "; nothing paid: no payout channel (YIBAO_PAYOUT_URL, YIBAO_PAYOUT_KEY)"),
                   highlight=False, soft_wrap=True)
 
 

@@ -72,7 +72,8 @@ def prescription_body(person: Any, mdtrt_id: str, code: str, *, med_type: str = 
                           "medc_endtime": now, "medc_days": "14", "used_frqu_codg": "qd", "used_frqu_name": "每日一次", "dise_codg": dise}],
         "mdtrtinfo": {"mdtrt_id": mdtrt_id, "med_type": med_type, "ipt_op_no": serial("MZ"), "psn_no": person.psn_no,
                       "patn_name": person.psn_name, "age": 45, "gend": person.gend, "nwb_flag": "0", "suck_prd_flag": "0",
-                      "psn_cert_type": "01", "certno": person.certno, "insutype": "310", "prsc_dept_name": "心内科", "prsc_dept_code": "A03",
+                      "psn_cert_type": "01", "certno": person.certno, "insutype": "310", "prsc_dept_name": "心内科",
+                      "prsc_dept_code": "A03",
                       "prsc_dr_name": "王医生", "phar_name": "李药师", "phar_chk_time": now, "mdtrt_time": now, "dise_codg": dise,
                       "sp_dise_flag": "1" if dise else "0", "diag_code": "I10.x00", "diag_name": "高血压", "fstdiag": "0"},
         "diseinfo": [{"diag_type": "1", "maindiag_flag": "1", "diag_srt_no": "1", "diag_code": "I10.x00", "diag_name": "高血压",
@@ -86,12 +87,11 @@ def write(counter: CounterClient, key: str, body: dict[str, Any]) -> str:
     hi_rxno = pre["hi_rxno"]
     digest = canonical_digest(hi_rxno, body)
     assert pre["sign_digest"] == digest  # the hospital's own canonical form matches the platform's
-    signed = ok(counter.call("7102", {"data": {"hi_rxno": hi_rxno, "fixmedins_code": HOSPITAL, "fixmedins_name": "医院", "phar_name": "李药师",
-                                                "rx_chk_stas_codg": "1", "rx_chk_opnn": "合理", "rx_chk_time": clock.fmt_datetime(clock.now()),
+    signed = ok(counter.call("7102", {"data": {"hi_rxno": hi_rxno, "fixmedins_code": HOSPITAL, "fixmedins_name": "医院",
+                                                "phar_name": "李药师", "rx_chk_stas_codg": "1", "rx_chk_opnn": "合理",
+                                                "rx_chk_time": clock.fmt_datetime(clock.now()),
                                                 "fixmedins_sign_info": sm2.sign(key, digest.encode())}}))
-    with_platform = rx.platform_key
     assert signed["sign_digest"] == digest and signed["hi_sign_info"]
-    del with_platform
     uploaded = ok(counter.call("7103", {"data": {"hi_rxno": hi_rxno}}))
     assert (uploaded["rx_stas_codg"], uploaded["rx_stas_name"]) == ("1", "有效")
     return hi_rxno
@@ -149,7 +149,8 @@ def test_a_prescription_circulates_is_dispensed_once_and_written_off(counter, ht
     assert again["infcode"] == -1 and again["err_msg"].startswith("input.drugdetail[0].rxno:") and "already dispensed" in again["err_msg"]
     # revoking what was dispensed is refused
     late = counter.call("7104", {"data": {"hi_rxno": hi_rxno, "prsc_dr_name": "王医生", "undo_dr_cert_type": "01",
-                                          "undo_dr_certno": "370102198001010011", "undo_rea": "开错", "undo_time": clock.fmt_datetime(clock.now())}})
+                                          "undo_dr_certno": "370102198001010011", "undo_rea": "开错",
+                                          "undo_time": clock.fmt_datetime(clock.now())}})
     assert late["infcode"] == -1 and "dispensed" in late["err_msg"]
     # reversing the settlement gives the prescription back; it is dispensed again, then written off
     ok(shop.call("2103", {"data": {"setl_id": paid["setl_id"], "mdtrt_id": paid["mdtrt_id"], "psn_no": person.psn_no}}))

@@ -321,3 +321,13 @@ def test_an_online_follow_up_of_a_chronic_patient(counter, http, db, codes, hosp
     later = ok(counter.call("5205", {"data": {"psn_no": person.psn_no,
                                               "begntime": clock.fmt_datetime(clock.now() - timedelta(days=90))}}))["feedetail"]
     assert codes["rx_capped"] in {x.get("med_list_codg") for x in later}
+
+
+def test_demo_hospitals_have_a_prescription_key_the_demo_his_can_sign_with(db) -> None:  # type: ignore[no-untyped-def]
+    from yibao.prescription.models import PrescriptionKey
+
+    with db.unit_of_work(write=False) as session:
+        row = session.get(PrescriptionKey, "H37010000002")
+        assert row is not None and row.demo_private_key is not None
+        assert sm2.public_key_of(row.demo_private_key) == row.public_key
+        assert session.get(PrescriptionKey, PHARMACY) is None  # pharmacies do not prescribe

@@ -947,6 +947,25 @@ def prescription_key_new(fixmedins_code: str) -> None:
     typer.echo(private_pem, nl=False)
 
 
+@rx_app.command("key-show")
+def prescription_key_show(fixmedins_code: str) -> None:
+    """Print an institution's registered SM2 public key; in demo mode, a demo hospital's private key too (for the demo's HIS)."""
+    from yibao.deployment import service as deployment
+    from yibao.prescription.models import PrescriptionKey
+
+    db = _database(Settings())
+    with db.unit_of_work(write=False) as session:
+        row = session.get(PrescriptionKey, fixmedins_code)
+        demo = deployment.mode_of(db.engine) == deployment.DEMO
+        public_pem, private_pem = (row.public_key, row.demo_private_key) if row is not None else ("", None)
+    db.dispose()
+    if not public_pem:
+        raise CliError(f"no prescription key registered for {fixmedins_code}")
+    typer.echo(public_pem, nl=False)
+    if demo and private_pem:
+        typer.echo(private_pem, nl=False)
+
+
 @rx_app.command("platform-key")
 def prescription_platform_key() -> None:
     """Print the platform's SM2 public key (医保电子签名: 7102's hi_sign_info verifies with it), created at first need."""

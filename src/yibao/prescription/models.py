@@ -13,12 +13,15 @@ from yibao.store.db import Base
 
 class PrescriptionKey(Base):
     """The SM2 public key an institution signs its prescriptions with (医疗机构电子签章), registered by the bureau
-    (`yibao prescription key set`) or, in demo mode, generated for the demo hospitals."""
+    (`yibao prescription key-set`) or, in demo mode, generated for the demo hospitals."""
 
     __tablename__ = "prescription_key"
     fixmedins_code: Mapped[str] = mapped_column(ForeignKey("institution.fixmedins_code"), primary_key=True)
     public_key: Mapped[str] = mapped_column(Text)
     registered_at: Mapped[datetime] = mapped_column(DateTime)
+    # demo hospitals only (the demo generator): the private half, sealed, so the demo's HIS can sign
+    # (`yibao prescription key-show` prints it in demo mode); a real institution's private key never comes here
+    demo_private_key: Mapped[str | None] = mapped_column(EncryptedText("prescription_key.demo_private_key"))
 
 
 class PlatformKey(Base):

@@ -80,9 +80,21 @@ def set_institution_key(session: Session, fixmedins_code: str, public_pem: str) 
         raise InputError("is not an SM2 public key (PEM, SubjectPublicKeyInfo)", field="public_key") from None
     row = session.get(PrescriptionKey, fixmedins_code)
     if row is None:
-        session.add(PrescriptionKey(fixmedins_code=fixmedins_code, public_key=public_pem.strip() + "\n", registered_at=clock.now()))
+        session.add(PrescriptionKey(fixmedins_code=fixmedins_code, public_key=public_pem.strip() + "\n", registered_at=clock.now(),
+                                    demo_private_key=None))
     else:
-        row.public_key, row.registered_at = public_pem.strip() + "\n", clock.now()
+        # a demo hospital's generated pair no longer holds once another key is registered
+        row.public_key, row.registered_at, row.demo_private_key = public_pem.strip() + "\n", clock.now(), None
+
+
+def demo_keys(codes: list[str]) -> list[dict[str, Any]]:
+    """Rows of `prescription_key` for demo hospitals: a fresh random pair each, the private half kept (sealed) for the
+    demo's HIS."""
+    rows = []
+    for code in codes:
+        private_pem, public_pem = sm2.generate_keypair()
+        rows.append({"fixmedins_code": code, "public_key": public_pem, "registered_at": clock.now(), "demo_private_key": private_pem})
+    return rows
 
 
 def platform_key(session: Session) -> tuple[str, str]:

@@ -1,7 +1,7 @@
 """Issue 13: e-prescription circulation (电子处方流转, 7101–7105 and 7201–7206): ``prescription`` (one row a prescription
 from pre-check to write-off; the settlement that dispensed it in ``setl_id``), ``prescription_key`` (each institution's
-SM2 public key for prescriptions) and ``prescription_platform_key`` (the platform's SM2 key, the private half sealed by
-the vault).
+SM2 public key for prescriptions; a demo hospital's private key too, sealed) and ``prescription_platform_key`` (the
+platform's SM2 key, the private half sealed by the vault).
 
 Revision ID: 0014
 Revises: 0013
@@ -29,6 +29,7 @@ def upgrade() -> None:
     sa.Column('fixmedins_code', sa.String(length=12), nullable=False),
     sa.Column('public_key', sa.Text(), nullable=False),
     sa.Column('registered_at', sa.DateTime(), nullable=False),
+    sa.Column('demo_private_key', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['fixmedins_code'], ['institution.fixmedins_code'],
                             name=op.f('fk_prescription_key_fixmedins_code_institution')),
     sa.PrimaryKeyConstraint('fixmedins_code', name=op.f('pk_prescription_key'))

@@ -331,3 +331,46 @@ def test_demo_hospitals_have_a_prescription_key_the_demo_his_can_sign_with(db) -
         assert row is not None and row.demo_private_key is not None
         assert sm2.public_key_of(row.demo_private_key) == row.public_key
         assert session.get(PrescriptionKey, PHARMACY) is None  # pharmacies do not prescribe
+
+
+# -- the people's REST API ------------------------------------------------------------------------------------------------------
+
+def signed_in(http: Any, person: Any) -> dict[str, str]:
+    from yibao.credential.realperson import demo_face
+
+    reply = http.post("/api/v1/activations", json={"chnl_id": "NHSA_WEB", "certno": person.certno, "name": person.psn_name,
+                                                    "password": "135790", "face": demo_face(person.certno), "liveness": 0.97})
+    assert reply.status_code == 201, reply.text
+    return {"authorization": f"Bearer {reply.json()['token']}"}
+
+
+def test_the_person_lists_sees_and_chooses_in_the_app_api(counter, http, db, codes, hospital_key) -> None:  # type: ignore[no-untyped-def]
+    person, hi_rxno = new_prescription(counter, hospital_key, db, codes["rx_capped"])
+    me = signed_in(http, person)
+    base = f"/api/v1/people/{person.psn_no}/prescriptions"
+    listed = http.get(base, headers=me).json()
+    assert [(x["hi_rxno"], x["state"], x["may_choose"]) for x in listed] == [(hi_rxno, "待取药", True)] and listed[0]["epc_qrcd"]
+    one = http.get(f"{base}/{hi_rxno}", headers=me).json()
+    assert {PHARMACY, OTHER_PHARMACY} <= {p["code"] for p in one["pharmacies"]} and one["drugs"][0]["name"] == "硝苯地平控释片"
+    # delivery needs an address; a hospital is not a pharmacy; refusals are Chinese
+    no_address = http.post(f"{base}/{hi_rxno}/choice", headers=me, json={"delivery_mode": "2", "fixmedins_code": PHARMACY})
+    assert no_address.status_code == 400 and "配送地址" in no_address.json()["detail"]
+    hospital = http.post(f"{base}/{hi_rxno}/choice", headers=me, json={"delivery_mode": "1", "fixmedins_code": HOSPITAL})
+    assert hospital.status_code == 400 and "定点药店" in hospital.json()["detail"]
+    made = http.post(f"{base}/{hi_rxno}/choice", headers=me, json={"delivery_mode": "2", "fixmedins_code": PHARMACY,
+                                                                    "delv_addr": "济南市市中区经七路100号"})
+    assert made.status_code == 201, made.text
+    assert (made.json()["pharmacy_code"], made.json()["delivery_mode_name"]) == (PHARMACY, "配送到家")
+    # someone else's prescription is not shown
+    stranger = fresh_person(db, "310", skip={person.psn_no})
+    assert http.get(f"{base}/{hi_rxno}", headers=signed_in(http, stranger)).status_code in (403, 404)
+    # once the pharmacy downloaded it, the choice stands; dispensed, it shows so and its code is gone
+    shop = pharmacy(http)
+    take(shop, db, hi_rxno)
+    moved = http.post(f"{base}/{hi_rxno}/choice", headers=me, json={"delivery_mode": "1", "fixmedins_code": OTHER_PHARMACY})
+    assert moved.status_code == 409 and "不能再更换" in moved.json()["detail"]
+    paid = ok(purchase(shop, person, codes["rx_capped"], hi_rxno))["setlinfo"]
+    ok(shop.call("7205", {"data": {"hi_rxno": hi_rxno, "delv_entp_name": "顺丰速运", "delv_stas_codg": "1", "delv_stas_name": "配送中"}}))
+    after = http.get(base, headers=me).json()[0]
+    assert (after["state"], after["epc_qrcd"], after["may_choose"], after["delv_stas_name"]) == ("已取药", "", False, "配送中")
+    assert paid["setl_id"]

@@ -296,9 +296,11 @@ def test_an_online_follow_up_of_a_chronic_patient(counter, http, db, codes, hosp
                                                 "begntime": clock.fmt_datetime(clock.now() - timedelta(days=90))}}))["feedetail"]
     assert isinstance(history, list)
     hi_rxno = write(counter, hospital_key, prescription_body(person, mdtrt_id, codes["rx_capped"], med_type="14", dise=disease, circ="0"))
-    with db.unit_of_work() as session:
-        chosen = rx.choose(session, person.psn_no, hi_rxno, fixmedins_code="", mode="2", addr="济南市历下区泉城路1号")
-        assert chosen.chosen_fixmedins_code == HOSPITAL
+    # the person asks for delivery in the app (the hospital dispenses it itself: no pharmacy to choose)
+    chosen = http.post(f"/api/v1/people/{person.psn_no}/prescriptions/{hi_rxno}/choice", headers=signed_in(http, person),
+                       json={"delivery_mode": "2", "delv_addr": "济南市历下区泉城路1号"})
+    assert chosen.status_code == 201, chosen.text
+    assert (chosen.json()["pharmacy_code"], chosen.json()["pharmacy_fixed"], chosen.json()["renewal"]) == (HOSPITAL, True, True)
     line = {"feedetl_sn": serial("F"), "mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "chrg_bchno": "RX1", "rxno": hi_rxno,
             "rx_circ_flag": "0", "fee_ocur_time": clock.fmt_datetime(clock.now()), "med_list_codg": codes["rx_capped"],
             "det_item_fee_sumamt": Decimal("20.00"), "cnt": Decimal("2"), "pric": Decimal("10.00"), "dise_codg": disease}

@@ -138,7 +138,8 @@ def test_an_online_follow_up_renewal_is_delivered_and_the_app_follows_it(browser
     paid = ok(counter.call("2207", {"data": {"psn_no": person.psn_no, "mdtrt_cert_type": "02", "mdtrt_cert_no": person.certno,
                                              "med_type": "14", "medfee_sumamt": Decimal("20.00"), "mdtrt_id": mdtrt_id,
                                              "chrg_bchno": "RX1", "acct_used_flag": "0", "insutype": "310"}}))["setlinfo"]
-    ok(counter.call("7205", {"data": {"hi_rxno": hi_rxno, "delv_entp_name": "顺丰速运", "delv_stas_codg": "2", "delv_stas_name": "已签收"}}))
+    ok(counter.call("7205", {"data": {"hi_rxno": hi_rxno, "delv_entp_name": "顺丰速运", "delv_stas_codg": "2",
+                                      "delv_stas_name": "已签收"}}))
     ok(counter.call("7206", {"data": {"hi_rxno": hi_rxno, "setl_id": paid["setl_id"], "phar_name": "李药师"}}))
 
     page.click("#close-rx")

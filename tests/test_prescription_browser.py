@@ -48,7 +48,7 @@ def test_the_person_sees_the_prescription_and_picks_a_pharmacy(browser, live_ser
     page.click("#login-button")
     page.wait_for_selector("#view-home:not([hidden])")
 
-    page.get_by_role("button", name="查看处方").click()
+    page.get_by_role("button", name="去取药").click()
     page.wait_for_selector("#view-rx:not([hidden])")
     entry = page.locator(f"[data-rx-entry='{hi_rxno}']")
     entry.wait_for()
@@ -118,7 +118,7 @@ def test_an_online_follow_up_renewal_is_delivered_and_the_app_follows_it(browser
     page.wait_for_function("() => document.querySelector('#face-status').textContent.includes('已采集')")
     page.click("#login-button")
     page.wait_for_selector("#view-home:not([hidden])")
-    page.get_by_role("button", name="查看处方").click()
+    page.get_by_role("button", name="去取药").click()
     entry = page.locator(f"[data-rx-entry='{hi_rxno}']")
     entry.wait_for()
     assert "慢特病续方" in (entry.text_content() or "")
@@ -144,7 +144,7 @@ def test_an_online_follow_up_renewal_is_delivered_and_the_app_follows_it(browser
 
     page.click("#close-rx")
     page.wait_for_selector("#view-home:not([hidden])")
-    page.get_by_role("button", name="查看处方").click()
+    page.get_by_role("button", name="去取药").click()
     page.wait_for_function(f"() => (document.querySelector(\"[data-rx-entry='{hi_rxno}']\") || {{}}).textContent?.includes('已签收')")
     text = page.locator(f"[data-rx-entry='{hi_rxno}']").text_content() or ""
     assert "已核销" in text and "配送到家" in text and "取药码" not in text

@@ -76,5 +76,5 @@
   });
   $("close-rx").addEventListener("click", () => showHome().catch((e) => say("rx-result", e.message, "error")));
 
-  addService({ title: "电子处方", hint: "查看医生开具的处方，选择定点药店取药或配送到家", button: "查看处方", open: showRx });
+  addService({ title: "电子处方", hint: "查看医生开具的处方，选择定点药店取药或配送到家", button: "去取药", open: showRx });
 })();

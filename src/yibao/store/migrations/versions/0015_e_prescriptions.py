@@ -3,16 +3,16 @@ from pre-check to write-off; the settlement that dispensed it in ``setl_id``), `
 SM2 public key for prescriptions; a demo hospital's private key too, sealed) and ``prescription_platform_key`` (the
 platform's SM2 key, the private half sealed by the vault).
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-11-23
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

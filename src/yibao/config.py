@@ -41,6 +41,11 @@ class Settings:
     face_provider_key: str = field(default_factory=lambda: os.environ.get("YIBAO_FACE_PROVIDER_KEY", ""), repr=False)
     face_min_score: float = field(default_factory=lambda: float(os.environ.get("YIBAO_FACE_MIN_SCORE", "0.8")))
     face_timeout_s: float = field(default_factory=lambda: float(os.environ.get("YIBAO_FACE_TIMEOUT_S", "5")))
+    # the bank's disbursement service cash benefits (maternity allowances) are paid through, and the HMAC-SM3 key both
+    # sides sign with; none configured: allowances are scheduled but not paid (yibao maternity run says so)
+    payout_url: str = field(default_factory=lambda: os.environ.get("YIBAO_PAYOUT_URL", ""))
+    payout_key: str = field(default_factory=lambda: os.environ.get("YIBAO_PAYOUT_KEY", ""), repr=False)
+    payout_timeout_s: float = field(default_factory=lambda: float(os.environ.get("YIBAO_PAYOUT_TIMEOUT_S", "10")))
     # scrypt cost for new password hashes (a power of two); older hashes keep theirs and are re-hashed at the next sign-in
     password_scrypt_n: int = field(default_factory=lambda: int(os.environ.get("YIBAO_PASSWORD_SCRYPT_N", str(2**14))))
     # people's API rate limits: attempts per fixed window, per account (the ID number typed, or the signed-in person) and
@@ -58,6 +63,9 @@ class Settings:
     # how far back a visit's begin time (2201, 2401, pharmacy) may be dated: an admission registered late, not a year-old visit
     visit_backdate_h: int = field(default_factory=lambda: int(os.environ.get("YIBAO_VISIT_BACKDATE_H", "168")))
     fee_time_tolerance_s: int = field(default_factory=lambda: int(os.environ.get("YIBAO_FEE_TIME_TOLERANCE_S", "600")))
+    # An e-prescription's validity in days (处方流转: valid the day it is written, at most 3 days): the default when the
+    # hospital sends no valid_days and the most it may ask for.
+    rx_valid_days: int = field(default_factory=lambda: int(os.environ.get("YIBAO_RX_VALID_DAYS", "3")))
     # -- federation (docs/federation.md): "" a node on its own; "node" a province's node; "hub" the national hub
     federation_role: str = field(default_factory=lambda: os.environ.get("YIBAO_FEDERATION_ROLE", ""))
     # a node: the hub's base URL and the key (hex, 32 bytes) it shares with the hub

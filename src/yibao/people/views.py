@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import anyio
 import msgspec
 import structlog
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, delete, get, post, put
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import Parameter
 
@@ -94,6 +94,19 @@ class FilingIn(msgspec.Struct):
     tel: Annotated[str, msgspec.Meta(max_length=50)] = ""
     addr: Annotated[str, msgspec.Meta(max_length=200)] = ""
     reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+class BenefitAccountIn(msgspec.Struct):
+    bank_name: Annotated[str, msgspec.Meta(max_length=50)]
+    account_no: Annotated[str, msgspec.Meta(max_length=40)]
+    password: Annotated[str, msgspec.Meta(max_length=6)]
+
+
+class ChoiceIn(msgspec.Struct):
+    # 1 到店自取, 2 配送到家
+    delivery_mode: Annotated[str, msgspec.Meta(max_length=1)]
+    fixmedins_code: Annotated[str, msgspec.Meta(max_length=12)] = ""
+    delv_addr: Annotated[str, msgspec.Meta(max_length=200)] = ""
 
 
 class FilingCancelIn(msgspec.Struct):
@@ -215,6 +228,32 @@ class PeopleController(Controller):
     def cancel_care_away(self, request: Request[Any, Any, Any], psn_no: str, trt_dcla_detl_sn: str,
                          data: FilingCancelIn) -> dict[str, Any]:
         return service.cancel_care_away(request.app.state.db, _caller(request), psn_no, trt_dcla_detl_sn, data.memo)
+
+    @get("/people/{psn_no:str}/maternity", sync_to_thread=True,
+         summary="Maternity allowances (生育津贴): amount, days, how they were counted, when paid; and the benefit account")
+    def maternity(self, request: Request[Any, Any, Any], psn_no: str) -> dict[str, Any]:
+        return service.maternity(request.app.state.db, bearer_token(request), psn_no)
+
+    @put("/people/{psn_no:str}/benefit-account", sync_to_thread=True,
+         summary="Name the bank account cash benefits are paid to (the person only, with the consumption password)")
+    def set_benefit_account(self, request: Request[Any, Any, Any], psn_no: str, data: BenefitAccountIn) -> dict[str, str]:
+        return service.set_benefit_account(request.app.state.db, request.app.state.settings, _caller(request), psn_no,
+                                           bank_name=data.bank_name, account_no=data.account_no, password=data.password)
+
+    @get("/people/{psn_no:str}/prescriptions", sync_to_thread=True, summary="E-prescriptions (电子处方) written for me, newest first")
+    def prescriptions(self, request: Request[Any, Any, Any], psn_no: str) -> list[dict[str, Any]]:
+        return service.prescriptions(request.app.state.db, bearer_token(request), psn_no)
+
+    @get("/people/{psn_no:str}/prescriptions/{hi_rxno:str}", sync_to_thread=True,
+         summary="One e-prescription, with the designated pharmacies to choose from")
+    def prescription(self, request: Request[Any, Any, Any], psn_no: str, hi_rxno: str) -> dict[str, Any]:
+        return service.prescription(request.app.state.db, bearer_token(request), psn_no, hi_rxno)
+
+    @post("/people/{psn_no:str}/prescriptions/{hi_rxno:str}/choice", sync_to_thread=True,
+          summary="Choose where an e-prescription is dispensed (a designated pharmacy) and whether it is delivered")
+    def choose_pharmacy(self, request: Request[Any, Any, Any], psn_no: str, hi_rxno: str, data: ChoiceIn) -> dict[str, Any]:
+        return service.choose_pharmacy(request.app.state.db, _caller(request), psn_no, hi_rxno, fixmedins_code=data.fixmedins_code,
+                                       delivery_mode=data.delivery_mode, delv_addr=data.delv_addr)
 
     @get("/me/family", sync_to_thread=True)
     def family(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:

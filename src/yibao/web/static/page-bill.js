@@ -94,7 +94,7 @@
     say("bill-result", "票据数据已显示，可复制后在查验页验证签名", "ok");
   }
 
-  addService({ title: "电子票据", hint: "每笔结算的医疗收费电子票据：查看、下载、查验真伪", button: "查看", open: showBills });
+  addService({ title: "电子票据", hint: "每笔结算的医疗收费电子票据：查看、下载、查验真伪", button: "看票据", open: showBills });
   $("close-bill").addEventListener("click", () => showHome().catch((e) => say("bill-result", e.message, "error")));
   $("bill-pdf").addEventListener("click", download);
   $("bill-check").addEventListener("click", checkSignature);

@@ -281,3 +281,32 @@ def test_inpatient_and_pharmacy_settlements_and_their_reversals_get_bills(db, ht
     assert sum(Decimal(i["amount"]) for i in pharmacy_bill["document"]["items"]) == Decimal("18.00")
     assert sum(Decimal(i["amount"]) for i in stay_bill["document"]["items"]) == Decimal("1500.00")
     assert pharmacy_bill["document"]["institution"]["code"] == "P37010000007"
+
+
+def test_a_settlement_the_issuer_passed_by_is_billed_by_the_sweep(db, http, counter, settings) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime
+
+    from yibao.bill.models import BillCursor
+
+    with db.unit_of_work() as session:  # the issuer's cursor far ahead: it looks only a minute behind it
+        cursor = session.get(BillCursor, service.CURSOR)
+        saved = cursor.setl_time if cursor is not None else None
+        if cursor is None:
+            session.add(BillCursor(name=service.CURSOR, setl_time=datetime(2999, 1, 1)))
+        else:
+            cursor.setl_time = datetime(2999, 1, 1)
+    try:
+        codes = catalogue_codes(db)
+        person = _person(db)
+        setl = outpatient(counter, person, "310", [(codes["jia"], "7.00")])["setlinfo"]
+        service.issue_all_pending(db, settings)
+        with db.unit_of_work(write=False) as session:
+            assert session.get(Bill, setl["setl_id"]) is None
+        assert service.sweep(db, settings) >= 1
+        with db.unit_of_work(write=False) as session:
+            assert session.get(Bill, setl["setl_id"]) is not None
+    finally:
+        with db.unit_of_work() as session:
+            cursor = session.get(BillCursor, service.CURSOR)
+            assert cursor is not None
+            cursor.setl_time = saved or datetime(2000, 1, 1)

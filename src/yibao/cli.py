@@ -971,7 +971,9 @@ def federation_statement(month: Annotated[str, typer.Argument(help="the clearing
 @bills_app.command("issue")
 def bills_issue(follow: Annotated[float, typer.Option(help="keep issuing, looking again every this many seconds (an issuer "
                                                            "process of its own, e.g. beside servers run with "
-                                                           "YIBAO_BILL_ISSUE_INTERVAL_S=0); 0: once")] = 0.0) -> None:
+                                                           "YIBAO_BILL_ISSUE_INTERVAL_S=0); 0: once")] = 0.0,
+                every: Annotated[bool, typer.Option("--all", help="first bill every settlement without one, however old "
+                                                                  "(the issuer looks a minute behind its cursor)")] = False) -> None:
     """Issue now every bill not issued yet (the server's background issuer does this every second)."""
     import time
 
@@ -980,6 +982,8 @@ def bills_issue(follow: Annotated[float, typer.Option(help="keep issuing, lookin
     settings = Settings()
     db = _database(settings)
     try:
+        if every:
+            typer.echo(f"{bills.sweep(db, settings)} bill(s) issued for settlements of any time")
         while True:
             issued = bills.issue_all_pending(db, settings)
             if not follow:

@@ -235,6 +235,22 @@ def issue_pending(db: Database, settings: Settings, batch: int = BATCH) -> int:
         return len(done)
 
 
+def sweep(db: Database, settings: Settings, batch: int = BATCH) -> int:
+    """Every settlement of the database without a bill, however old (the issuer looks back only a minute from its
+    cursor): a walk through ``setl_time`` in rounds, each its own transaction. For `yibao bills issue --all`."""
+    since, total = datetime(1900, 1, 1), 0
+    while True:
+        with db.unit_of_work() as session:
+            pending = session.execute(select(Settlement.setl_id, Settlement.setl_time)
+                                      .outerjoin(Bill, Bill.setl_id == Settlement.setl_id)
+                                      .where(Settlement.setl_time >= since, Bill.setl_id.is_(None))
+                                      .order_by(Settlement.setl_time, Settlement.setl_id).limit(batch)).all()
+            if not pending:
+                return total
+            total += len(issue(session, settings, [p[0] for p in pending]))
+            since = max(p[1] for p in pending)
+
+
 def issue_all_pending(db: Database, settings: Settings) -> int:
     """Rounds until nothing is pending (each its own transaction)."""
     total = 0

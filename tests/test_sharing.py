@@ -282,6 +282,16 @@ def chain_db(tmp_path):  # type: ignore[no-untyped-def]
     database.dispose()
 
 
+def lift_the_guard(database: Database) -> None:
+    """What someone with the database owner's rights can do: drop the append-only triggers (the chain still tells)."""
+    with database.engine.begin() as connection:
+        if database.engine.dialect.name == "sqlite":
+            connection.execute(text("DROP TRIGGER sharing_access_update_refused"))
+            connection.execute(text("DROP TRIGGER sharing_access_delete_refused"))
+        else:
+            connection.execute(text("DROP TRIGGER sharing_access_append_only ON sharing_access"))
+
+
 def verify_cli(url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "YIBAO_DATABASE_URL": url}
     return subprocess.run([sys.executable, "-m", "yibao", "audit", "verify"], env=env, capture_output=True, text=True, timeout=120)
@@ -291,6 +301,12 @@ def test_a_tampered_chain_is_detected_by_the_service_and_by_yibao_audit_verify(c
     database, url = chain_db
     done = verify_cli(url)
     assert done.returncode == 0 and done.stdout.strip() == "OK: 6 accesses, the chain is unbroken", done.stdout + done.stderr
+    # the database itself refuses to change or remove a row
+    third = AccessRecord.seq == 3
+    for change in (update(AccessRecord).where(third).values(outcome="ok"), delete(AccessRecord).where(third)):
+        with pytest.raises(Exception, match="append-only"), database.unit_of_work() as session:
+            session.execute(change)
+    lift_the_guard(database)
 
     # a refusal rewritten as a grant
     with database.unit_of_work() as session:
@@ -321,6 +337,7 @@ def test_a_tampered_chain_is_detected_by_the_service_and_by_yibao_audit_verify(c
 
 def test_a_row_removed_from_the_middle_is_detected(chain_db) -> None:  # type: ignore[no-untyped-def]
     database, _ = chain_db
+    lift_the_guard(database)
     with database.unit_of_work() as session:
         session.execute(delete(AccessRecord).where(AccessRecord.seq == 2))
     with database.unit_of_work(write=False) as session:

@@ -1,6 +1,7 @@
 """Issue 14 item 3, 保医通: ``insurer`` (commercial insurers and their sealed secrets), ``sharing_consent`` and
 ``sharing_consent_settlement`` (a person's per-matter authorisations and the settlements each covers), ``sharing_access``
-(every insurer access, an SM3 hash chain) and ``sharing_chain_head`` (the chain's last link, locked by each append).
+(every insurer access, an SM3 hash chain; the database refuses UPDATE and DELETE on it, like ``audit_event``) and
+``sharing_chain_head`` (the chain's last link, locked by each append).
 
 Revision ID: 0014
 Revises: 0013
@@ -14,6 +15,17 @@ revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
+
+APPEND_ONLY_SQLITE = """
+CREATE TRIGGER sharing_access_{verb}_refused BEFORE {verb_upper} ON sharing_access
+BEGIN SELECT RAISE(ABORT, 'sharing_access is append-only'); END
+"""
+APPEND_ONLY_PG = """
+CREATE OR REPLACE FUNCTION sharing_access_append_only() RETURNS trigger AS $$
+BEGIN RAISE EXCEPTION 'sharing_access is append-only'; END $$ LANGUAGE plpgsql;
+CREATE TRIGGER sharing_access_append_only BEFORE UPDATE OR DELETE ON sharing_access
+FOR EACH ROW EXECUTE FUNCTION sharing_access_append_only();
+"""
 
 
 def upgrade() -> None:
@@ -41,6 +53,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_sharing_access")),
     )
     op.create_index("ix_sharing_access_consent_id", "sharing_access", ["consent_id"], unique=False)
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(APPEND_ONLY_SQLITE.format(verb="update", verb_upper="UPDATE"))
+        op.execute(APPEND_ONLY_SQLITE.format(verb="delete", verb_upper="DELETE"))
+    else:
+        op.execute(APPEND_ONLY_PG)
     op.create_table(
         "sharing_chain_head",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
@@ -81,6 +98,12 @@ def downgrade() -> None:
     op.drop_index("ix_sharing_consent_psn_no", table_name="sharing_consent")
     op.drop_table("sharing_consent")
     op.drop_table("sharing_chain_head")
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER IF EXISTS sharing_access_update_refused")
+        op.execute("DROP TRIGGER IF EXISTS sharing_access_delete_refused")
+    else:
+        op.execute("DROP TRIGGER IF EXISTS sharing_access_append_only ON sharing_access")
+        op.execute("DROP FUNCTION IF EXISTS sharing_access_append_only()")
     op.drop_index("ix_sharing_access_consent_id", table_name="sharing_access")
     op.drop_table("sharing_access")
     op.drop_table("insurer")

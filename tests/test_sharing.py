@@ -300,7 +300,10 @@ def verify_cli(url: str) -> subprocess.CompletedProcess[str]:
 def test_a_tampered_chain_is_detected_by_the_service_and_by_yibao_audit_verify(chain_db) -> None:  # type: ignore[no-untyped-def]
     database, url = chain_db
     done = verify_cli(url)
-    assert done.returncode == 0 and done.stdout.strip() == "OK: 6 accesses, the chain is unbroken", done.stdout + done.stderr
+    assert done.returncode == 0 and done.stdout.splitlines()[0] == "OK: 6 accesses, the chain is unbroken", done.stdout + done.stderr
+    with database.unit_of_work(write=False) as session:
+        last = session.get(AccessRecord, 6).hash
+    assert done.stdout.splitlines()[1].startswith(f"head: access 6, SM3 {last}")
     # the database itself refuses to change or remove a row
     third = AccessRecord.seq == 3
     for change in (update(AccessRecord).where(third).values(outcome="ok"), delete(AccessRecord).where(third)):

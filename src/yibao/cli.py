@@ -529,6 +529,7 @@ def audit_verify() -> None:
     if not verdict.ok:
         raise CliError(verdict.line())
     typer.echo(verdict.line())
+    typer.echo(f"head: access {verdict.count}, SM3 {verdict.head} (published elsewhere, it fixes the chain up to here)")
 
 
 @insurer_app.command("add")

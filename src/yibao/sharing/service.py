@@ -350,6 +350,7 @@ class Verdict:
     count: int
     broken_seq: int | None = None
     why: str = ""
+    head: str = GENESIS  # the last row's hash (of a whole chain): what to publish
 
     def line(self) -> str:
         if self.ok:
@@ -378,7 +379,7 @@ def verify(session: Session, batch: int = 5000) -> Verdict:
         return Verdict(True, 0) if count == 0 else Verdict(False, count, count, "the chain's head row is missing")
     if head.seq != count or head.hash != prev:
         return Verdict(False, count, count + 1, f"the head names access {head.seq} but the log ends at {count} (rows cut off the end)")
-    return Verdict(True, count)
+    return Verdict(True, count, head=prev)
 
 
 def accesses(session: Session, limit: int = 50) -> list[AccessRecord]:

@@ -304,6 +304,11 @@ def test_a_tampered_chain_is_detected_by_the_service_and_by_yibao_audit_verify(c
     with database.unit_of_work(write=False) as session:
         last = session.get(AccessRecord, 6).hash
     assert done.stdout.splitlines()[1].startswith(f"head: access 6, SM3 {last}")
+    listed = subprocess.run([sys.executable, "-m", "yibao", "audit", "accesses", "--limit", "2"],
+                            env={**os.environ, "YIBAO_DATABASE_URL": url}, capture_output=True, text=True, timeout=120)
+    rows = listed.stdout.splitlines()
+    assert listed.returncode == 0 and rows[0].startswith("6  ") and rows[1].startswith("5  ") and "PICC3701  consent=" in rows[0]
+    assert "reason=outside-consent" in listed.stdout.splitlines()[1]
     # the database itself refuses to change or remove a row
     third = AccessRecord.seq == 3
     for change in (update(AccessRecord).where(third).values(outcome="ok"), delete(AccessRecord).where(third)):

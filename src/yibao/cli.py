@@ -532,6 +532,24 @@ def audit_verify() -> None:
     typer.echo(f"head: access {verdict.count}, SM3 {verdict.head} (published elsewhere, it fixes the chain up to here)")
 
 
+@audit_app.command("accesses")
+def audit_accesses(insurer: Annotated[str | None, typer.Option(help="only this insurer's accesses")] = None,
+                   limit: Annotated[int, typer.Option(help="rows, newest first")] = 50) -> None:
+    """The insurers' accesses (保医通), newest first: who read which authorisation, granted or refused, and why."""
+    from yibao.sharing import service as sharing
+
+    db = _database(Settings())
+    with db.unit_of_work(write=False) as session:
+        rows = sharing.accesses(session, max(1, min(limit, 10_000)), insurer)
+        lines = [f"{r.seq}  {r.at:%Y-%m-%d %H:%M:%S}  {r.insurer_code}  consent={r.consent_id}  {r.outcome}"
+                 + (f"  reason={r.reason}" if r.reason else "") + (f"  settlements={r.setl_ids}" if r.setl_ids else "")
+                 + (f"  ip={r.ip}" if r.ip else "") for r in rows]
+    db.dispose()
+    for line in lines:
+        typer.echo(line)
+    console.print(f"[dim]{len(lines)} accesses, newest first (`yibao audit verify` checks the chain)[/]")
+
+
 @insurer_app.command("add")
 def insurer_add(code: Annotated[str, typer.Argument(help="4 to 20 capital letters or digits, e.g. PICC3701")],
                 name: Annotated[str, typer.Option(help="the insurer's name")]) -> None:

@@ -382,5 +382,8 @@ def verify(session: Session, batch: int = 5000) -> Verdict:
     return Verdict(True, count, head=prev)
 
 
-def accesses(session: Session, limit: int = 50) -> list[AccessRecord]:
-    return list(session.scalars(select(AccessRecord).order_by(AccessRecord.seq.desc()).limit(limit)))
+def accesses(session: Session, limit: int = 50, insurer_code: str | None = None) -> list[AccessRecord]:
+    stmt = select(AccessRecord).order_by(AccessRecord.seq.desc()).limit(limit)
+    if insurer_code:
+        stmt = stmt.where(AccessRecord.insurer_code == insurer_code.strip().upper())
+    return list(session.scalars(stmt))

@@ -142,3 +142,43 @@ def test_wrong_password_message_in_the_page(browser, live_server: str, family, d
     assert page.text_content("#login-error").startswith("消费密码错误")
     shot(page, "login-error.png")
     page.close()
+
+
+def test_every_page_is_a_section_of_main_and_every_page_script_is_loaded() -> None:
+    """One page at a time works only when each `<section id="view-…">` sits directly under `<main>` (app.js showView);
+    a page nested in another stays hidden with it. Each page-*.js file is loaded once."""
+    from html.parser import HTMLParser
+    from pathlib import Path
+
+    static = Path(__file__).resolve().parents[1] / "src" / "yibao" / "web" / "static"
+
+    class Sections(HTMLParser):
+        VOID = {"input", "br", "img", "meta", "link", "hr", "source", "wbr", "area", "base", "col", "embed", "track", "param"}
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.stack: list[str] = []
+            self.sections: dict[str, list[str]] = {}
+            self.scripts: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found = dict(attrs)
+            if tag == "section" and (found.get("id") or "").startswith("view-"):
+                self.sections[found["id"] or ""] = list(self.stack)
+            if tag == "script":
+                self.scripts.append(found.get("src") or "")
+            if tag not in self.VOID:
+                self.stack.append(tag)
+
+        def handle_endtag(self, tag: str) -> None:
+            assert self.stack and self.stack[-1] == tag, f"</{tag}> closes <{self.stack[-1] if self.stack else None}>"
+            self.stack.pop()
+
+    parser = Sections()
+    parser.feed((static / "index.html").read_text(encoding="utf-8"))
+    assert not parser.stack, f"unclosed: {parser.stack}"
+    misplaced = {name: parents for name, parents in parser.sections.items() if parents[-1:] != ["main"] or parents.count("section")}
+    assert not misplaced, misplaced
+    pages = sorted(f"/app/{p.name}" for p in static.glob("page-*.js"))
+    assert sorted(s for s in parser.scripts if s.startswith("/app/page-")) == pages
+    assert parser.scripts.index("/app/app.js") < min(parser.scripts.index(p) for p in pages)

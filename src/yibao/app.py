@@ -39,6 +39,7 @@ from yibao.gateway.contract import Transaction
 from yibao.gateway.service import GatewayService, Reply
 from yibao.people.bill_views import BillController
 from yibao.people.views import CounterController, PeopleController
+from yibao.sharing.views import InsurerController
 from yibao.store.db import Database
 
 GATEWAY_PATH = "/fsi/api/rsfComIfsService/callService"
@@ -307,7 +308,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     console_web = create_static_files_router(path="/console", directories=[CONSOLE_STATIC], html_mode=True, include_in_schema=False)
     app = Litestar(
         route_handlers=[call_service, call_by_path, call_csb, call_powercsb, health, metrics, root, schema_asset, web, PeopleController,
-                        BillController, CounterController, *dialect_routes, console_web, ConsoleController, *federation_routes],
+                        BillController, CounterController, *dialect_routes, console_web, ConsoleController, InsurerController,
+                        *federation_routes],
         exception_handlers={YibaoError: yibao_error_handler, ValidationException: validation_error_handler,
                             HTTPException: framework_refusal},
         openapi_config=OpenAPIConfig(title="yibao", version=__version__, description="National medical-insurance interface and APIs",

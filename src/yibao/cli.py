@@ -39,6 +39,8 @@ app.add_typer(institution_app, name="institution")
 app.add_typer(operator_app, name="operator")
 app.add_typer(people_app, name="people")
 app.add_typer(audit_app, name="audit")
+insurer_app = typer.Typer(help="保医通: commercial insurers that read settlements under a person's authorisation.", no_args_is_help=True)
+app.add_typer(insurer_app, name="insurer")
 ledger_app = typer.Typer(help="The settlement ledger.", no_args_is_help=True)
 policy_app = typer.Typer(help="Policy parameters.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
@@ -521,6 +523,69 @@ def audit_list(ctx: typer.Context,
     for line in lines:
         typer.echo(line)
     console.print(f"[dim]{len(lines)} events, newest first[/]")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the insurers' access log (保医通), an SM3 hash chain: OK with the count, or the first broken row (exit 2)."""
+    from yibao.sharing import service as sharing
+
+    db = _database(Settings())
+    with db.unit_of_work(write=False) as session:
+        verdict = sharing.verify(session)
+    db.dispose()
+    if not verdict.ok:
+        raise CliError(verdict.line())
+    typer.echo(verdict.line())
+    typer.echo(f"head: access {verdict.count}, SM3 {verdict.head} (published elsewhere, it fixes the chain up to here)")
+
+
+@audit_app.command("accesses")
+def audit_accesses(insurer: Annotated[str | None, typer.Option(help="only this insurer's accesses")] = None,
+                   limit: Annotated[int, typer.Option(help="rows, newest first")] = 50) -> None:
+    """The insurers' accesses (保医通), newest first: who read which authorisation, granted or refused, and why."""
+    from yibao.sharing import service as sharing
+
+    db = _database(Settings())
+    with db.unit_of_work(write=False) as session:
+        rows = sharing.accesses(session, max(1, min(limit, 10_000)), insurer)
+        lines = [f"{r.seq}  {r.at:%Y-%m-%d %H:%M:%S}  {r.insurer_code}  consent={r.consent_id}  {r.outcome}"
+                 + (f"  reason={r.reason}" if r.reason else "") + (f"  settlements={r.setl_ids}" if r.setl_ids else "")
+                 + (f"  ip={r.ip}" if r.ip else "") for r in rows]
+    db.dispose()
+    for line in lines:
+        typer.echo(line)
+    console.print(f"[dim]{len(lines)} accesses, newest first (`yibao audit verify` checks the chain)[/]")
+
+
+@insurer_app.command("add")
+def insurer_add(code: Annotated[str, typer.Argument(help="4 to 20 capital letters or digits, e.g. PICC3701")],
+                name: Annotated[str, typer.Option(help="the insurer's name")]) -> None:
+    """Register a commercial insurer and print its API secret once (sealed at rest; give it over a safe channel)."""
+    from yibao.audit import service as audit
+    from yibao.sharing import service as sharing
+
+    db = _database(Settings())
+    with db.unit_of_work() as session:
+        secret = sharing.add_insurer(session, code, name)
+        audit.record(session, "insurer.add", actor="cli", subject=code.strip().upper())
+    db.dispose()
+    console.print(f"[green]added[/] insurer {code.strip().upper()} {name}")
+    typer.echo(f"access_key {code.strip().upper()}  secret {secret}")
+    console.print("the secret is shown only now: the insurer signs x-yb-signature with it (docs/sharing.md)")
+
+
+@insurer_app.command("list")
+def insurer_list() -> None:
+    """The registered insurers."""
+    from yibao.sharing import service as sharing
+
+    db = _database(Settings())
+    with db.unit_of_work(write=False) as session:
+        rows = sharing.insurers(session)
+    db.dispose()
+    for row in rows:
+        typer.echo(f"{row['insurer_code']}  {row['insurer_name']}")
 
 
 @app.command()

@@ -22,7 +22,9 @@ LABELS = {"certno": "身份证号", "name": "姓名", "password": "消费密码"
           "chnl_id": "激活渠道", "psn_cert_type": "证件类型", "device_label": "设备名称", "device_id": "设备", "relation": "关系",
           "binding_id": "亲情账户申请编号", "ec_token": "就诊凭证", "psn_no": "人员编号", "code": "医保码", "business_type": "业务类型",
           "svg": "图形格式", "filing_type": "备案类型", "target_admdvs": "备案地", "begndate": "开始日期", "enddate": "结束日期",
-          "tel": "联系电话", "addr": "地址", "reason": "备案原因", "memo": "撤销原因", "trt_dcla_detl_sn": "备案号"}
+          "tel": "联系电话", "addr": "地址", "reason": "备案原因", "memo": "撤销原因", "trt_dcla_detl_sn": "备案号",
+          "insurer_code": "保险公司", "valid_until": "授权截止日期", "setl_ids": "结算记录", "begin_date": "开始日期",
+          "end_date": "结束日期", "purpose": "授权事由", "consent_id": "授权编号"}
 GENERIC = {400: "输入有误，请检查后重试", 401: "请重新登录", 403: "未通过验证，无法继续", 404: "未找到相关信息",
            405: "不支持这种操作", 409: "操作未完成，请刷新后重试", 413: "提交的内容过大", 415: "请以 JSON 格式提交",
            429: "操作过于频繁，请稍后再试", 503: "服务暂时不可用，请稍后再试", 507: "服务暂时不可用，请稍后再试"}

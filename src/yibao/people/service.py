@@ -30,6 +30,7 @@ from yibao.maternity import service as maternity_service
 from yibao.prescription import service as rx
 from yibao.prescription.models import Prescription
 from yibao.registry.models import Account, Contribution, Employer, Enrolment, Institution, Person
+from yibao.sharing import service as sharing
 from yibao.store.db import Database
 
 log = structlog.get_logger("yibao.people")
@@ -517,3 +518,40 @@ def choose_pharmacy(db: Database, caller: Caller, psn_no: str, hi_rxno: str, *, 
         return _rx_shown(session, row)
 
     return _attempt(db, "prescription.choose", hi_rxno[:30], caller.ip, go)
+# -- 保医通: authorisations for commercial insurers ---------------------------------------------------------------
+
+def share_options(db: Database, token: str) -> dict[str, Any]:
+    """What the app's form offers: the registered insurers and the longest an authorisation may last."""
+    return _signed_in(db, token, lambda session, _: {"insurers": sharing.insurers(session), "max_days": sharing.MAX_VALID_DAYS})
+
+
+def consents(db: Database, token: str, psn_no: str) -> list[dict[str, Any]]:
+    return _about(db, token, psn_no, sharing.consents_of)
+
+
+def grant_consent(db: Database, settings: Settings, caller: Caller, psn_no: str, *, insurer_code: str, setl_ids: list[str],
+                  begin_date: str, end_date: str, valid_until: str, purpose: str, password: str) -> dict[str, Any]:
+    """The person signs a per-matter authorisation with the 6-digit password (a wrong one counts as anywhere else)."""
+    def go(session: Session) -> dict[str, Any]:
+        user = credential.session_person(session, caller.token)
+        until = _date(valid_until, "valid_until", "授权截止日期")
+        if until is None:
+            raise InputError("请填写授权截止日期", field="valid_until")
+        consent = sharing.grant(session, settings, user.psn_no, psn_no, insurer_code=insurer_code, setl_ids=setl_ids,
+                                begin=_date(begin_date, "begin_date", "开始日期"), end=_date(end_date, "end_date", "结束日期"),
+                                valid_until=until, purpose=purpose, password=password)
+        audit.record(session, "sharing.consent", actor=user.psn_no, subject=psn_no,
+                     reason=f"consent {consent.consent_id} to {consent.insurer_code} until {consent.valid_until}", ip=caller.ip)
+        return sharing.shown(session, consent)
+
+    return _attempt(db, "sharing.consent", psn_no[:30], caller.ip, go)
+
+
+def revoke_consent(db: Database, caller: Caller, psn_no: str, consent_id: str) -> dict[str, Any]:
+    def go(session: Session) -> dict[str, Any]:
+        user = credential.session_person(session, caller.token)
+        consent = sharing.revoke(session, user.psn_no, psn_no, consent_id)
+        audit.record(session, "sharing.revoke", actor=user.psn_no, subject=psn_no, reason=f"consent {consent.consent_id}", ip=caller.ip)
+        return sharing.shown(session, consent)
+
+    return _attempt(db, "sharing.revoke", consent_id[:30], caller.ip, go)

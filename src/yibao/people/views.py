@@ -113,6 +113,16 @@ class FilingCancelIn(msgspec.Struct):
     memo: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
 
+class ConsentIn(msgspec.Struct):
+    insurer_code: Annotated[str, msgspec.Meta(max_length=20)]
+    valid_until: Annotated[str, msgspec.Meta(max_length=10)]
+    password: Password
+    setl_ids: Annotated[list[Annotated[str, msgspec.Meta(max_length=30)]], msgspec.Meta(max_length=200)] = []
+    begin_date: Annotated[str, msgspec.Meta(max_length=10)] = ""
+    end_date: Annotated[str, msgspec.Meta(max_length=10)] = ""
+    purpose: Annotated[str, msgspec.Meta(max_length=100)] = ""
+
+
 def _caller(request: Request[Any, Any, Any]) -> service.Caller:
     return service.Caller(bearer_token(request), client_ip(request))
 
@@ -254,6 +264,24 @@ class PeopleController(Controller):
     def choose_pharmacy(self, request: Request[Any, Any, Any], psn_no: str, hi_rxno: str, data: ChoiceIn) -> dict[str, Any]:
         return service.choose_pharmacy(request.app.state.db, _caller(request), psn_no, hi_rxno, fixmedins_code=data.fixmedins_code,
                                        delivery_mode=data.delivery_mode, delv_addr=data.delv_addr)
+    @get("/share-options", sync_to_thread=True, summary="保医通: the insurers a person may authorise")
+    def share_options(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        return service.share_options(request.app.state.db, bearer_token(request))
+
+    @get("/people/{psn_no:str}/consents", sync_to_thread=True, summary="保医通: my authorisations for insurers, newest first")
+    def consents(self, request: Request[Any, Any, Any], psn_no: str) -> list[dict[str, Any]]:
+        return service.consents(request.app.state.db, bearer_token(request), psn_no)
+
+    @post("/people/{psn_no:str}/consents", sync_to_thread=True, status_code=201,
+          summary="保医通: authorise one insurer to read these settlements until a date (一事一授权), with the password")
+    def grant_consent(self, request: Request[Any, Any, Any], psn_no: str, data: ConsentIn) -> dict[str, Any]:
+        return service.grant_consent(request.app.state.db, request.app.state.settings, _caller(request), psn_no,
+                                     insurer_code=data.insurer_code, setl_ids=data.setl_ids, begin_date=data.begin_date,
+                                     end_date=data.end_date, valid_until=data.valid_until, purpose=data.purpose, password=data.password)
+
+    @post("/people/{psn_no:str}/consents/{consent_id:str}/revoke", sync_to_thread=True, summary="保医通: revoke an authorisation")
+    def revoke_consent(self, request: Request[Any, Any, Any], psn_no: str, consent_id: str) -> dict[str, Any]:
+        return service.revoke_consent(request.app.state.db, _caller(request), psn_no, consent_id)
 
     @get("/me/family", sync_to_thread=True)
     def family(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:

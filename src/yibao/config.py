@@ -41,6 +41,14 @@ class Settings:
     face_provider_key: str = field(default_factory=lambda: os.environ.get("YIBAO_FACE_PROVIDER_KEY", ""), repr=False)
     face_min_score: float = field(default_factory=lambda: float(os.environ.get("YIBAO_FACE_MIN_SCORE", "0.8")))
     face_timeout_s: float = field(default_factory=lambda: float(os.environ.get("YIBAO_FACE_TIMEOUT_S", "5")))
+    # mobile payment (医保移动支付, docs/mobile-payment.md): the payment provider's base URL, our merchant number there, the
+    # HMAC-SM3 key both sides sign with, the URL it posts callbacks to (this platform's /api/v1/payment/callback) and how
+    # long a payment may take before it is rolled back; none configured: a production database refuses mobile payment
+    pay_provider_url: str = field(default_factory=lambda: os.environ.get("YIBAO_PAY_PROVIDER", ""))
+    pay_merchant_id: str = field(default_factory=lambda: os.environ.get("YIBAO_PAY_MERCHANT", ""))
+    pay_key: str = field(default_factory=lambda: os.environ.get("YIBAO_PAY_KEY", ""), repr=False)
+    pay_notify_url: str = field(default_factory=lambda: os.environ.get("YIBAO_PAY_NOTIFY_URL", ""))
+    pay_timeout_s: float = field(default_factory=lambda: float(os.environ.get("YIBAO_PAY_TIMEOUT_S", "10")))
     # scrypt cost for new password hashes (a power of two); older hashes keep theirs and are re-hashed at the next sign-in
     password_scrypt_n: int = field(default_factory=lambda: int(os.environ.get("YIBAO_PASSWORD_SCRYPT_N", str(2**14))))
     # people's API rate limits: attempts per fixed window, per account (the ID number typed, or the signed-in person) and

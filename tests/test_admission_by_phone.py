@@ -11,11 +11,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from flows import catalogue_codes, cert, fee, fresh_person, ok, serial
 from litestar.testing import TestClient
 from sqlalchemy import select
-from standins.payment_provider import PaymentProvider
 
+from flows import catalogue_codes, cert, fee, fresh_person, ok, serial
+from standins.payment_provider import PaymentProvider
 from yibao.client import CounterClient
 from yibao.config import Settings
 from yibao.core import clock
@@ -64,7 +64,8 @@ def admit(counter: CounterClient, person: Person) -> str:
                                                  "ipt_no": serial("ZY"), "begntime": clock.fmt_datetime(clock.now()),
                                                  "adm_dept_codg": "A04", "adm_dept_name": "外科", "adm_bed": "12",
                                                  "dise_codg": "K35.900", "dise_name": "急性阑尾炎", "atddr_no": "D37010000002"},
-                                   "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "K35.900", "diag_name": "急性阑尾炎"}]}))
+                                   "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "K35.900",
+                                                 "diag_name": "急性阑尾炎"}]}))
     return out["result"]["mdtrt_id"]
 
 

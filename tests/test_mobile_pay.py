@@ -294,3 +294,52 @@ def test_without_a_configured_provider_production_refuses(db, settings) -> None:
 def test_orders_are_kept(db) -> None:  # type: ignore[no-untyped-def]
     with db.unit_of_work(write=False) as session:
         assert session.scalar(select(func.count()).select_from(PayOrder)) >= 1
+
+
+def test_the_hospital_refunds_a_paid_order(http, counter, db, provider) -> None:  # type: ignore[no-untyped-def]
+    person = resident(db)
+    app = App(http, person)
+    before = ledger_net(db, person.psn_no)
+    order = bill(counter, person, "66.00", catalogue_codes(db)["yi"])
+    paid = app.pay(order["pay_ord_id"]).json()
+    assert paid["ord_stas"] == "paid"
+    refunded = ok(counter.call("6203", {"data": {"pay_ord_id": order["pay_ord_id"], "reason": "患者退费"}}))["data"]
+    assert refunded["ord_stas"] == "refunded" and refunded["setl_id"] == ""
+    [charge] = charges(db, order["pay_ord_id"])
+    assert charge.status == "refunded" and provider.refunded[charge.charge_id] == f"RF{charge.charge_id[2:]}"
+    assert standing(db, order["mdtrt_id"]) == [] and ledger_net(db, person.psn_no) == before
+    twice = counter.call("6203", {"data": {"pay_ord_id": order["pay_ord_id"]}})
+    assert twice["infcode"] == -1 and "only a paid order" in twice["err_msg"]
+    assert len([r for r in provider.requests if r["path"].endswith("/refund") and r["trade_no"] == charge.charge_id]) == 1
+
+
+def test_confirmed_by_face(http, counter, db, provider) -> None:  # type: ignore[no-untyped-def]
+    person = resident(db)
+    app = App(http, person)
+    order = bill(counter, person, "20.00", catalogue_codes(db)["yi"])
+    other = fresh_person(db, "390", skip={person.psn_no})
+    wrong_face = app.call("POST", f"/api/v1/me/pay-orders/{order['pay_ord_id']}/pay", {"face": demo_face(other.certno), "liveness": 0.97})
+    assert wrong_face.status_code in (401, 403) and "刷脸" in wrong_face.json()["detail"]
+    assert standing(db, order["mdtrt_id"]) == []
+    paid = app.call("POST", f"/api/v1/me/pay-orders/{order['pay_ord_id']}/pay", {"face": demo_face(person.certno), "liveness": 0.97})
+    assert paid.status_code == 200 and paid.json()["ord_stas"] == "paid", paid.text
+
+
+def test_a_charge_left_pending_by_a_dead_worker_is_rolled_back(http, counter, db, provider, settings) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from yibao.payment import service as payment
+
+    person = resident(db)
+    app = App(http, person)
+    before = ledger_net(db, person.psn_no)
+    order = bill(counter, person, "33.00", catalogue_codes(db)["yi"])
+    # what the first of the three steps leaves when the worker dies right after it: settled, a charge pending
+    with db.unit_of_work() as session:
+        started = payment.start(session, payment.order_of(session, order["pay_ord_id"], lock=True), person.psn_no)
+        session.flush()
+        session.get(PayCharge, started.charge_id).created_at -= timedelta(minutes=10)  # type: ignore[union-attr]
+    assert len(standing(db, order["mdtrt_id"])) == 1
+    listed = app.orders()  # the next look at the orders finds it and rolls it back
+    assert [o["ord_stas"] for o in listed if o["pay_ord_id"] == order["pay_ord_id"]] == ["failed"]
+    assert standing(db, order["mdtrt_id"]) == [] and ledger_net(db, person.psn_no) == before

@@ -19,6 +19,7 @@ provider's transaction number); a repeated one changes nothing. An order has at 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,6 +44,10 @@ log = structlog.get_logger("yibao.payment")
 
 METHODS = ("mobile",)  # how the own-money part is paid; credit care (信用就医) plugs in here as another method
 LIVE = ("presettled", "paying", "paid")  # an order in one of these holds the visit's bill
+class Unavailable(YibaoError):
+    http_status = 503
+
+
 STATUS_NAMES = {"presettled": "待支付", "paying": "支付中", "paid": "已支付", "failed": "支付未成功", "cancelled": "已取消",
                 "refunded": "已退款"}
 STAY_NAMES = {"admitted": "住院中", "discharged": "已出院待结算", "settled": "已结算"}
@@ -294,10 +299,34 @@ def record_callback(session: Session, *, trade_no: str, txn_id: str, status: str
         return CallbackOutcome(charge.status)  # a repeated callback
     # refused or timed out, the settlement rolled back: the money the provider took goes back
     charge.provider_txn_id = txn_id
-    if not charge.refund_id:
-        charge.refund_id = f"RF{clock.now():%Y%m%d%H%M%S}{secrets.token_hex(8)}"
+    charge.refund_id = refund_no(charge.charge_id)
     charge.status = "refunding"
     return CallbackOutcome("refunding", (charge.charge_id, txn_id, charge.refund_id, charge.amount_fen))
+
+
+def refund_no(charge_id: str) -> str:
+    """A charge's one refund number: asking again (a retry, a repeated callback) cannot give back twice."""
+    return f"RF{charge_id[2:]}"
+
+
+def refund_paid(session: Session, order: PayOrder, reason: str, refund: Callable[[str, str, str, int], bool]) -> PayOrder:
+    """6203: the hospital gives a paid order back: the settlement reversed (as 2208/2305) and the own-money part refunded
+    through the channel, in the caller's transaction (a refusal by the channel undoes the reversal with it)."""
+    if order.status != "paid":
+        raise Conflict(f"order is {order.status}: only a paid order is refunded", field="input.data.pay_ord_id")
+    charge = session.scalar(select(PayCharge).where(PayCharge.pay_ord_id == order.pay_ord_id, PayCharge.status == "succeeded")
+                            .with_for_update())
+    visit = session.get(Visit, order.mdtrt_id)
+    assert visit is not None and order.setl_id
+    encounter.reverse(session, _caller(order, visit.mdtrtarea_admvs, f"RF{order.setl_id}"[:40]), setl_id=order.setl_id,
+                      mdtrt_id=order.mdtrt_id, psn_no=order.psn_no, homes=_homes, where="input.data")
+    if charge is not None:
+        charge.refund_id = refund_no(charge.charge_id)
+        if not refund(charge.charge_id, charge.provider_txn_id or "", charge.refund_id, charge.amount_fen):
+            raise Unavailable("the payment channel did not confirm the refund: nothing was changed; try again")
+        charge.status, charge.refunded_at = "refunded", clock.now()
+    order.status, order.setl_id, order.reason, order.updated_at = "refunded", None, reason[:200], clock.now()
+    return order
 
 
 def refunded(session: Session, charge_id: str, ok: bool) -> str:
@@ -311,9 +340,10 @@ def refunded(session: Session, charge_id: str, ok: bool) -> str:
 
 
 def stale_charges(session: Session, older_than: timedelta) -> list[str]:
-    """Charges still pending past the channel's timeout (a worker died between settling and recording the answer)."""
+    """Charges still pending well past the channel's timeout: the worker that settled them died before it recorded the
+    channel's answer. They are rolled back as a timeout is (`finish`); a success the provider reports later is refunded."""
     return list(session.scalars(select(PayCharge.charge_id).where(PayCharge.status == "pending",
-                                                                   PayCharge.created_at < clock.now() - older_than)))
+                                                                   PayCharge.created_at < clock.now() - older_than).limit(20)))
 
 
 # -- admission by phone -------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The hospital's side of mobile payment (医保移动支付) and of admission by phone, on the national gateway.
 
-The infno numbers are those of the national mobile-payment interface for institutions (6201 费用明细上传, 6301 医保订单
-结算结果查询, 6401 费用明细上传撤销); their fields here are ours, in the spec's style (snake_case, strings), since the
+The infno numbers are those of the national mobile-payment interface for institutions (6201 费用明细上传, 6203 医保退费通知,
+6301 医保订单结算结果查询, 6401 费用明细上传撤销); their fields here are ours, in the spec's style (snake_case, strings), since the
 platform's fee lines are already uploaded with 2204/2301: 6201 posts the bill of those lines. 6501 (线上入院申请查询)
 is ours: the admission requests people made in the app, for the hospital to admit with 2401. docs/mobile-payment.md.
 """
@@ -13,6 +13,7 @@ import msgspec
 from yibao.core.errors import InputError
 from yibao.core.schema import Required
 from yibao.gateway.contract import Context, TransactionSet
+from yibao.payment import channel as paychannel
 from yibao.payment import service
 
 TRANSACTIONS = TransactionSet()
@@ -66,6 +67,16 @@ def cancel_order(ctx: Context, body: InOrderRef) -> dict:
     if order.status not in ("presettled", "failed"):
         raise InputError(f"order is {order.status}: only an unpaid order can be withdrawn", field="input.data.pay_ord_id")
     service.cancel(ctx.session, order, body.data.reason or "医院撤销", where="input.data.pay_ord_id")
+    return {"data": _wire(service.shown(ctx.session, order))}
+
+
+@TRANSACTIONS.register("6203", "医保退费通知", InOrderRef, paths=("/fsi/api/mobilePayService/refundNotify",))
+def refund_order(ctx: Context, body: InOrderRef) -> dict:
+    """The hospital gives a paid order back: the settlement reversed and the own-money part refunded through the channel
+    (the call waits for the channel, as a federated settlement waits for the other node)."""
+    order = service.hospital_order(ctx.session, ctx.fixmedins_code, body.data.pay_ord_id, lock=True)
+    channel = paychannel.channel(ctx.session, ctx.settings)
+    service.refund_paid(ctx.session, order, body.data.reason or "医院退费", channel.refund)
     return {"data": _wire(service.shown(ctx.session, order))}
 
 

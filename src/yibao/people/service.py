@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, TypeVar
 
 import msgspec
@@ -449,12 +449,25 @@ def _people_of(session: Session, user: UserSession) -> list[str]:
     return [user.psn_no] + [p.psn_no for b, p in credential.family_members(session, user.psn_no) if b.status == "active"]
 
 
-def pay_orders(db: Database, token: str) -> list[dict[str, Any]]:
+def pay_orders(db: Database, settings: Settings, token: str) -> list[dict[str, Any]]:
     """Bills waiting for me or my bound family to pay (and those whose payment did not go through)."""
+    recover_stale_charges(db, settings)
+
     def go(session: Session, user: UserSession) -> list[dict[str, Any]]:
         return [payment.shown(session, o) for o in payment.orders_for(session, _people_of(session, user))]
 
     return _signed_in(db, token, go)
+
+
+def recover_stale_charges(db: Database, settings: Settings) -> int:
+    """Charges a dead worker left pending (settled, the channel's answer never recorded) are rolled back as a timeout."""
+    with db.unit_of_work(write=False) as session:
+        stale = payment.stale_charges(session, timedelta(seconds=settings.pay_timeout_s * 3 + 60))
+    for charge_id in stale:
+        with db.unit_of_work() as session:
+            payment.finish(session, charge_id, paychannel.PayResult("timed_out", reason="no answer recorded: rolled back"))
+        log.warning("stale mobile-payment charge rolled back", charge=charge_id)
+    return len(stale)
 
 
 def pay_order(db: Database, token: str, pay_ord_id: str) -> dict[str, Any]:

@@ -276,7 +276,7 @@ class PeopleController(Controller):
 
     @get("/me/pay-orders", sync_to_thread=True, summary="Mobile payment: bills waiting for me or my family to pay in the app")
     def pay_orders(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
-        return service.pay_orders(request.app.state.db, bearer_token(request))
+        return service.pay_orders(request.app.state.db, request.app.state.settings, bearer_token(request))
 
     @get("/me/pay-orders/{pay_ord_id:str}", sync_to_thread=True, summary="A bill and its pre-settlement (funds, account, own money)")
     def pay_order(self, request: Request[Any, Any, Any], pay_ord_id: str) -> dict[str, Any]:

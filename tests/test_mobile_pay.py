@@ -343,3 +343,61 @@ def test_a_charge_left_pending_by_a_dead_worker_is_rolled_back(http, counter, db
     listed = app.orders()  # the next look at the orders finds it and rolls it back
     assert [o["ord_stas"] for o in listed if o["pay_ord_id"] == order["pay_ord_id"]] == ["failed"]
     assert standing(db, order["mdtrt_id"]) == [] and ledger_net(db, person.psn_no) == before
+
+
+def household(db: Database) -> tuple[Person, Person]:
+    """A holder and a resident (390) of the same household, neither with a visit yet: bound at once."""
+    from yibao.registry.models import Enrolment
+
+    with db.unit_of_work(write=False) as session:
+        seen = set(session.scalars(select(Visit.psn_no))) | _RESIDENTS
+        insured = select(Enrolment.psn_no).where(Enrolment.psn_insu_stas == "1")
+        residents = select(Enrolment.psn_no).where(Enrolment.psn_insu_stas == "1", Enrolment.insutype == "390",
+                                                   Enrolment.insuplc_admdvs == "370100")
+        adult = Person.brdy < clock.today().replace(year=clock.today().year - 20)
+        for member in session.scalars(select(Person).where(Person.psn_no.in_(residents), Person.hshld_id.is_not(None))
+                                      .order_by(Person.psn_no.desc())):
+            if member.psn_no in seen:
+                continue
+            holder = session.scalar(select(Person).where(Person.hshld_id == member.hshld_id, Person.psn_no != member.psn_no, adult,
+                                                         Person.psn_no.in_(insured), Person.psn_no.not_in(seen)).limit(1))
+            if holder is not None:
+                _RESIDENTS.update((holder.psn_no, member.psn_no))
+                return holder, member
+    raise LookupError("no household")
+
+
+def test_a_family_member_pays_and_two_taps_pay_once(http, counter, db, provider, settings) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from yibao.core.errors import YibaoError
+    from yibao.people import service as people
+
+    holder, member = household(db)
+    app = App(http, holder)
+    bound = app.call("POST", "/api/v1/me/family", {"certno": member.certno, "name": member.psn_name, "relation": "03"})
+    assert bound.status_code == 201 and bound.json()["status"] == "active", bound.text
+    order = bill(counter, member, "48.00", catalogue_codes(db)["yi"], acct="0")  # the holder's account would pay it (共济)
+    assert Decimal(order["psn_cash_pay"]) > 0 and order["acct_pay"] == "0.00"
+    assert [o["pay_ord_id"] for o in app.orders()] == [order["pay_ord_id"]]  # the member's bill, in the holder's app
+    # two taps at once: one payment
+    outcomes: list[str] = []
+
+    def tap() -> None:
+        try:
+            done = people.pay(db, settings, people.Caller(app.token, "127.0.0.1"), order["pay_ord_id"], password=PASSWORD, face="",
+                              liveness=1.0)
+            outcomes.append(done["ord_stas"])
+        except YibaoError as error:
+            outcomes.append(type(error).__name__)
+
+    threads = [threading.Thread(target=tap) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["Conflict", "paid"], outcomes
+    assert len(standing(db, order["mdtrt_id"])) == 1 and len(charges(db, order["pay_ord_id"])) == 1
+    with db.unit_of_work(write=False) as session:
+        paid = session.get(PayOrder, order["pay_ord_id"])
+        assert paid is not None and paid.confirmed_by == holder.psn_no and paid.psn_no == member.psn_no

@@ -401,3 +401,21 @@ def test_a_family_member_pays_and_two_taps_pay_once(http, counter, db, provider,
     with db.unit_of_work(write=False) as session:
         paid = session.get(PayOrder, order["pay_ord_id"])
         assert paid is not None and paid.confirmed_by == holder.psn_no and paid.psn_no == member.psn_no
+
+
+def test_more_own_money_than_confirmed_is_refused_and_shown_again(http, counter, db, provider) -> None:  # type: ignore[no-untyped-def]
+    person = resident(db)
+    app = App(http, person)
+    order = bill(counter, person, "52.00", catalogue_codes(db)["yi"])
+    # what the bill showed was less than a settlement now asks (as when another settlement moved the year's totals)
+    with db.unit_of_work() as session:
+        stale = session.get(PayOrder, order["pay_ord_id"])
+        assert stale is not None
+        stale.psn_cash_pay -= 500
+        stale.fund_pay_sumamt += 500
+    changed = app.pay(order["pay_ord_id"])
+    assert changed.status_code == 409 and "金额有变化" in changed.json()["detail"], changed.text
+    assert standing(db, order["mdtrt_id"]) == [] and charges(db, order["pay_ord_id"]) == []
+    shown = app.call("GET", f"/api/v1/me/pay-orders/{order['pay_ord_id']}").json()
+    assert shown["psn_cash_pay"] == order["psn_cash_pay"] and shown["ord_stas"] == "presettled"
+    assert app.pay(order["pay_ord_id"]).json()["ord_stas"] == "paid"

@@ -227,7 +227,12 @@ def start(session: Session, order: PayOrder, holder_psn_no: str) -> Started:
         log.info("mobile payment: settlement refused", pay_ord_id=order.pay_ord_id, cause=str(error)[:200])
         raise Conflict("医保结算未通过，请到医院窗口办理", field="pay_ord_id") from None
     info = out["setlinfo"]
+    shown_cash = order.psn_cash_pay
     _amounts(order, info)
+    if order.psn_cash_pay > shown_cash:
+        # the person confirmed less than the settlement now asks (another settlement moved their totals since the bill):
+        # nothing is settled (the caller's transaction rolls back); they look again (`refresh`) and confirm anew
+        raise AmountsChanged("医保结算金额有变化，请查看最新金额后重新确认", field="pay_ord_id")
     order.setl_id, order.reason = info["setl_id"], ""
     if order.psn_cash_pay == 0:
         order.status, order.paid_at = "paid", now
@@ -236,6 +241,25 @@ def start(session: Session, order: PayOrder, holder_psn_no: str) -> Started:
     session.add(PayCharge(charge_id=charge_id, pay_ord_id=order.pay_ord_id, amount_fen=order.psn_cash_pay, status="pending",
                           setl_id=order.setl_id, created_at=now))
     return Started(order.pay_ord_id, charge_id, order.psn_cash_pay)
+
+
+class AmountsChanged(Conflict):
+    reason = "amounts-changed"
+
+
+def refresh(session: Session, pay_ord_id: str) -> None:
+    """Pre-settle an unpaid order again (its amounts as a settlement now would have them)."""
+    order = order_of(session, pay_ord_id, lock=True)
+    if order.status not in ("presettled", "failed"):
+        return
+    visit = session.get(Visit, order.mdtrt_id)
+    assert visit is not None
+    order.confirmed_at = None
+    session.flush()
+    out, _ = encounter.settle(session, _caller(order, visit.mdtrtarea_admvs, order.pay_ord_id), _request(order), post=False,
+                              homes=_homes)
+    _amounts(order, out["setlinfo"])
+    order.updated_at = clock.now()
 
 
 def _charge(session: Session, charge_id: str) -> PayCharge | None:

@@ -504,12 +504,20 @@ def pay(db: Database, settings: Settings, caller: Caller, pay_ord_id: str, *, pa
         audit.record(session, kind, actor=user.psn_no, subject=order.psn_no, reason=f"order {pay_ord_id} by {how}", ip=caller.ip)
         return started
 
-    started = _attempt(db, kind, pay_ord_id[:30], caller.ip, settle)
+    try:
+        started = _attempt(db, kind, pay_ord_id[:30], caller.ip, settle)
+    except payment.AmountsChanged:
+        with db.unit_of_work() as session:
+            payment.refresh(session, pay_ord_id)
+        raise
     if started.charge_id:
-        with db.unit_of_work(write=False) as session:
-            channel = channel or paychannel.channel(session, settings)
         try:
+            if channel is None:  # the pre-settlement owed nothing in cash, the settlement did
+                with db.unit_of_work(write=False) as session:
+                    channel = paychannel.channel(session, settings)
             result = channel.pay(started.charge_id, started.amount_fen, "医保移动支付个人自付")
+        except paychannel.NotConfigured:
+            result = paychannel.PayResult("refused", reason="no payment channel configured")
         except Exception as error:  # whatever went wrong, the money's fate is unknown: roll back, refund a late success
             result = paychannel.PayResult("timed_out", reason=f"channel error: {type(error).__name__}")
         if result.status != "succeeded":

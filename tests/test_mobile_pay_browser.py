@@ -92,3 +92,72 @@ def test_confirm_with_the_password_time_out_get_refunded_and_pay(browser, live_s
     page.click("#close-pay")
     page.wait_for_selector("#view-home:not([hidden])")
     page.close()
+
+
+def sign_in(browser, live_server: str, person):  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
+    page.goto(f"{live_server}/app/")
+    page.fill("#certno", person.certno)
+    page.fill("#name", person.psn_name)
+    page.fill("#password", "582046")
+    page.wait_for_selector("#activate-extra", state="visible")
+    page.click("#face-button")
+    page.wait_for_function("() => document.querySelector('#face-status').textContent.includes('已采集')")
+    page.click("#login-button")
+    page.wait_for_selector("#view-home:not([hidden])")
+    return page
+
+
+def open_pay(page) -> None:  # type: ignore[no-untyped-def]
+    page.click("#services button:has-text('去支付')")
+    page.wait_for_selector("#view-pay:not([hidden])")
+
+
+def test_admission_by_phone_running_costs_and_discharge_paid_in_the_app(browser, live_server: str, db, counter) -> None:  # type: ignore[no-untyped-def]
+    PROVIDER.behaviour = "success"
+    codes = catalogue_codes(db)
+    person = fresh_person(db, "390")
+    page = sign_in(browser, live_server, person)
+    open_pay(page)
+    page.wait_for_selector("#adm-hospital option[value='H37010000001']", state="attached")
+    page.select_option("#adm-hospital", "H37010000001")
+    page.fill("#adm-dept", "普外科")
+    page.fill("#adm-reason", "右下腹痛")
+    page.click("#adm-form button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#adm-result').textContent.includes('已提交')")
+    page.wait_for_function("() => document.querySelector('#adm-requests').textContent.includes('待医院确认')")
+
+    # the hospital: the request (6501), the admission (2401), fee lines (2301)
+    [request] = [r for r in ok(counter.call("6501", {"data": {}}))["data"] if r["psn_no"] == person.psn_no]
+    assert request["dept_name"] == "普外科"
+    admitted = ok(counter.call("2401", {"mdtrtinfo": {"psn_no": person.psn_no, "insutype": "390", **cert(person), "med_type": "21",
+                                                      "ipt_no": serial("ZY"), "begntime": clock.fmt_datetime(clock.now()),
+                                                      "adm_dept_codg": "A04", "adm_dept_name": "普外科"}}))
+    mdtrt_id = admitted["result"]["mdtrt_id"]
+    ok(counter.call("2301", {"feedetail": [fee(mdtrt_id, person.psn_no, codes["jia"], "800.00"),
+                                           fee(mdtrt_id, person.psn_no, codes["bing"], "150.00")]}))
+    page.click("#close-pay")
+    open_pay(page)
+    stay = page.locator(f"#adm-stays .entry[data-stay='{mdtrt_id}']")
+    stay.wait_for()
+    assert "住院中" in (stay.text_content() or "") and stay.locator(".running").text_content() == "950.00"
+    page.wait_for_function("() => document.querySelector('#adm-requests').textContent.includes('已入院')")
+
+    ok(counter.call("2402", {"dscginfo": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "endtime": clock.fmt_datetime(clock.now()),
+                                          "dscg_way": "1"}}))
+    page.click("#close-pay")
+    open_pay(page)
+    page.locator(f"#adm-stays .entry[data-stay='{mdtrt_id}'] [data-bill]").click()
+    page.wait_for_function("() => document.querySelector('#pay-result').textContent.includes('出院结算账单')")
+    entry = page.locator("#pay-list .entry").first
+    entry.wait_for()
+    assert "住院" in (entry.text_content() or "") and "950.00" in (entry.text_content() or "")
+    entry.locator("[data-pay]").click()
+    page.fill("#pay-password", "582046")
+    page.click("#pay-confirm")
+    page.wait_for_function("() => document.querySelector('#pay-result').textContent.startsWith('支付成功')", timeout=20_000)
+    page.wait_for_function(f"() => document.querySelector(\"#adm-stays .entry[data-stay='{mdtrt_id}']\").textContent.includes('已结算')")
+    latin = re.findall(r"[A-Za-z]{2,}", page.inner_text("#view-pay"))
+    assert not latin, latin
+    page.screenshot(path=str(ARTIFACTS / "admission-by-phone.png"), full_page=True)
+    page.close()

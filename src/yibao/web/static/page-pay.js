@@ -73,7 +73,7 @@
     try {
       const done = await api(`/api/v1/me/pay-orders/${encodeURIComponent(selected)}/pay`, { method: "POST", body: { password: $("pay-password").value } });
       if (done.ord_stas === "paid") {
-        say("pay-result", `支付成功：医保结算 ${done.medfee_sumamt} 元，个人自付 ${done.psn_cash_pay} 元`, "ok");
+        say("pay-result", `支付成功：费用合计 ${done.medfee_sumamt} 元，医保基金支付 ${done.fund_pay_sumamt} 元，个人账户支付 ${done.acct_pay} 元，个人自付 ${done.psn_cash_pay} 元`, "ok");
         $("pay-form").hidden = true;
       } else {
         say("pay-result", `支付未成功：${done.reason || "请稍后重试"}，医保结算已撤销，可重新支付`, "error");

@@ -2,16 +2,16 @@
 the app, 6201/6301/6401), ``pay_charge`` (each attempt to take the own-money part through the payment channel, named by
 the provider's callback) and ``admission_request`` (asked for in the app, admitted with 2401).
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-11-23
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

@@ -279,8 +279,25 @@ def test_a_wrong_password_settles_nothing_and_counts(http, counter, db, provider
     assert app.orders()[0]["ord_stas"] == "presettled"
 
 
-def test_without_a_configured_provider_production_refuses(db, settings) -> None:  # type: ignore[no-untyped-def]
+def test_without_a_configured_provider_production_refuses(http, counter, db, settings) -> None:  # type: ignore[no-untyped-def]
+    from yibao.app import create_app
+
     bare = dataclasses.replace(settings, pay_provider_url="")
+    person = resident(db)
+    app = App(http, person)  # activated while the database is a demo's (a production one needs a face provider)
+    order = bill(counter, person, "18.00", catalogue_codes(db)["yi"])
+    with db.unit_of_work() as session:
+        deployment.set_mode(session, deployment.PRODUCTION)
+    try:
+        with TestClient(app=create_app(bare, db)) as plain:
+            reply = plain.post(f"/api/v1/me/pay-orders/{order['pay_ord_id']}/pay", json={"password": PASSWORD},
+                               headers={"authorization": f"Bearer {app.token}"})
+            assert reply.status_code == 503 and "尚未开通" in reply.json()["detail"], reply.text
+            assert plain.post("/api/v1/payment/callback", content=b"{}").status_code == 503
+    finally:
+        with db.unit_of_work() as session:
+            deployment.set_mode(session, deployment.DEMO)
+    assert standing(db, order["mdtrt_id"]) == [] and charges(db, order["pay_ord_id"]) == []
     with db.unit_of_work() as session:
         deployment.set_mode(session, deployment.PRODUCTION)
         with pytest.raises(paychannel.NotConfigured) as refused:

@@ -145,6 +145,7 @@ def transaction_table() -> dict[str, Transaction]:
     from yibao.codes.transactions import TRANSACTIONS as codes
     from yibao.credential import service as credential
     from yibao.credential.transactions import TRANSACTIONS as credential_transactions
+    from yibao.drg.transactions import TRANSACTIONS as drg
     from yibao.encounter.transactions import TRANSACTIONS as encounter
     from yibao.files.transactions import TRANSACTIONS as files
     from yibao.filing.transactions import TRANSACTIONS as filing
@@ -155,7 +156,7 @@ def transaction_table() -> dict[str, Transaction]:
     from yibao.registry.transactions import transactions as registry_transactions
 
     groups = (signin.transactions(registry.operator_active), registry_transactions(credential.use_token), credential_transactions,
-              codes, files, encounter, chronic, filing, reconciliation, payment)
+              codes, files, encounter, chronic, filing, reconciliation, drg, payment)
     table: dict[str, Transaction] = {}
     for group in groups:
         for tx in group.items:

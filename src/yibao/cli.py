@@ -48,6 +48,8 @@ app.add_typer(policy_app, name="policy")
 console_app = typer.Typer(help="The vendors' console (/console/): platform staff who may read every institution's messages.",
                           no_args_is_help=True)
 app.add_typer(console_app, name="console")
+drg_app = typer.Typer(help="DRG/DIP: grouped inpatient cases (4101) and what the funds pay hospitals for them.", no_args_is_help=True)
+app.add_typer(drg_app, name="drg")
 console = Console()
 
 
@@ -809,6 +811,51 @@ def maternity_run(day: Annotated[str | None, typer.Option("--date", help="pay wh
         if channel is not None:
             channel.close()
     console.print(report.line() + ("" if channel else "; nothing paid: no payout channel (YIBAO_PAYOUT_URL, YIBAO_PAYOUT_KEY)"),
+                  highlight=False, soft_wrap=True)
+
+
+@drg_app.command("report")
+def drg_report(month: Annotated[str, typer.Option("--month", help="the month of settlement, yyyy-mm")],
+               out: Annotated[Path, typer.Option("--out", help="where the report goes (report.json, report.md, chart-<hospital>.png)")]
+               = Path("drg-report"),
+               hospital: Annotated[str | None, typer.Option("--hospital", help="one hospital's fixmedins_code (default: every one)")]
+               = None,
+               method: Annotated[str | None, typer.Option("--method", help="drg or dip (default: each region's policy, drg.yaml)")]
+               = None) -> None:
+    """The month's grouped inpatient cases per hospital: fund payment by group against by item, per group, with a chart.
+
+    Reads the database, never writes it."""
+    import json
+
+    from yibao.core.errors import YibaoError
+    from yibao.drg import report as reports
+    from yibao.drg import service as drg
+
+    if method not in (None, "drg", "dip"):
+        raise CliError(f"--method is drg or dip, not {method}")
+    settings = Settings()
+    db = _database(settings)
+    try:
+        with db.unit_of_work(write=False) as session:
+            cases = drg.month_cases(session, month, hospital, method)
+    except YibaoError as error:
+        console.print(f"[red]{error.message}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    finally:
+        db.dispose()
+    found = reports.build(month, cases)
+    drawn = 0
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(json.dumps(found, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (out / "report.md").write_text(reports.markdown(found), encoding="utf-8")
+        for h in found["hospitals"]:
+            drawn += reports.chart(h, out / f"chart-{h['fixmedins_code']}.png", f"{h['fixmedins_code']} {month}: over/under by group")
+    except OSError as error:
+        raise CliError(f"the report cannot be written to {out}: {error.strerror}") from None
+    t = found["totals"]
+    console.print(f"{t['cases']:,} cases in {len(found['hospitals'])} hospitals: funds by item {reports.yuan(t['item_fund'])} yuan, "
+                  f"by group {reports.yuan(t['fund_to_hospital'])} yuan; report in {out}/report.md ({drawn} charts)",
                   highlight=False, soft_wrap=True)
 
 

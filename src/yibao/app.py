@@ -151,12 +151,13 @@ def transaction_table() -> dict[str, Transaction]:
     from yibao.filing.transactions import TRANSACTIONS as filing
     from yibao.gateway import signin
     from yibao.payment.transactions import TRANSACTIONS as payment
+    from yibao.prescription.transactions import TRANSACTIONS as prescription
     from yibao.reconciliation.transactions import TRANSACTIONS as reconciliation
     from yibao.registry import service as registry
     from yibao.registry.transactions import transactions as registry_transactions
 
     groups = (signin.transactions(registry.operator_active), registry_transactions(credential.use_token), credential_transactions,
-              codes, files, encounter, chronic, filing, reconciliation, drg, payment)
+              codes, files, encounter, chronic, filing, prescription, reconciliation, drg, payment)
     table: dict[str, Transaction] = {}
     for group in groups:
         for tx in group.items:

@@ -2,16 +2,16 @@
 the app, 6201/6301/6401), ``pay_charge`` (each attempt to take the own-money part through the payment channel, named by
 the provider's callback) and ``admission_request`` (asked for in the app, admitted with 2401).
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-11-23
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

@@ -37,7 +37,7 @@ from yibao.federation.nodes import Federation
 from yibao.gateway import wire
 from yibao.gateway.contract import Transaction
 from yibao.gateway.service import GatewayService, Reply
-from yibao.people.views import CounterController, PeopleController
+from yibao.people.views import CounterController, PaymentCallbackController, PeopleController
 from yibao.sharing.views import InsurerController
 from yibao.store.db import Database
 
@@ -151,13 +151,14 @@ def transaction_table() -> dict[str, Transaction]:
     from yibao.files.transactions import TRANSACTIONS as files
     from yibao.filing.transactions import TRANSACTIONS as filing
     from yibao.gateway import signin
+    from yibao.payment.transactions import TRANSACTIONS as payment
     from yibao.prescription.transactions import TRANSACTIONS as prescription
     from yibao.reconciliation.transactions import TRANSACTIONS as reconciliation
     from yibao.registry import service as registry
     from yibao.registry.transactions import transactions as registry_transactions
 
     groups = (signin.transactions(registry.operator_active), registry_transactions(credential.use_token), credential_transactions,
-              codes, files, encounter, chronic, filing, prescription, reconciliation, drg)
+              codes, files, encounter, chronic, filing, prescription, reconciliation, drg, payment)
     table: dict[str, Transaction] = {}
     for group in groups:
         for tx in group.items:
@@ -302,7 +303,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     console_web = create_static_files_router(path="/console", directories=[CONSOLE_STATIC], html_mode=True, include_in_schema=False)
     app = Litestar(
         route_handlers=[call_service, call_by_path, call_csb, call_powercsb, health, metrics, root, schema_asset, web, PeopleController,
-                        CounterController, *dialect_routes, console_web, ConsoleController, InsurerController,
+                        CounterController, PaymentCallbackController, *dialect_routes, console_web, ConsoleController, InsurerController,
                         *federation_routes],
         exception_handlers={YibaoError: yibao_error_handler, ValidationException: validation_error_handler,
                             HTTPException: framework_refusal},

@@ -33,7 +33,7 @@ import yaml
 
 from yibao.core.errors import InputError
 
-FAMILIES = ("deductible", "pool_ratio", "caps", "second_tier", "catalogue", "credential", "chronic", "treatment", "funds")
+FAMILIES = ("deductible", "pool_ratio", "caps", "second_tier", "catalogue", "credential", "chronic", "treatment", "funds", "credit")
 UNITS = ("yuan", "ratio", "tiers", "count", "cert_types", "funds", "care_kinds")
 CERT_TYPES = ("01", "02", "03")  # mdtrt_cert_type: e-credential, resident ID card, social-security card
 # fund_pay_type: employees' and residents' basic pooled funds, large-amount subsidy, civil-servant subsidy, residents'

@@ -421,3 +421,42 @@ def test_the_repayment_job_from_the_command_line(db, settings, bank) -> None:  #
                          env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "0 instalments" in run.stdout
+
+
+def test_concurrent_repayment_runs_pay_each_instalment_once_and_never_overdraw(http, db, bank, counter, jia) -> None:  # type: ignore[no-untyped-def]
+    """Four repayment jobs at once (a cron run overlapping a retry and the person's 立即还款): every instalment is paid
+    once, the account pays what it holds and no more, the card the rest, and the books agree."""
+    import threading
+
+    person = someone(db, min_balance=1)
+    sign_up(http, person)
+    pay = ok(advance(counter, discharged_settlement(counter, person, jia)))["crdtpay"]
+    with db.unit_of_work() as session:  # 500 yuan in the account, less than the advance
+        session.execute(update(Account).where(Account.psn_no == person.psn_no).values(
+            balance_fen=50_000, opening_fen=Account.opening_fen - Account.balance_fen + 50_000))
+    last_due = due_dates(db, pay["crdt_advn_no"])[-1]
+    collected_before = {k for k, c in bank.collections.items() if c["paid"]}
+    errors: list[BaseException] = []
+
+    def job() -> None:
+        try:
+            credit.run_due(db, last_due, psn_no=person.psn_no)
+        except BaseException as error:  # noqa: BLE001 (reported below)
+            errors.append(error)
+
+    threads = [threading.Thread(target=job) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    with db.unit_of_work(write=False) as session:
+        rows = list(session.scalars(select(CreditRepayment).where(CreditRepayment.advance_no == pay["crdt_advn_no"])))
+        statuses = set(session.scalars(select(CreditInstalment.status).where(CreditInstalment.advance_no == pay["crdt_advn_no"])))
+    total = int(Decimal(str(pay["crdt_pay_amt"])) * 100)
+    assert statuses == {"paid"} and sum(r.amount_fen for r in rows) == total
+    assert sum(r.amount_fen for r in rows if r.source == "acct") == 50_000 and balance(db, person) == 0
+    new_collections = [c for k, c in bank.collections.items() if c["paid"] and k not in collected_before
+                       and c["bank_ref"] == agreement_of(db, person).bank_ref]
+    assert sum(Decimal(c["amount"]) for c in new_collections) * 100 == total - 50_000
+    books_agree(db)

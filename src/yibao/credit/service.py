@@ -244,6 +244,9 @@ def advance_settlement(session: Session, bank_of: BankOf, setl_id: str, *, fixme
         raise InputError(f"结算{settlement.setl_id}属于就诊{settlement.mdtrt_id}", field=f"{where}.mdtrt_id")
     if settlement.refd_setl_flag != "0" or settlement.revs_setl_id:
         raise Conflict(f"结算{settlement.setl_id}已冲销，不能信用就医垫付", field=f"{where}.setl_id")
+    # the agreement locked before anything is read of this settlement's advance: a second 2802 for it (a retry sent
+    # while the first is still running) waits here, then answers the first one's advance
+    agreement = standing_agreement(session, settlement.psn_no, lock=True)
     done = session.scalars(select(CreditAdvance).where(CreditAdvance.setl_id == settlement.setl_id)).first()
     if done is not None and done.status != "cancelled":
         agreement = session.get(CreditAgreement, done.agreement_no)
@@ -255,7 +258,6 @@ def advance_settlement(session: Session, bank_of: BankOf, setl_id: str, *, fixme
     cash = int(settlement.psn_cash_pay)
     if cash <= 0:
         raise InputError(f"结算{settlement.setl_id}个人现金支付为0，无需垫付", field=f"{where}.setl_id")
-    agreement = standing_agreement(session, settlement.psn_no, lock=True)
     if agreement is None:
         raise InputError("该人员未开通信用就医（在医保码“信用就医”中签约合作银行）", field=f"{where}.psn_no")
     if agreement.status == "applied":
@@ -293,15 +295,20 @@ def instalments_of(session: Session, advance_no: str) -> list[CreditInstalment]:
 def cancel_for_reversal(session: Session, original: Any) -> None:
     """Inside a settlement's reversal (2305/2208): its advance, if any, is cancelled (the bank takes back what it paid the
     institution, the limit is available again); once repayment has begun the reversal is refused."""
-    advance = session.scalars(select(CreditAdvance).where(CreditAdvance.setl_id == original.setl_id).with_for_update()).first()
-    if advance is None or advance.status == "cancelled":
+    found = session.scalars(select(CreditAdvance).where(CreditAdvance.setl_id == original.setl_id)).first()
+    if found is None or found.status == "cancelled":
+        return
+    # the agreement first (the order every credit write takes), then the advance as it stands now
+    agreement = session.get(CreditAgreement, found.agreement_no, with_for_update=True, populate_existing=True)
+    assert agreement is not None
+    advance = session.get(CreditAdvance, found.advance_no, with_for_update=True, populate_existing=True)
+    assert advance is not None
+    if advance.status == "cancelled":
         return
     repaid = session.scalar(select(func.count()).select_from(CreditRepayment).where(CreditRepayment.advance_no == advance.advance_no))
     if repaid:
         raise Conflict(f"结算{original.setl_id}已由合作银行信用就医垫付并开始还款（{advance.advance_no}），不能冲销；请联系医保经办机构",
                        field="input.data.setl_id")
-    agreement = session.get(CreditAgreement, advance.agreement_no, with_for_update=True)
-    assert agreement is not None
     answer = bank_client(session, advance.bank_code).call("cancel", {"bank_ref": agreement.bank_ref, "advance_no": advance.advance_no})
     if answer.get("cancelled") is not True:
         raise Conflict(f"合作银行未同意撤销垫付{advance.advance_no}：{str(answer.get('reason', ''))[:80]}", field="input.data.setl_id")
@@ -353,14 +360,18 @@ class Repaid:
 
 
 def repay_instalment(session: Session, bank_of: BankOf, advance_no: str, seq: int, on: date) -> Repaid:
-    """Pay one instalment on the day: the account first where allowed, then the bank collects the rest from the card."""
-    instalment = session.get(CreditInstalment, (advance_no, seq), with_for_update=True)
+    """Pay one instalment on the day: the account first where allowed, then the bank collects the rest from the card.
+
+    Locks: the agreement first (as an advance and a reversal do), then the instalment, then the personal account (as a
+    settlement does), so a repayment, a reversal and a settlement of the person never deadlock."""
+    advance = session.get(CreditAdvance, advance_no)
+    if advance is None:
+        return Repaid("skipped")
+    agreement = session.get(CreditAgreement, advance.agreement_no, with_for_update=True, populate_existing=True)
+    assert agreement is not None
+    instalment = session.get(CreditInstalment, (advance_no, seq), with_for_update=True, populate_existing=True)
     if instalment is None or instalment.status not in ("due", "overdue") or instalment.due_date > on:
         return Repaid("skipped")
-    advance = session.get(CreditAdvance, advance_no)
-    assert advance is not None
-    agreement = session.get(CreditAgreement, advance.agreement_no, with_for_update=True)
-    assert agreement is not None
     done = Repaid("paid")
     owed = instalment.amount_fen - instalment.paid_fen
     terms = region_credit_terms(advance.insuplc_admdvs, on)

@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, update
 
-from flows import cert, fee, ok, person_with, serial
+from flows import cert, fee, fresh_person, ok, serial
 from standins.bank import StandInBank
 from yibao.client import CounterClient
 from yibao.core import clock
@@ -50,7 +50,7 @@ def jia(db) -> str:  # type: ignore[no-untyped-def]
 
 
 def someone(db, region: str = "370100", min_balance: int = 0):  # type: ignore[no-untyped-def]
-    person = person_with(db, "310", region=region, retired=False, skip=USED, min_balance=min_balance)
+    person = fresh_person(db, "310", region=region, retired=False, skip=USED, min_balance=min_balance)
     USED.add(person.psn_no)
     return person
 
@@ -166,6 +166,13 @@ def test_sign_up_granted_refused_and_a_bank_that_does_not_answer(http, db, bank)
     assert http.post(f"/api/v1/people/{granted.psn_no}/credit", headers=auth, json={"bank_code": BANK}).status_code in (401, 403)
 
 
+def test_the_demo_bank_answers_in_a_demo_database(http, db, bank) -> None:  # type: ignore[no-untyped-def]
+    person = someone(db)
+    done = sign_up(http, person, "DEMOBANK")
+    assert done["agreement"]["bank_name"] == "演示合作银行" and done["agreement"]["status"] == "active"
+    assert done["agreement"]["limit"] == "5000.00"
+
+
 # -- admission and discharge -------------------------------------------------------------------------------------------------
 
 def test_admission_without_deposit_and_the_bank_advances_the_cash_part(http, db, bank, counter, jia) -> None:  # type: ignore[no-untyped-def]
@@ -202,13 +209,13 @@ def test_admission_without_deposit_and_the_bank_advances_the_cash_part(http, db,
 
 def test_over_the_limit_the_rest_stays_cash_and_a_used_up_limit_is_refused(http, db, bank, counter, jia) -> None:  # type: ignore[no-untyped-def]
     person = someone(db)
-    bank.limits[person.certno] = "500.00"
+    bank.limits[person.certno] = "100.00"
     sign_up(http, person)
     setl = discharged_settlement(counter, person, jia)
     cash = Decimal(str(setl["psn_cash_pay"]))
-    assert cash > 500
+    assert cash > 100
     pay = ok(advance(counter, setl))["crdtpay"]
-    assert Decimal(str(pay["crdt_pay_amt"])) == Decimal("500.00") and Decimal(str(pay["psn_cash_pay"])) == cash - 500
+    assert Decimal(str(pay["crdt_pay_amt"])) == Decimal("100.00") and Decimal(str(pay["psn_cash_pay"])) == cash - 100
     assert Decimal(str(pay["avl_lmt_amt"])) == 0
     assert eligibility(counter, person)["dpst_free_flag"] == "0"
     second = discharged_settlement(counter, person, jia, "800.00")
@@ -431,9 +438,11 @@ def test_concurrent_repayment_runs_pay_each_instalment_once_and_never_overdraw(h
     person = someone(db, min_balance=1)
     sign_up(http, person)
     pay = ok(advance(counter, discharged_settlement(counter, person, jia)))["crdtpay"]
-    with db.unit_of_work() as session:  # 500 yuan in the account, less than the advance
+    total = int(Decimal(str(pay["crdt_pay_amt"])) * 100)
+    held = total // 2 + 1  # the account holds less than the advance: it pays part of an instalment, the card the rest
+    with db.unit_of_work() as session:
         session.execute(update(Account).where(Account.psn_no == person.psn_no).values(
-            balance_fen=50_000, opening_fen=Account.opening_fen - Account.balance_fen + 50_000))
+            balance_fen=held, opening_fen=Account.opening_fen - Account.balance_fen + held))
     last_due = due_dates(db, pay["crdt_advn_no"])[-1]
     collected_before = {k for k, c in bank.collections.items() if c["paid"]}
     errors: list[BaseException] = []
@@ -453,10 +462,9 @@ def test_concurrent_repayment_runs_pay_each_instalment_once_and_never_overdraw(h
     with db.unit_of_work(write=False) as session:
         rows = list(session.scalars(select(CreditRepayment).where(CreditRepayment.advance_no == pay["crdt_advn_no"])))
         statuses = set(session.scalars(select(CreditInstalment.status).where(CreditInstalment.advance_no == pay["crdt_advn_no"])))
-    total = int(Decimal(str(pay["crdt_pay_amt"])) * 100)
     assert statuses == {"paid"} and sum(r.amount_fen for r in rows) == total
-    assert sum(r.amount_fen for r in rows if r.source == "acct") == 50_000 and balance(db, person) == 0
+    assert sum(r.amount_fen for r in rows if r.source == "acct") == held and balance(db, person) == 0
     new_collections = [c for k, c in bank.collections.items() if c["paid"] and k not in collected_before
                        and c["bank_ref"] == agreement_of(db, person).bank_ref]
-    assert sum(Decimal(c["amount"]) for c in new_collections) * 100 == total - 50_000
+    assert sum(Decimal(c["amount"]) for c in new_collections) * 100 == total - held
     books_agree(db)

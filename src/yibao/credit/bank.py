@@ -100,3 +100,26 @@ def client(url: str, key: str) -> HttpBank:
         if found is None:
             found = _CLIENTS[(url, key)] = HttpBank(url, key)
         return found
+
+
+DEMO_URL = "demo:"
+
+
+class DemoBank:
+    """The demo's partner bank (``url`` ``demo:``), answering in-process: a limit of 5,000 yuan for everyone, every
+    advance accepted, every collection paid. Only in a demo database (`yibao.credit.service.bank_client`)."""
+
+    limit = "5000.00"
+
+    def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if operation == "apply":
+            return {"granted": True, "limit": self.limit, "bank_ref": f"DEMO{payload['agreement_no'][-12:]}"}
+        if operation == "advance":
+            return {"accepted": True, "ref": f"DEMO{payload['advance_no'][-12:]}"}
+        if operation == "cancel":
+            return {"cancelled": True}
+        if operation == "collect":
+            return {"paid": True}
+        if operation == "close":
+            return {"closed": True}
+        raise BankUnavailable(f"demo bank: no operation {operation}")

@@ -39,6 +39,7 @@ from yibao.core.money import yuan
 from yibao.credential import service as credential
 from yibao.credit import bank as bank_http
 from yibao.credit.models import CreditAdvance, CreditAgreement, CreditBank, CreditInstalment, CreditRepayment
+from yibao.deployment import service as deployment
 from yibao.encounter.models import Settlement
 from yibao.ledger import service as ledger
 from yibao.policy.service import CreditTerms, region_credit_terms
@@ -84,7 +85,7 @@ def add_bank(session: Session, *, bank_code: str, bank_name: str, url: str, key:
     code = bank_code.strip()
     if not code or len(code) > 20:
         raise InputError("a bank code of 1 to 20 characters is required", field="bank_code")
-    if not url.startswith(("https://", "http://")):
+    if not url.startswith(("https://", "http://")):  # the demo's bank (demo:) is seeded by the demo only
         raise InputError("the bank's URL must be http(s)://…", field="url")
     if len(key) < 16:
         raise InputError("the bank's key must have at least 16 characters", field="key")
@@ -102,10 +103,22 @@ def banks(session: Session) -> list[CreditBank]:
 
 
 def bank_client(session: Session, bank_code: str) -> Bank:
+    """The registered bank's client; the demo bank (``url`` ``demo:``) answers only in a demo database."""
     row = session.get(CreditBank, bank_code)
     if row is None:
         raise NotFound(f"没有合作银行{bank_code[:20]}", field="bank_code")
+    if row.url == bank_http.DEMO_URL:
+        if deployment.mode(session) != deployment.DEMO:
+            raise bank_http.BankUnavailable("the demo bank answers only in a demo database")
+        return bank_http.DemoBank()
     return bank_http.client(row.url, row.key)
+
+
+def add_demo_bank(session: Session) -> None:
+    """The demo's partner bank (`yibao.demo`): in-process, so the app's 信用就医 works in `make run`."""
+    if session.get(CreditBank, "DEMOBANK") is None:
+        session.add(CreditBank(bank_code="DEMOBANK", bank_name="演示合作银行", url=bank_http.DEMO_URL, key=secrets.token_hex(16), active=1,
+                               added_at=clock.now()))
 
 
 # Which client speaks to a bank: the registered endpoint (tests may put another in its place).

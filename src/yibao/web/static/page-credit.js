@@ -29,6 +29,7 @@
   function render(page) {
     const signup = agreementCard(page);
     $("credit-signup").hidden = !signup || !page.banks.length;
+    if (signup && !page.banks.length) $("credit-agreement").insertAdjacentHTML("beforeend", `<p class="hint">暂无合作银行，请留意医保经办机构通知。</p>`);
     $("credit-bank").innerHTML = page.banks.map((b) => `<option value="${esc(b.bank_code)}">${esc(b.bank_name)}</option>`).join("");
     const t = page.totals;
     $("credit-totals").textContent = `累计垫付${t.advanced}元，已还${t.repaid}元，待还${t.outstanding}元${Number(t.overdue) > 0 ? `，其中逾期${t.overdue}元` : ""}`;

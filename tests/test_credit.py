@@ -248,11 +248,40 @@ def test_the_personal_account_repays_where_the_policy_allows_and_the_books_agree
     assert len(bank.collections) == collected_before  # the card was not touched
     books_agree(db)
     # the rest, when due: the whole advance repaid, the limit whole again
+    # closing while something is owed: refused
+    auth = signed_in(http, person)
+    owed = http.post(f"/api/v1/people/{person.psn_no}/credit/close", headers=auth)
+    assert owed.status_code == 409 and "未还" in owed.json()["detail"]
+    # the rest, when due: the whole advance repaid, the limit whole again
     credit.run_due(db, dates[-1], psn_no=person.psn_no)
     with db.unit_of_work(write=False) as session:
         assert session.get(CreditAdvance, pay["crdt_advn_no"]).status == "repaid"
-    assert agreement_of(db, person).available_fen == 500_000
+    agreement = agreement_of(db, person)
+    assert agreement.available_fen == 500_000
     books_agree(db)
+    # nothing owed: the person may close it (the bank is told), and sign again later
+    closed = http.post(f"/api/v1/people/{person.psn_no}/credit/close", headers=auth)
+    assert closed.status_code == 200 and closed.json()["agreement"]["status"] == "closed"
+    assert bank.agreements[agreement.bank_ref]["closed"] is True
+    assert eligibility(counter, person)["dpst_free_flag"] == "0"
+
+
+def test_the_account_repays_no_more_than_the_yearly_cap(http, db, bank, counter, jia) -> None:  # type: ignore[no-untyped-def]
+    person = someone(db, min_balance=200_000)
+    sign_up(http, person)
+    pay = ok(advance(counter, discharged_settlement(counter, person, jia)))["crdtpay"]
+    first_due = due_dates(db, pay["crdt_advn_no"])[0]
+    # 2,999 yuan already repaid from the account this year (370100's cap is 3,000)
+    earlier = f"HKTEST{secrets.token_hex(8)}"
+    with db.unit_of_work() as session:
+        session.add(CreditRepayment(repayment_no=earlier, advance_no="HKTEST", seq=1, psn_no=person.psn_no, bank_code=BANK,
+                                    amount_fen=299_900, source="acct", on_date=first_due, paid_at=clock.now()))
+    try:
+        report = credit.run_due(db, first_due, psn_no=person.psn_no)
+    finally:
+        with db.unit_of_work() as session:
+            session.delete(session.get(CreditRepayment, earlier))
+    assert report.from_account_fen == 100 and report.from_bank_fen > 0 and report.overdue == 0
 
 
 def test_an_account_short_of_money_pays_what_it_has_and_the_card_the_rest(http, db, bank, counter, jia) -> None:  # type: ignore[no-untyped-def]

@@ -544,6 +544,13 @@ def bank_statement(session: Session, bank_code: str, month: str) -> dict[str, An
     repaid_by: dict[tuple[str, int], int] = defaultdict(int)
     for r in repayments:
         repaid_by[(r.advance_no, r.seq)] += r.amount_fen
+    # every instalment of those advances in one read (not one per advance)
+    schedules: dict[str, list[tuple[int, date, int]]] = defaultdict(list)
+    for advance_no, seq, due_date, amount in session.execute(
+            select(CreditInstalment.advance_no, CreditInstalment.seq, CreditInstalment.due_date, CreditInstalment.amount_fen)
+            .join(CreditAdvance, CreditAdvance.advance_no == CreditInstalment.advance_no)
+            .where(CreditAdvance.bank_code == bank_code, CreditAdvance.advanced_at < end)).tuples():
+        schedules[advance_no].append((seq, due_date, amount))
     made = cancelled = outstanding = overdue = 0
     lines = []
     for a in advances:
@@ -555,10 +562,10 @@ def bank_statement(session: Session, bank_code: str, month: str) -> dict[str, An
         if not standing_at_end:
             continue
         owed_here = overdue_here = 0
-        for i in instalments_of(session, a.advance_no):
-            left = i.amount_fen - repaid_by.get((a.advance_no, i.seq), 0)
+        for seq, due_date, amount in schedules[a.advance_no]:
+            left = amount - repaid_by.get((a.advance_no, seq), 0)
             owed_here += left
-            if i.due_date <= last and left > 0:
+            if due_date <= last and left > 0:
                 overdue_here += left
         outstanding += owed_here
         overdue += overdue_here

@@ -63,18 +63,24 @@ class HttpBank:
         timestamp, nonce = str(int(time.time() * 1000)), secrets.token_hex(16)
         headers = {"content-type": "application/json; charset=utf-8", "x-yb-timestamp": timestamp, "x-yb-nonce": nonce,
                    "x-yb-signature": sign(self._key, timestamp, nonce, body)}
+        deadline = time.monotonic() + self.timeout_s
         try:
-            reply = self._client.post(f"{self.url}/{operation}", content=body, headers=headers)
+            with self._client.stream("POST", f"{self.url}/{operation}", content=body, headers=headers) as reply:
+                if reply.status_code != 200:
+                    raise BankUnavailable(f"{operation}: bank answered HTTP {reply.status_code}")
+                received = bytearray()
+                for chunk in reply.iter_bytes():
+                    received += chunk
+                    if len(received) > MAX_ANSWER_BYTES:
+                        raise BankUnavailable(f"{operation}: bank answer too large")
+                    if time.monotonic() > deadline:  # a bank dripping bytes must not hold the transaction past the timeout
+                        raise BankUnavailable(f"{operation}: bank answer too slow")
+                answered_at, signature = reply.headers.get("x-yb-timestamp", ""), reply.headers.get("x-yb-signature", "")
         except httpx.TimeoutException:
             raise BankUnavailable(f"{operation}: bank timed out") from None
         except httpx.HTTPError as error:
             raise BankUnavailable(f"{operation}: bank unreachable: {type(error).__name__}") from None
-        if reply.status_code != 200:
-            raise BankUnavailable(f"{operation}: bank answered HTTP {reply.status_code}")
-        answer = reply.content
-        if len(answer) > MAX_ANSWER_BYTES:
-            raise BankUnavailable(f"{operation}: bank answer too large")
-        answered_at, signature = reply.headers.get("x-yb-timestamp", ""), reply.headers.get("x-yb-signature", "")
+        answer = bytes(received)
         if not signature or not crypto.equal(sign(self._key, answered_at, nonce, answer), signature.lower()):
             raise BankUnavailable(f"{operation}: bank answer is not signed with our key for this request")
         try:

@@ -8,6 +8,10 @@ whichever yibao is first on PYTHONPATH, counting what goes to the server per cal
 (psycopg ``Cursor.execute``/``executemany``) and transaction commands (BEGIN, COMMIT, ROLLBACK…); and the CPU
 seconds per call of this process (the counter's signing included) and of the PostgreSQL postmaster's process tree.
 Adds its figures under ``--label`` to bench/results/pg_round_trips.json (other labels are kept).
+
+On SQLite (``--database-url sqlite:///…``) it counts instead the CPU spent inside the sqlite3 module's calls
+(execute, executemany, fetches, commit, rollback): how much of a call the embedded database itself costs, the part
+a PostgreSQL design would replace with round trips and the server's own CPU (compare bench/pg_floor.py).
 """
 
 from __future__ import annotations
@@ -51,13 +55,46 @@ def _counting() -> None:
     connection_base.BaseConnection._exec_command = counted_command  # type: ignore[method-assign]
 
 
+def _timing_sqlite() -> None:
+    """sqlite3 connections whose cursors and commits add their CPU time to COUNTS["sqlite_cpu_ns"]."""
+    import sqlite3
+
+    def timed(call: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.process_time_ns()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                COUNTS["sqlite_cpu_ns"] += time.process_time_ns() - started
+        return run
+
+    class TimedCursor(sqlite3.Cursor):
+        execute = timed(sqlite3.Cursor.execute)
+        executemany = timed(sqlite3.Cursor.executemany)
+        fetchone = timed(sqlite3.Cursor.fetchone)
+        fetchmany = timed(sqlite3.Cursor.fetchmany)
+        fetchall = timed(sqlite3.Cursor.fetchall)
+
+    class TimedConnection(sqlite3.Connection):
+        commit = timed(sqlite3.Connection.commit)
+        rollback = timed(sqlite3.Connection.rollback)
+        execute = timed(sqlite3.Connection.execute)
+
+        def cursor(self, factory: Any = TimedCursor) -> Any:  # type: ignore[override]
+            return super().cursor(factory)
+
+    connect = sqlite3.connect
+    sqlite3.connect = lambda *a, **k: connect(*a, **{**k, "factory": TimedConnection})  # type: ignore[assignment]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--label", required=True)
     parser.add_argument("--visits", type=int, default=300)
     args = parser.parse_args()
-    _counting()
+    on_sqlite = args.database_url.startswith("sqlite")
+    _timing_sqlite() if on_sqlite else _counting()
     from yibao.app import gateway_service
     from yibao.client import CounterClient
     from yibao.config import Settings
@@ -77,7 +114,7 @@ def main() -> None:
     counter = CounterClient("http://in-process", code, secret, http=transport)  # type: ignore[arg-type]
     counter.sign_in()
     traffic.run({code: counter}, people, items, 30, 1)  # warm: pool, prepared statements, caches
-    postmaster = postmaster_pid(args.database_url)
+    postmaster = None if on_sqlite else postmaster_pid(args.database_url)
     transport.calls = 0
     COUNTS.clear()
     cpu0, pg0, wall0 = time.process_time(), tree_cpu_s(postmaster) if postmaster else 0.0, time.perf_counter()
@@ -87,9 +124,11 @@ def main() -> None:
     state = machine()
     result = {"when": time.strftime("%Y-%m-%d %H:%M"), "machine": state["description"], "cpu_model": state["cpu_model"],
               "code": code_identity(code_env(None)), "visits": {"outpatient": report.outpatient, "inpatient": report.inpatient},
-              "calls": calls, "statements_per_call": round(COUNTS["statements"] / calls, 2),
-              "transaction_commands_per_call": round(COUNTS["transaction_commands"] / calls, 2),
-              "round_trips_per_call": round((COUNTS["statements"] + COUNTS["transaction_commands"]) / calls, 2),
+              "calls": calls,
+              **({"sqlite_engine_cpu_us_per_call": round(COUNTS["sqlite_cpu_ns"] / calls / 1e3)} if on_sqlite else
+                 {"statements_per_call": round(COUNTS["statements"] / calls, 2),
+                  "transaction_commands_per_call": round(COUNTS["transaction_commands"] / calls, 2),
+                  "round_trips_per_call": round((COUNTS["statements"] + COUNTS["transaction_commands"]) / calls, 2)}),
               "client_and_yibao_cpu_us_per_call": round((cpu1 - cpu0) / calls * 1e6),
               "postgresql_cpu_us_per_call": round((pg1 - pg0) / calls * 1e6) if postmaster else None,
               "wall_us_per_call": round((wall1 - wall0) / calls * 1e6)}

@@ -148,6 +148,7 @@ def transaction_table() -> dict[str, Transaction]:
     from yibao.credential.transactions import TRANSACTIONS as credential_transactions
     from yibao.credit import service as credit
     from yibao.credit.transactions import TRANSACTIONS as credit_transactions
+    from yibao.drg.transactions import TRANSACTIONS as drg
     from yibao.encounter import service as encounter_service
     from yibao.encounter.transactions import TRANSACTIONS as encounter
     from yibao.files.transactions import TRANSACTIONS as files
@@ -158,7 +159,7 @@ def transaction_table() -> dict[str, Transaction]:
     from yibao.registry.transactions import transactions as registry_transactions
 
     groups = (signin.transactions(registry.operator_active), registry_transactions(credential.use_token), credential_transactions,
-              codes, files, encounter, chronic, filing, reconciliation, credit_transactions)
+              codes, files, encounter, chronic, filing, reconciliation, drg, credit_transactions)
     encounter_service.on_reversal(credit.cancel_for_reversal)
     table: dict[str, Transaction] = {}
     for group in groups:

@@ -42,10 +42,14 @@ app.add_typer(audit_app, name="audit")
 ledger_app = typer.Typer(help="The settlement ledger.", no_args_is_help=True)
 policy_app = typer.Typer(help="Policy parameters.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
+maternity_app = typer.Typer(help="Maternity allowances (生育津贴).", no_args_is_help=True)
+app.add_typer(maternity_app, name="maternity")
 app.add_typer(policy_app, name="policy")
 console_app = typer.Typer(help="The vendors' console (/console/): platform staff who may read every institution's messages.",
                           no_args_is_help=True)
 app.add_typer(console_app, name="console")
+drg_app = typer.Typer(help="DRG/DIP: grouped inpatient cases (4101) and what the funds pay hospitals for them.", no_args_is_help=True)
+app.add_typer(drg_app, name="drg")
 console = Console()
 
 
@@ -728,6 +732,131 @@ def policy_reload(directory: Annotated[Path | None, typer.Option("--dir", help="
                        "keep the policy in a directory of your own (YIBAO_POLICY_DIR)") from None
     console.print(f"policy of {', '.join(sorted(book.regions))} checked ({len(results)} cases pass); running servers load it "
                   f"within {os.environ.get('YIBAO_POLICY_CHECK_S', '2')} s", highlight=False, soft_wrap=True)
+
+
+@policy_app.command("whatif")
+def policy_whatif(policy: Annotated[Path, typer.Option("--policy", help="the changed policy directory (a copy of the one in "
+                                                       "force with your change)")],
+                  year: Annotated[int, typer.Option("--year", help="the year of care whose settlements are replayed")],
+                  out: Annotated[Path, typer.Option("--out", help="where the report goes (report.json, report.md, chart.png)")]
+                  = Path("whatif"),
+                  current: Annotated[Path | None, typer.Option("--current", help="the policy in force (default: YIBAO_POLICY_DIR "
+                                                               "or the shipped one)")] = None,
+                  workers: Annotated[int | None, typer.Option("--workers", help="replaying processes (default: every core)")] = None
+                  ) -> None:
+    """Replay every settlement of a year under a changed policy and report what each fund and the people would pay.
+
+    Reads the database, never writes it: the ledger, the year totals and the settlements stay as they are."""
+    import json
+
+    from yibao.core.errors import YibaoError
+    from yibao.policy.parameters import bundled_root
+    from yibao.whatif import report as reports
+    from yibao.whatif import service as whatif
+
+    if not policy.is_dir():
+        raise CliError(f"no policy directory at {policy}")
+    settings = Settings()
+    db = _database(settings)
+    try:
+        with _progress() as bar:
+            task = bar.add_task(f"replaying {year}", total=None)
+            summary = whatif.run(db, year, current or bundled_root(), policy, workers=workers,
+                                 total=lambda n: bar.update(task, total=n), progress=lambda n: bar.advance(task, n))
+    except YibaoError as error:
+        console.print(f"[red]{error.message}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    finally:
+        db.dispose()
+    found = summary.as_json()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(json.dumps({"year": year, "policy": str(policy), **found}, indent=2, ensure_ascii=False) + "\n")
+        title = f"What if: {policy.name}, {year}"
+        (out / "report.md").write_text(reports.markdown(found, title), encoding="utf-8")
+        drawn = reports.chart(found, out / "chart.png", title)
+    except OSError as error:
+        raise CliError(f"the report cannot be written to {out}: {error.strerror}") from None
+    change = found["change"]
+    console.print(f"{found['settlements']:,} settlements, {found['changed_settlements']:,} pay differently: funds "
+                  f"{reports.yuan(change['fund_pay_sumamt'])} yuan, people's own payments {reports.yuan(change['psn_part_amt'])} yuan; "
+                  f"report in {out}/report.md" + ("" if drawn else " (no chart: matplotlib is not installed)"),
+                  highlight=False, soft_wrap=True)
+
+
+@maternity_app.command("run")
+def maternity_run(day: Annotated[str | None, typer.Option("--date", help="pay what is due on this day, yyyy-mm-dd (default: "
+                                                          "today)")] = None) -> None:
+    """Schedule an allowance for every new maternity settlement, cancel reversed ones, pay those due (run it daily)."""
+    from yibao.core import clock
+    from yibao.core.errors import YibaoError
+    from yibao.maternity import payout as payouts
+    from yibao.maternity import service as maternity
+
+    on = clock.parse_date(day, "--date") if day else clock.today()
+    settings = Settings()
+    channel = None
+    if settings.payout_url or settings.payout_key:
+        try:
+            channel = payouts.HttpPayout(settings.payout_url, settings.payout_key, timeout_s=settings.payout_timeout_s)
+        except YibaoError as error:
+            raise CliError(error.message) from None
+    db = _database(settings)
+    try:
+        report = maternity.run(db, channel, on)
+    except YibaoError as error:
+        raise CliError(error.message) from None
+    finally:
+        db.dispose()
+        if channel is not None:
+            channel.close()
+    console.print(report.line() + ("" if channel else "; nothing paid: no payout channel (YIBAO_PAYOUT_URL, YIBAO_PAYOUT_KEY)"),
+                  highlight=False, soft_wrap=True)
+
+
+@drg_app.command("report")
+def drg_report(month: Annotated[str, typer.Option("--month", help="the month of settlement, yyyy-mm")],
+               out: Annotated[Path, typer.Option("--out", help="where the report goes (report.json, report.md, chart-<hospital>.png)")]
+               = Path("drg-report"),
+               hospital: Annotated[str | None, typer.Option("--hospital", help="one hospital's fixmedins_code (default: every one)")]
+               = None,
+               method: Annotated[str | None, typer.Option("--method", help="drg or dip (default: each region's policy, drg.yaml)")]
+               = None) -> None:
+    """The month's grouped inpatient cases per hospital: fund payment by group against by item, per group, with a chart.
+
+    Reads the database, never writes it."""
+    import json
+
+    from yibao.core.errors import YibaoError
+    from yibao.drg import report as reports
+    from yibao.drg import service as drg
+
+    if method not in (None, "drg", "dip"):
+        raise CliError(f"--method is drg or dip, not {method}")
+    settings = Settings()
+    db = _database(settings)
+    try:
+        with db.unit_of_work(write=False) as session:
+            cases = drg.month_cases(session, month, hospital, method)
+    except YibaoError as error:
+        console.print(f"[red]{error.message}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    finally:
+        db.dispose()
+    found = reports.build(month, cases)
+    drawn = 0
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(json.dumps(found, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (out / "report.md").write_text(reports.markdown(found), encoding="utf-8")
+        for h in found["hospitals"]:
+            drawn += reports.chart(h, out / f"chart-{h['fixmedins_code']}.png", f"{h['fixmedins_code']} {month}: over/under by group")
+    except OSError as error:
+        raise CliError(f"the report cannot be written to {out}: {error.strerror}") from None
+    t = found["totals"]
+    console.print(f"{t['cases']:,} cases in {len(found['hospitals'])} hospitals: funds by item {reports.yuan(t['item_fund'])} yuan, "
+                  f"by group {reports.yuan(t['fund_to_hospital'])} yuan; report in {out}/report.md ({drawn} charts)",
+                  highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -41,6 +41,11 @@ class Settings:
     face_provider_key: str = field(default_factory=lambda: os.environ.get("YIBAO_FACE_PROVIDER_KEY", ""), repr=False)
     face_min_score: float = field(default_factory=lambda: float(os.environ.get("YIBAO_FACE_MIN_SCORE", "0.8")))
     face_timeout_s: float = field(default_factory=lambda: float(os.environ.get("YIBAO_FACE_TIMEOUT_S", "5")))
+    # the bank's disbursement service cash benefits (maternity allowances) are paid through, and the HMAC-SM3 key both
+    # sides sign with; none configured: allowances are scheduled but not paid (yibao maternity run says so)
+    payout_url: str = field(default_factory=lambda: os.environ.get("YIBAO_PAYOUT_URL", ""))
+    payout_key: str = field(default_factory=lambda: os.environ.get("YIBAO_PAYOUT_KEY", ""), repr=False)
+    payout_timeout_s: float = field(default_factory=lambda: float(os.environ.get("YIBAO_PAYOUT_TIMEOUT_S", "10")))
     # scrypt cost for new password hashes (a power of two); older hashes keep theirs and are re-hashed at the next sign-in
     password_scrypt_n: int = field(default_factory=lambda: int(os.environ.get("YIBAO_PASSWORD_SCRYPT_N", str(2**14))))
     # people's API rate limits: attempts per fixed window, per account (the ID number typed, or the signed-in person) and

@@ -477,6 +477,14 @@ def bind(session: Session, holder: Person, *, certno: str, name: str, relation: 
     return binding
 
 
+def confirm_with_password(session: Session, settings: Settings, psn_no: str, password: str) -> None:
+    """The signed-in person confirms an act with their consumption password (a wrong one counts like anywhere else)."""
+    credential = session.scalar(select(Credential).where(Credential.psn_no == psn_no))
+    if credential is None:
+        raise Refused("no-password", "尚未设置消费密码，请刷脸重置密码", "password")
+    verify_password(credential, password, settings)
+
+
 def approve(session: Session, settings: Settings, member_psn_no: str, binding_id: int, password: str) -> FamilyBinding:
     """The member lets the holder act for them: with the member's password (a wrong one counts like anywhere else)."""
     binding = session.get(FamilyBinding, binding_id)

@@ -26,6 +26,7 @@ from yibao.credential.models import Channel, Device, FamilyBinding, UserSession
 from yibao.encounter.models import Settlement
 from yibao.filing import service as filing
 from yibao.ledger.models import LedgerEntry
+from yibao.maternity import service as maternity_service
 from yibao.registry.models import Account, Contribution, Employer, Enrolment, Institution, Person
 from yibao.store.db import Database
 
@@ -438,3 +439,27 @@ def cancel_care_away(db: Database, caller: Caller, psn_no: str, trt_dcla_detl_sn
         return filing.shown(row, clock.today())
 
     return _attempt(db, "filing.cancel", trt_dcla_detl_sn[:30], caller.ip, go)
+
+
+# -- 生育津贴 -----------------------------------------------------------------------------------------
+
+def maternity(db: Database, token: str, psn_no: str) -> dict[str, Any]:
+    """The person's (or a bound family member's) maternity allowances and the account benefits are paid to."""
+    return _about(db, token, psn_no, lambda session, who: {"allowances": maternity_service.allowances_of(session, who),
+                                                           "account": maternity_service.account_of(session, who)})
+
+
+def set_benefit_account(db: Database, settings: Settings, caller: Caller, psn_no: str, *, bank_name: str, account_no: str,
+                        password: str) -> dict[str, str]:
+    """Only the person, with the consumption password, names the account their benefits are paid to."""
+    def go(session: Session) -> dict[str, str]:
+        user = credential.session_person(session, caller.token)
+        if user.psn_no != psn_no:
+            raise credential.Refused("family", "待遇发放账户只能由本人登记", "psn_no")
+        credential.confirm_with_password(session, settings, user.psn_no, password)
+        shown = maternity_service.set_account(session, psn_no, bank_name, account_no)
+        audit.record(session, "benefit_account.set", actor=user.psn_no, subject=psn_no, reason=f"account …{shown['account_tail']}",
+                     ip=caller.ip)
+        return shown
+
+    return _attempt(db, "benefit_account.set", psn_no[:30], caller.ip, go)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import anyio
 import msgspec
 import structlog
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, delete, get, post, put
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import Parameter
 
@@ -94,6 +94,12 @@ class FilingIn(msgspec.Struct):
     tel: Annotated[str, msgspec.Meta(max_length=50)] = ""
     addr: Annotated[str, msgspec.Meta(max_length=200)] = ""
     reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+class BenefitAccountIn(msgspec.Struct):
+    bank_name: Annotated[str, msgspec.Meta(max_length=50)]
+    account_no: Annotated[str, msgspec.Meta(max_length=40)]
+    password: Annotated[str, msgspec.Meta(max_length=6)]
 
 
 class FilingCancelIn(msgspec.Struct):
@@ -215,6 +221,17 @@ class PeopleController(Controller):
     def cancel_care_away(self, request: Request[Any, Any, Any], psn_no: str, trt_dcla_detl_sn: str,
                          data: FilingCancelIn) -> dict[str, Any]:
         return service.cancel_care_away(request.app.state.db, _caller(request), psn_no, trt_dcla_detl_sn, data.memo)
+
+    @get("/people/{psn_no:str}/maternity", sync_to_thread=True,
+         summary="Maternity allowances (生育津贴): amount, days, how they were counted, when paid; and the benefit account")
+    def maternity(self, request: Request[Any, Any, Any], psn_no: str) -> dict[str, Any]:
+        return service.maternity(request.app.state.db, bearer_token(request), psn_no)
+
+    @put("/people/{psn_no:str}/benefit-account", sync_to_thread=True,
+         summary="Name the bank account cash benefits are paid to (the person only, with the consumption password)")
+    def set_benefit_account(self, request: Request[Any, Any, Any], psn_no: str, data: BenefitAccountIn) -> dict[str, str]:
+        return service.set_benefit_account(request.app.state.db, request.app.state.settings, _caller(request), psn_no,
+                                           bank_name=data.bank_name, account_no=data.account_no, password=data.password)
 
     @get("/me/family", sync_to_thread=True)
     def family(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:

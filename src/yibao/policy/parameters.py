@@ -4,7 +4,8 @@ One directory per region (``admdvs``), one YAML file per parameter family. A lea
 mapping from effective date to value; the value in force on a day is the one with the latest
 date not after it. Each file names its source (``reference``) and its unit (``yuan``,
 ``ratio``, ``tiers``, ``count`` (a whole number, e.g. months), ``cert_types`` (a list of mdtrt_cert_type codes),
-``funds`` (a list of fund_pay_type codes) or ``care_kinds`` (a list of kinds of care); a subtree may override the unit
+``funds`` (a list of fund_pay_type codes), ``care_kinds`` (a list of kinds of care), ``factor`` (a positive multiplier, e.g. a
+hospital level's coefficient) or ``payment_method`` (drg or dip); a subtree may override the unit
 with ``_unit``. Every value is checked at load, and errors name the file, the key and the date.
 
 The directory is the one shipped with yibao or ``YIBAO_POLICY_DIR``. ``yibao policy reload`` checks the files and their
@@ -33,8 +34,11 @@ import yaml
 
 from yibao.core.errors import InputError
 
-FAMILIES = ("deductible", "pool_ratio", "caps", "second_tier", "catalogue", "credential", "chronic", "treatment", "funds", "credit")
-UNITS = ("yuan", "ratio", "tiers", "count", "cert_types", "funds", "care_kinds")
+FAMILIES = ("deductible", "pool_ratio", "caps", "second_tier", "catalogue", "credential", "chronic", "treatment", "funds",
+            "maternity", "drg", "credit")
+UNITS = ("yuan", "ratio", "tiers", "count", "cert_types", "funds", "care_kinds", "factor", "payment_method")
+# how a region pays hospitals for inpatient cases (drg.yaml): by DRG group (weight × rate) or by DIP packet (score × point value)
+PAYMENT_METHODS = ("drg", "dip")
 CERT_TYPES = ("01", "02", "03")  # mdtrt_cert_type: e-credential, resident ID card, social-security card
 # fund_pay_type: employees' and residents' basic pooled funds, large-amount subsidy, civil-servant subsidy, residents'
 # catastrophic insurance, medical assistance
@@ -92,6 +96,15 @@ def _convert(value: Any, unit: str, where: str) -> Any:
             if not isinstance(value, list) or any(not isinstance(c, str) or c not in CERT_TYPES for c in value):
                 raise PolicyError(f"{where}: {value} must be a list of quoted credential types from {', '.join(CERT_TYPES)}")
             return frozenset(value)
+        if unit == "factor":
+            factor = Decimal(str(value))
+            if not factor.is_finite() or factor <= 0 or factor != factor.quantize(Decimal("0.0001")):
+                raise PolicyError(f"{where}: {value} must be a positive number with at most 4 decimals")
+            return factor
+        if unit == "payment_method":
+            if value not in PAYMENT_METHODS:
+                raise PolicyError(f"{where}: {value} must be one of {', '.join(PAYMENT_METHODS)}")
+            return value
         if unit in ("funds", "care_kinds"):
             allowed = FUND_CODES if unit == "funds" else CARE_KINDS
             # an empty list is a value: e.g. no fund pays for pharmacy purchases

@@ -53,6 +53,18 @@ class ChronicTerms:
 
 
 @dataclass(frozen=True)
+class DrgTerms:
+    """How the region pays hospitals for an insurance type's inpatient cases (``drg.yaml``)."""
+
+    method: str  # drg | dip
+    rate: int  # fen per relative weight 1.0 (费率)
+    point_value: int  # fen per DIP point (点值)
+    level_coefficient: dict[int, Decimal]  # hospital level → 等级系数
+    high: Decimal  # 高倍率: item total above high × case payment
+    low: Decimal  # 低倍率: item total below low × case payment
+
+
+@dataclass(frozen=True)
 class CreditTerms:
     """How a credit-care advance is repaid (``credit.yaml``): the interest-free days, the instalments and whether (and up
     to how much a calendar year) the personal account may repay it."""
@@ -143,6 +155,14 @@ class Policy:
                                    ratio=self.get("chronic.ratio.{code}.{insutype}", code=code),
                                    annual_cap=self.get("chronic.annual_cap.{code}.{insutype}", code=code)) for code in codes}
 
+    @cached_property
+    def drg(self) -> DrgTerms:
+        """DRG/DIP payment of inpatient cases to hospitals (the patient's own settlement does not read it)."""
+        return DrgTerms(method=self.get("drg.method.all"), rate=self.get("drg.rate.{insutype}"),
+                        point_value=self.get("drg.point_value.{insutype}"),
+                        level_coefficient={lv: self.get("drg.level_coefficient.level_{level}", level=lv) for lv in LEVELS},
+                        high=self.get("drg.outlier.high"), low=self.get("drg.outlier.low"))
+
 
 def credit_terms(book: PolicyBook, admdvs: str, on: date) -> CreditTerms:
     def value(name: str) -> Any:
@@ -183,6 +203,7 @@ def check(policy: Policy) -> None:
     policy.pay_auth_threshold  # noqa: B018
     policy.pay_auth_cert_types  # noqa: B018
     policy.employee_arrears_months  # noqa: B018
+    policy.drg  # noqa: B018 (hospital payment of inpatient cases)
     policy.credit  # noqa: B018
 
 

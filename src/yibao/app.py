@@ -154,12 +154,13 @@ def transaction_table() -> dict[str, Transaction]:
     from yibao.files.transactions import TRANSACTIONS as files
     from yibao.filing.transactions import TRANSACTIONS as filing
     from yibao.gateway import signin
+    from yibao.prescription.transactions import TRANSACTIONS as prescription
     from yibao.reconciliation.transactions import TRANSACTIONS as reconciliation
     from yibao.registry import service as registry
     from yibao.registry.transactions import transactions as registry_transactions
 
     groups = (signin.transactions(registry.operator_active), registry_transactions(credential.use_token), credential_transactions,
-              codes, files, encounter, chronic, filing, reconciliation, drg, credit_transactions)
+              codes, files, encounter, chronic, filing, prescription, reconciliation, drg, credit_transactions)
     encounter_service.on_reversal(credit.cancel_for_reversal)
     table: dict[str, Transaction] = {}
     for group in groups:

@@ -50,6 +50,8 @@ console_app = typer.Typer(help="The vendors' console (/console/): platform staff
 app.add_typer(console_app, name="console")
 drg_app = typer.Typer(help="DRG/DIP: grouped inpatient cases (4101) and what the funds pay hospitals for them.", no_args_is_help=True)
 app.add_typer(drg_app, name="drg")
+rx_app = typer.Typer(help="E-prescriptions (docs/prescriptions.md): institutions' SM2 keys and the platform's.", no_args_is_help=True)
+app.add_typer(rx_app, name="prescription")
 console = Console()
 
 
@@ -962,6 +964,65 @@ def federation_statement(month: Annotated[str, typer.Argument(help="the clearing
         result = hub.statement(session, month)
     db.dispose()
     typer.echo(json.dumps(hub.for_region(result, region) if region else result, ensure_ascii=False, indent=2))
+
+
+@rx_app.command("key-set")
+def prescription_key_set(fixmedins_code: str, public_key: Annotated[Path, typer.Argument(help="the institution's SM2 public key (PEM)")]
+                         ) -> None:
+    """Register the SM2 public key an institution signs its prescriptions with (7102/7103 fixmedins_sign_info)."""
+    from yibao.prescription import service
+
+    db = _database(Settings())
+    with db.unit_of_work() as session:
+        service.set_institution_key(session, fixmedins_code, public_key.read_text(encoding="ascii"))
+    db.dispose()
+    typer.echo(f"{fixmedins_code}: prescription key registered")
+
+
+@rx_app.command("key-new")
+def prescription_key_new(fixmedins_code: str) -> None:
+    """Make an SM2 key pair for an institution (a demo hospital, or one without its own CA), register the public half and
+    print the private half once: it is not kept here; give it to the hospital's HIS."""
+    from yibao.core import sm2
+    from yibao.prescription import service
+
+    private_pem, public_pem = sm2.generate_keypair()
+    db = _database(Settings())
+    with db.unit_of_work() as session:
+        service.set_institution_key(session, fixmedins_code, public_pem)
+    db.dispose()
+    typer.echo(private_pem, nl=False)
+
+
+@rx_app.command("key-show")
+def prescription_key_show(fixmedins_code: str) -> None:
+    """Print an institution's registered SM2 public key; in demo mode, a demo hospital's private key too (for the demo's HIS)."""
+    from yibao.deployment import service as deployment
+    from yibao.prescription.models import PrescriptionKey
+
+    db = _database(Settings())
+    with db.unit_of_work(write=False) as session:
+        row = session.get(PrescriptionKey, fixmedins_code)
+        demo = deployment.mode_of(db.engine) == deployment.DEMO
+        public_pem, private_pem = (row.public_key, row.demo_private_key) if row is not None else ("", None)
+    db.dispose()
+    if not public_pem:
+        raise CliError(f"no prescription key registered for {fixmedins_code}")
+    typer.echo(public_pem, nl=False)
+    if demo and private_pem:
+        typer.echo(private_pem, nl=False)
+
+
+@rx_app.command("platform-key")
+def prescription_platform_key() -> None:
+    """Print the platform's SM2 public key (医保电子签名: 7102's hi_sign_info verifies with it), created at first need."""
+    from yibao.prescription import service
+
+    db = _database(Settings())
+    with db.unit_of_work() as session:
+        _, public_pem = service.platform_key(session)
+    db.dispose()
+    typer.echo(public_pem, nl=False)
 
 
 # -- credit care (信用就医, docs/credit-care.md) -------------------------------------------------------------------

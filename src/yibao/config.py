@@ -63,6 +63,9 @@ class Settings:
     # how far back a visit's begin time (2201, 2401, pharmacy) may be dated: an admission registered late, not a year-old visit
     visit_backdate_h: int = field(default_factory=lambda: int(os.environ.get("YIBAO_VISIT_BACKDATE_H", "168")))
     fee_time_tolerance_s: int = field(default_factory=lambda: int(os.environ.get("YIBAO_FEE_TIME_TOLERANCE_S", "600")))
+    # An e-prescription's validity in days (处方流转: valid the day it is written, at most 3 days): the default when the
+    # hospital sends no valid_days and the most it may ask for.
+    rx_valid_days: int = field(default_factory=lambda: int(os.environ.get("YIBAO_RX_VALID_DAYS", "3")))
     # -- federation (docs/federation.md): "" a node on its own; "node" a province's node; "hub" the national hub
     federation_role: str = field(default_factory=lambda: os.environ.get("YIBAO_FEDERATION_ROLE", ""))
     # a node: the hub's base URL and the key (hex, 32 bytes) it shares with the hub

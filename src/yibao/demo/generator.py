@@ -29,6 +29,8 @@ from yibao.demo import names
 from yibao.deployment import service as deployment
 from yibao.gateway.models import GatewayClient
 from yibao.ledger.models import MutualAidGrant
+from yibao.prescription import service as prescription
+from yibao.prescription.models import PrescriptionKey
 from yibao.registry.models import (
     Account,
     Contribution,
@@ -159,6 +161,8 @@ def seed_institutions(session: Session, rng: random.Random, seed: int, per_kind:
         session.execute(insert(Doctor), doctors)
         session.execute(insert(Operator), operators)
         session.execute(insert(GatewayClient), clients)
+        # each demo hospital's SM2 key for e-prescriptions (random; `yibao prescription key-show` prints it in demo mode)
+        session.execute(insert(PrescriptionKey), prescription.demo_keys([r["fixmedins_code"] for r in rows if r["fixmedins_type"] == "1"]))
         count += len(rows)
     return count
 

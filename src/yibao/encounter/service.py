@@ -37,6 +37,7 @@ from yibao.filing import service as filing
 from yibao.ledger import service as ledger
 from yibao.policy.parameters import PolicyError
 from yibao.policy.service import category_of, policy_for
+from yibao.prescription import service as prescription
 from yibao.registry import service as registry
 from yibao.registry.models import Institution
 from yibao.registry.rows import EnrolmentRow, InstitutionRow, PersonRow
@@ -96,6 +97,15 @@ CHRONIC_MED_TYPE = "14"  # 门诊慢特病: paid by the registered disease's own
 def new_id(admdvs: str) -> str:
     """30 characters: region (6) + time (14) + 10 random digits, as real mdtrt_id / setl_id look."""
     return f"{admdvs}{clock.now():%Y%m%d%H%M%S}{secrets.randbelow(10**10):010d}"
+
+
+def _visit_facts(session: Session, mdtrt_id: str) -> tuple[str, str, str, str] | None:
+    """What the prescription centre may know of a visit a prescription names (prescription sits below encounter)."""
+    visit = sql.first(session, VISIT, mdtrt_id=mdtrt_id)
+    return None if visit is None else (visit.fixmedins_code, visit.psn_no, visit.med_type, visit.status)
+
+
+prescription.use_visits(_visit_facts)
 
 
 def kind_of(med_type: str) -> str:
@@ -386,6 +396,11 @@ def upload_fees(session: Session, caller: Caller, lines: Sequence[Any], window: 
         item = rules.get(raw.med_list_codg.strip().upper())
         if ctx.visit.kind == "pharmacy" and item is not None and item.rx_flag == "1" and not raw.rxno.strip():
             raise InputError(f"{item.med_list_name} is a prescription-only drug: a prescription number is required", field=f"{at}.rxno")
+        circulation = (getattr(raw, "rx_circ_flag", "") or "").strip()
+        if raw.rxno.strip() or (ctx.visit.kind == "pharmacy" and circulation == "1"):
+            # an e-prescription (hi_rxno) is dispensed only where the person chose, once, before it expires
+            prescription.check_line(session, rxno=raw.rxno, rx_circ_flag=circulation, med_list_codg=raw.med_list_codg,
+                                    fixmedins_code=caller.fixmedins_code, at_pharmacy=ctx.visit.kind == "pharmacy", where=at)
         patient = engine.Patient(clock.age_on(ctx.person.brdy, when.date()), ctx.person.gend)
         split = engine.classify(engine.FeeLine(raw.feedetl_sn, raw.med_list_codg, amount, cnt, pric), rule_of(item), patient,
                                 ctx.hosp_lv, ctx.policy.yi_selfpay_prop)
@@ -783,6 +798,11 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
         lines = of_batch or lines
     if not lines:
         raise Conflict("there are no unsettled fee lines to settle", field=f"{where}.mdtrt_id")
+    # the e-prescriptions the lines dispense: checked again now (a pre-settlement refuses what settling would), claimed below
+    dispensed = {found.hi_rxno for line in lines if line.rxno.strip()
+                 for found in [prescription.check_line(session, rxno=line.rxno, rx_circ_flag="", med_list_codg=line.med_list_codg,
+                                                       fixmedins_code=caller.fixmedins_code, at_pharmacy=visit.kind == "pharmacy",
+                                                       where=where)] if found is not None}
     uploaded = sum(line.det_item_fee_sumamt_fen for line in lines)
     if uploaded != request.medfee_sumamt:
         raise InputError(f"{yuan(request.medfee_sumamt)} does not match the unsettled fee lines ({yuan(uploaded)})",
@@ -835,6 +855,8 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
         posting.add(f"medins:{caller.fixmedins_code}", -out.medfee_sumamt)
         posting.write(session)
         sql.execute_many(session, SETTLE_LINE, [{"id": line.id, "setl_id": row.setl_id} for line in lines])
+        if dispensed:
+            prescription.claim(session, dispensed, fixmedins_code=caller.fixmedins_code, setl_id=row.setl_id, where=where)
         if visit.kind == "inpatient":
             visit.dedc_paid_fen += out.act_pay_dedc
             if answer.counts_admission:
@@ -991,6 +1013,7 @@ def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, ps
     posting.write(session)
     home.settled(session, reversal)
     sql.execute(session, REOPEN_LINES, setl_id=setl_id)
+    prescription.release(session, setl_id)  # what it dispensed may be dispensed again (until it expires)
     if visit.kind == "inpatient":
         visit.dedc_paid_fen -= original.act_pay_dedc
         if original.ytd_admission:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from yibao.audit import service as audit
 from yibao.config import Settings
 from yibao.core import clock
-from yibao.core.errors import AuthError, InputError, YibaoError
+from yibao.core.errors import AuthError, InputError, NotFound, YibaoError
 from yibao.core.money import yuan
 from yibao.credential import realperson
 from yibao.credential import service as credential
@@ -27,6 +27,8 @@ from yibao.encounter.models import Settlement
 from yibao.filing import service as filing
 from yibao.ledger.models import LedgerEntry
 from yibao.maternity import service as maternity_service
+from yibao.prescription import service as rx
+from yibao.prescription.models import Prescription
 from yibao.registry.models import Account, Contribution, Employer, Enrolment, Institution, Person
 from yibao.store.db import Database
 
@@ -463,3 +465,55 @@ def set_benefit_account(db: Database, settings: Settings, caller: Caller, psn_no
         return shown
 
     return _attempt(db, "benefit_account.set", psn_no[:30], caller.ip, go)
+
+
+# -- e-prescriptions (电子处方) --------------------------------------------------------------------------------------------
+
+def _rx_shown(session: Session, row: Any) -> dict[str, Any]:
+    """A prescription as the app shows it; the pickup code only while it may be dispensed."""
+    state = rx.shown_state(row)
+    chosen = session.get(Institution, row.chosen_fixmedins_code) if row.chosen_fixmedins_code else None
+    dispensable = state == "uploaded"
+    return {"hi_rxno": row.hi_rxno, "fixmedins_name": row.fixmedins_name, "prsc_dept_name": row.prsc_dept_name,
+            "prsc_dr_name": row.prsc_dr_name, "diag_name": row.diag_name, "prsc_time": clock.fmt_datetime(row.prsc_time),
+            "valid_end_time": clock.fmt_datetime(row.valid_end_time), "state": rx.SHOWN[state], "state_code": state,
+            "renewal": row.med_type == "14",
+            "drugs": [{"name": d.get("drug_genname") or d.get("drug_prodname") or d.get("med_list_codg"), "spec": d.get("drug_spec", ""),
+                       "cnt": d.get("drug_cnt", ""), "unit": d.get("drug_cnt_unit", ""), "usage": d.get("used_frqu_name", "")}
+                      for d in rx.drugs_of(row)],
+            "pharmacy_code": row.chosen_fixmedins_code or "", "pharmacy_name": chosen.fixmedins_name if chosen else "",
+            "pharmacy_fixed": row.rx_circ_flag == "0", "delivery_mode": row.delivery_mode,
+            "delivery_mode_name": rx.MODES.get(row.delivery_mode, ""), "delv_addr": row.delv_addr, "delv_stas_name": row.delv_stas_name,
+            "may_choose": dispensable and row.downloaded_at is None, "epc_qrcd": row.epc_qrcd if dispensable else ""}
+
+
+def prescriptions(db: Database, token: str, psn_no: str) -> list[dict[str, Any]]:
+    return _about(db, token, psn_no, lambda session, who: [_rx_shown(session, row) for row in rx.prescriptions_of(session, who)])
+
+
+def prescription(db: Database, token: str, psn_no: str, hi_rxno: str) -> dict[str, Any]:
+    """One of the person's prescriptions, with the designated pharmacies of their region to choose from."""
+    def read(session: Session, who: str) -> dict[str, Any]:
+        row = session.get(Prescription, hi_rxno)
+        if row is None or row.psn_no != who or row.status in ("prechecked", "signed"):
+            raise NotFound("没有这张处方", field="hi_rxno")
+        shown = _rx_shown(session, row)
+        shown["pharmacies"] = ([{"code": p.fixmedins_code, "name": p.fixmedins_name, "addr": p.addr}
+                                for p in rx.pharmacies(session, row.insuplc_admdvs)] if row.rx_circ_flag == "1" else [])
+        return shown
+
+    return _about(db, token, psn_no, read)
+
+
+def choose_pharmacy(db: Database, caller: Caller, psn_no: str, hi_rxno: str, *, fixmedins_code: str, delivery_mode: str,
+                    delv_addr: str) -> dict[str, Any]:
+    """The person (or the family member holding the binding) chooses where the prescription is dispensed and how."""
+    def go(session: Session) -> dict[str, Any]:
+        user = credential.session_person(session, caller.token)
+        credential.require_access(session, user.psn_no, psn_no)
+        row = rx.choose(session, psn_no, hi_rxno, fixmedins_code=fixmedins_code, mode=delivery_mode, addr=delv_addr)
+        audit.record(session, "prescription.choose", actor=user.psn_no, subject=psn_no,
+                     reason=f"prescription {row.hi_rxno} at {row.chosen_fixmedins_code} mode {row.delivery_mode}", ip=caller.ip)
+        return _rx_shown(session, row)
+
+    return _attempt(db, "prescription.choose", hi_rxno[:30], caller.ip, go)

@@ -102,6 +102,13 @@ class BenefitAccountIn(msgspec.Struct):
     password: Annotated[str, msgspec.Meta(max_length=6)]
 
 
+class ChoiceIn(msgspec.Struct):
+    # 1 到店自取, 2 配送到家
+    delivery_mode: Annotated[str, msgspec.Meta(max_length=1)]
+    fixmedins_code: Annotated[str, msgspec.Meta(max_length=12)] = ""
+    delv_addr: Annotated[str, msgspec.Meta(max_length=200)] = ""
+
+
 class FilingCancelIn(msgspec.Struct):
     memo: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
@@ -232,6 +239,21 @@ class PeopleController(Controller):
     def set_benefit_account(self, request: Request[Any, Any, Any], psn_no: str, data: BenefitAccountIn) -> dict[str, str]:
         return service.set_benefit_account(request.app.state.db, request.app.state.settings, _caller(request), psn_no,
                                            bank_name=data.bank_name, account_no=data.account_no, password=data.password)
+
+    @get("/people/{psn_no:str}/prescriptions", sync_to_thread=True, summary="E-prescriptions (电子处方) written for me, newest first")
+    def prescriptions(self, request: Request[Any, Any, Any], psn_no: str) -> list[dict[str, Any]]:
+        return service.prescriptions(request.app.state.db, bearer_token(request), psn_no)
+
+    @get("/people/{psn_no:str}/prescriptions/{hi_rxno:str}", sync_to_thread=True,
+         summary="One e-prescription, with the designated pharmacies to choose from")
+    def prescription(self, request: Request[Any, Any, Any], psn_no: str, hi_rxno: str) -> dict[str, Any]:
+        return service.prescription(request.app.state.db, bearer_token(request), psn_no, hi_rxno)
+
+    @post("/people/{psn_no:str}/prescriptions/{hi_rxno:str}/choice", sync_to_thread=True,
+          summary="Choose where an e-prescription is dispensed (a designated pharmacy) and whether it is delivered")
+    def choose_pharmacy(self, request: Request[Any, Any, Any], psn_no: str, hi_rxno: str, data: ChoiceIn) -> dict[str, Any]:
+        return service.choose_pharmacy(request.app.state.db, _caller(request), psn_no, hi_rxno, fixmedins_code=data.fixmedins_code,
+                                       delivery_mode=data.delivery_mode, delv_addr=data.delv_addr)
 
     @get("/me/family", sync_to_thread=True)
     def family(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:

@@ -1,16 +1,16 @@
 """Issue 13: credit care (信用就医): partner banks (keys encrypted at rest), people's credit agreements, the banks' advances
 of settlements' cash parts, their instalments and the repayments made (yibao.credit).
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-11-23
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

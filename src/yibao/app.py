@@ -38,7 +38,8 @@ from yibao.gateway import wire
 from yibao.gateway.contract import Transaction
 from yibao.gateway.service import GatewayService, Reply
 from yibao.people.bill_views import BillController
-from yibao.people.views import CounterController, PeopleController
+from yibao.people.credit_views import CreditController
+from yibao.people.views import CounterController, PaymentCallbackController, PeopleController
 from yibao.sharing.views import InsurerController
 from yibao.store.db import Database
 
@@ -147,18 +148,23 @@ def transaction_table() -> dict[str, Transaction]:
     from yibao.codes.transactions import TRANSACTIONS as codes
     from yibao.credential import service as credential
     from yibao.credential.transactions import TRANSACTIONS as credential_transactions
+    from yibao.credit import service as credit
+    from yibao.credit.transactions import TRANSACTIONS as credit_transactions
     from yibao.drg.transactions import TRANSACTIONS as drg
+    from yibao.encounter import service as encounter_service
     from yibao.encounter.transactions import TRANSACTIONS as encounter
     from yibao.files.transactions import TRANSACTIONS as files
     from yibao.filing.transactions import TRANSACTIONS as filing
     from yibao.gateway import signin
+    from yibao.payment.transactions import TRANSACTIONS as payment
     from yibao.prescription.transactions import TRANSACTIONS as prescription
     from yibao.reconciliation.transactions import TRANSACTIONS as reconciliation
     from yibao.registry import service as registry
     from yibao.registry.transactions import transactions as registry_transactions
 
     groups = (signin.transactions(registry.operator_active), registry_transactions(credential.use_token), credential_transactions,
-              codes, files, encounter, chronic, filing, prescription, reconciliation, drg)
+              codes, files, encounter, chronic, filing, prescription, reconciliation, drg, payment, credit_transactions)
+    encounter_service.on_reversal(credit.cancel_for_reversal)
     table: dict[str, Transaction] = {}
     for group in groups:
         for tx in group.items:
@@ -308,8 +314,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     console_web = create_static_files_router(path="/console", directories=[CONSOLE_STATIC], html_mode=True, include_in_schema=False)
     app = Litestar(
         route_handlers=[call_service, call_by_path, call_csb, call_powercsb, health, metrics, root, schema_asset, web, PeopleController,
-                        BillController, CounterController, *dialect_routes, console_web, ConsoleController, InsurerController,
-                        *federation_routes],
+                        BillController, CounterController, PaymentCallbackController, CreditController, *dialect_routes, console_web,
+                        ConsoleController, InsurerController, *federation_routes],
         exception_handlers={YibaoError: yibao_error_handler, ValidationException: validation_error_handler,
                             HTTPException: framework_refusal},
         openapi_config=OpenAPIConfig(title="yibao", version=__version__, description="National medical-insurance interface and APIs",

@@ -41,6 +41,14 @@ class Settings:
     face_provider_key: str = field(default_factory=lambda: os.environ.get("YIBAO_FACE_PROVIDER_KEY", ""), repr=False)
     face_min_score: float = field(default_factory=lambda: float(os.environ.get("YIBAO_FACE_MIN_SCORE", "0.8")))
     face_timeout_s: float = field(default_factory=lambda: float(os.environ.get("YIBAO_FACE_TIMEOUT_S", "5")))
+    # mobile payment (医保移动支付, docs/mobile-payment.md): the payment provider's base URL, our merchant number there, the
+    # HMAC-SM3 key both sides sign with, the URL it posts callbacks to (this platform's /api/v1/payment/callback) and how
+    # long a payment may take before it is rolled back; none configured: a production database refuses mobile payment
+    pay_provider_url: str = field(default_factory=lambda: os.environ.get("YIBAO_PAY_PROVIDER", ""))
+    pay_merchant_id: str = field(default_factory=lambda: os.environ.get("YIBAO_PAY_MERCHANT", ""))
+    pay_key: str = field(default_factory=lambda: os.environ.get("YIBAO_PAY_KEY", ""), repr=False)
+    pay_notify_url: str = field(default_factory=lambda: os.environ.get("YIBAO_PAY_NOTIFY_URL", ""))
+    pay_timeout_s: float = field(default_factory=lambda: float(os.environ.get("YIBAO_PAY_TIMEOUT_S", "10")))
     # the bank's disbursement service cash benefits (maternity allowances) are paid through, and the HMAC-SM3 key both
     # sides sign with; none configured: allowances are scheduled but not paid (yibao maternity run says so)
     payout_url: str = field(default_factory=lambda: os.environ.get("YIBAO_PAYOUT_URL", ""))

@@ -24,6 +24,7 @@ from yibao.chronic.models import ChronicRegistration
 from yibao.codes import importer
 from yibao.core import clock, crypto, idcard
 from yibao.credential.models import Channel
+from yibao.credit import service as credit
 from yibao.demo import names
 from yibao.deployment import service as deployment
 from yibao.gateway.models import GatewayClient
@@ -351,6 +352,7 @@ def generate(session: Session, *, people: int, seed: int, on: date | None = None
     deployment.set_mode(session, deployment.DEMO)
     catalog_ver, catalog_rows = seed_reference_data(session, seed)
     institutions = seed_institutions(session, rng, seed, institutions_per_kind, regions)
+    credit.add_demo_bank(session)
     report = generate_people(session, rng, people, on, progress, commit_batches, chronic_rng=random.Random(f"{seed}:chronic"),
                              regions=regions)
     report.institutions = institutions

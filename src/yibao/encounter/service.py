@@ -948,6 +948,16 @@ def wire_detail(detail: list[dict[str, Any]], sign: int = 1) -> list[dict[str, A
              "crt_payb_lmt_amt": yuan(d["crt_payb_lmt_amt"] if d["crt_payb_lmt_amt"] is not None else d["inscp_scp_amt"])} for d in detail]
 
 
+# What domains above this one do when a settlement is reversed, inside the reversal's transaction and before anything of
+# it is written (credit care cancels the bank's advance of the cash part, or refuses); composed by yibao.app.
+REVERSAL_HOOKS: list[Callable[[Session, Any], None]] = []
+
+
+def on_reversal(hook: Callable[[Session, Any], None]) -> None:
+    if hook not in REVERSAL_HOOKS:
+        REVERSAL_HOOKS.append(hook)
+
+
 def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, psn_no: str, homes: Callable[[str], Home],
             where: str = "input.data"
             ) -> dict[str, Any]:
@@ -984,6 +994,8 @@ def reverse(session: Session, caller: Caller, *, setl_id: str, mdtrt_id: str, ps
                 todo = f"{elsewhere} later settlement(s) at other institutions must be reversed there first"
             raise InputError(f"settlement {setl_id} is not the person's latest of {original.year}: {todo}",
                              field=f"{where}.setl_id")
+    for hook in REVERSAL_HOOKS:
+        hook(session, original)
     reversal = msgspec.structs.replace(original, setl_id=new_id(caller.mdtrtarea_admvs), setl_time=clock.now(), refd_setl_flag="1",
                                        revs_setl_id=original.setl_id, medins_setl_id=caller.msgid, opter=caller.opter,
                                        opter_name=caller.opter_name)

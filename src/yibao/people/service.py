@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, TypeVar
 
+import msgspec
 import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,15 +19,17 @@ from sqlalchemy.orm import Session
 from yibao.audit import service as audit
 from yibao.config import Settings
 from yibao.core import clock
-from yibao.core.errors import AuthError, InputError, NotFound, YibaoError
-from yibao.core.money import yuan
+from yibao.core.errors import AuthError, Conflict, InputError, NotFound, YibaoError
+from yibao.core.money import to_fen, yuan
 from yibao.credential import realperson
 from yibao.credential import service as credential
 from yibao.credential.models import Channel, Device, FamilyBinding, UserSession
-from yibao.encounter.models import Settlement
+from yibao.encounter.models import Settlement, Visit
 from yibao.filing import service as filing
 from yibao.ledger.models import LedgerEntry
 from yibao.maternity import service as maternity_service
+from yibao.payment import channel as paychannel
+from yibao.payment import service as payment
 from yibao.prescription import service as rx
 from yibao.prescription.models import Prescription
 from yibao.registry.models import Account, Contribution, Employer, Enrolment, Institution, Person
@@ -442,6 +445,192 @@ def cancel_care_away(db: Database, caller: Caller, psn_no: str, trt_dcla_detl_sn
         return filing.shown(row, clock.today())
 
     return _attempt(db, "filing.cancel", trt_dcla_detl_sn[:30], caller.ip, go)
+
+
+# -- mobile payment (医保移动支付) and admission by phone ---------------------------------------------------------
+
+def _people_of(session: Session, user: UserSession) -> list[str]:
+    return [user.psn_no] + [p.psn_no for b, p in credential.family_members(session, user.psn_no) if b.status == "active"]
+
+
+def pay_orders(db: Database, settings: Settings, token: str) -> list[dict[str, Any]]:
+    """Bills waiting for me or my bound family to pay (and those whose payment did not go through)."""
+    recover_stale_charges(db, settings)
+
+    def go(session: Session, user: UserSession) -> list[dict[str, Any]]:
+        return [payment.shown(session, o) for o in payment.orders_for(session, _people_of(session, user))]
+
+    return _signed_in(db, token, go)
+
+
+def recover_stale_charges(db: Database, settings: Settings) -> int:
+    """Charges a dead worker left pending (settled, the channel's answer never recorded) are rolled back as a timeout."""
+    with db.unit_of_work(write=False) as session:
+        stale = payment.stale_charges(session, timedelta(seconds=settings.pay_timeout_s * 3 + 60))
+    for charge_id in stale:
+        with db.unit_of_work() as session:
+            payment.finish(session, charge_id, paychannel.PayResult("timed_out", reason="no answer recorded: rolled back"))
+        log.warning("stale mobile-payment charge rolled back", charge=charge_id)
+    return len(stale)
+
+
+def pay_order(db: Database, token: str, pay_ord_id: str) -> dict[str, Any]:
+    def go(session: Session, user: UserSession) -> dict[str, Any]:
+        order = payment.order_of(session, pay_ord_id)
+        credential.require_access(session, user.psn_no, order.psn_no)
+        return payment.shown(session, order)
+
+    return _signed_in(db, token, go)
+
+
+def pay(db: Database, settings: Settings, caller: Caller, pay_ord_id: str, *, password: str, face: str, liveness: float) -> dict[str, Any]:
+    """Confirm (password or face), settle, take the own-money part through the payment channel, record the answer.
+
+    Three steps, so no transaction waits for the provider: settle and open the charge; ask the channel; record its
+    answer (paid, or the settlement rolled back)."""
+    kind = "person.mobile_pay"
+    with db.unit_of_work(write=False) as session:
+        user = credential.session_person(session, caller.token)
+        order = payment.order_of(session, pay_ord_id)
+        credential.require_access(session, user.psn_no, order.psn_no)
+        channel = paychannel.channel(session, settings) if order.psn_cash_pay else None
+        holder = session.get(Person, user.psn_no)
+        assert holder is not None
+        psn_no, certno, name = user.psn_no, holder.certno, holder.psn_name
+    face_pass = _face_check(db, settings, kind, psn_no, caller.ip, certno, name, face, liveness) if face else None
+
+    def settle(session: Session) -> payment.Started:
+        user = credential.session_person(session, caller.token)
+        order = payment.order_of(session, pay_ord_id, lock=True)
+        credential.require_access(session, user.psn_no, order.psn_no)
+        how = payment.confirm_holder(session, settings, user.psn_no, password=password, face_pass=face_pass)
+        started = payment.start(session, order, user.psn_no)
+        audit.record(session, kind, actor=user.psn_no, subject=order.psn_no, reason=f"order {pay_ord_id} by {how}", ip=caller.ip)
+        return started
+
+    try:
+        started = _attempt(db, kind, pay_ord_id[:30], caller.ip, settle)
+    except payment.AmountsChanged:
+        with db.unit_of_work() as session:
+            payment.refresh(session, pay_ord_id)
+        raise
+    if started.charge_id:
+        try:
+            if channel is None:  # the pre-settlement owed nothing in cash, the settlement did
+                with db.unit_of_work(write=False) as session:
+                    channel = paychannel.channel(session, settings)
+            result = channel.pay(started.charge_id, started.amount_fen, "医保移动支付个人自付")
+        except paychannel.NotConfigured:
+            result = paychannel.PayResult("refused", reason="no payment channel configured")
+        except Exception as error:  # whatever went wrong, the money's fate is unknown: roll back, refund a late success
+            result = paychannel.PayResult("timed_out", reason=f"channel error: {type(error).__name__}")
+        if result.status != "succeeded":
+            log.info("mobile payment not taken", pay_ord_id=pay_ord_id, charge=started.charge_id, status=result.status, cause=result.reason)
+        with db.unit_of_work() as session:
+            payment.finish(session, started.charge_id, result)
+    return pay_order(db, caller.token, pay_ord_id)
+
+
+def cancel_pay_order(db: Database, caller: Caller, pay_ord_id: str) -> dict[str, Any]:
+    def go(session: Session) -> dict[str, Any]:
+        user = credential.session_person(session, caller.token)
+        order = payment.order_of(session, pay_ord_id, lock=True)
+        credential.require_access(session, user.psn_no, order.psn_no)
+        payment.cancel(session, order, "本人取消")
+        audit.record(session, "person.mobile_pay_cancel", actor=user.psn_no, subject=order.psn_no, reason=f"order {pay_ord_id}",
+                     ip=caller.ip)
+        return payment.shown(session, order)
+
+    return _attempt(db, "person.mobile_pay_cancel", pay_ord_id[:30], caller.ip, go)
+
+
+def payment_callback(db: Database, settings: Settings, headers: dict[str, str], body: bytes) -> dict[str, str]:
+    """The payment provider reports a payment: verified by its signature, recorded once; a late success is refunded."""
+    with db.unit_of_work(write=False) as session:
+        channel = paychannel.channel(session, settings)
+    if not channel.verify_callback(headers.get("x-yb-timestamp", ""), headers.get("x-yb-nonce", ""),
+                                   headers.get("x-yb-signature", ""), body):
+        raise AuthError("callback signature does not verify")
+    try:
+        note = msgspec.json.decode(body, type=Callback)
+        amount = to_fen(note.amount, "amount")
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as error:
+        raise InputError(f"not a callback: {str(error)[:100]}") from None
+    if note.merchant_id != settings.pay_merchant_id:
+        raise InputError("another merchant's callback", field="merchant_id")
+    with db.unit_of_work() as session:
+        outcome = payment.record_callback(session, trade_no=note.trade_no, txn_id=note.txn_id, status=note.status, amount_fen=amount)
+        audit.record(session, "payment.callback", subject=note.trade_no[:64],
+                     reason=f"{note.status[:20]} {note.txn_id[:40]} → {outcome.status}")
+    if outcome.refund is not None:
+        trade_no, txn_id, refund_no, amount_fen = outcome.refund
+        ok = channel.refund(trade_no, txn_id, refund_no, amount_fen)
+        with db.unit_of_work() as session:
+            status = payment.refunded(session, trade_no, ok)
+            audit.record(session, "payment.refund", subject=trade_no[:64], outcome="ok" if ok else "refused",
+                         reason=f"late success {txn_id[:40]}")
+        log.warning("late payment success after rollback: refunded", trade_no=trade_no, ok=ok)
+        return {"code": "SUCCESS", "status": status}
+    return {"code": "SUCCESS", "status": outcome.status}
+
+
+class Callback(msgspec.Struct, forbid_unknown_fields=False):
+    merchant_id: str
+    trade_no: str
+    txn_id: str
+    status: str
+    amount: str
+
+
+def request_admission(db: Database, caller: Caller, psn_no: str, *, fixmedins_code: str, dept_name: str, reason: str,
+                      tel: str) -> dict[str, Any]:
+    def go(session: Session) -> dict[str, Any]:
+        user = credential.session_person(session, caller.token)
+        credential.require_access(session, user.psn_no, psn_no)
+        row = payment.request_admission(session, psn_no=psn_no, fixmedins_code=fixmedins_code, dept_name=dept_name, reason=reason,
+                                        tel=tel, requested_by=user.psn_no)
+        audit.record(session, "person.admission_request", actor=user.psn_no, subject=psn_no, reason=f"request {row.adm_req_id}",
+                     ip=caller.ip)
+        return payment.request_shown(session, row)
+
+    return _attempt(db, "person.admission_request", psn_no[:30], caller.ip, go)
+
+
+def admission(db: Database, token: str, psn_no: str) -> dict[str, Any]:
+    """My admission requests, my stays with their running costs, and the hospitals I may ask."""
+    def go(session: Session, user: UserSession) -> dict[str, Any]:
+        credential.require_access(session, user.psn_no, psn_no)
+        hospitals = [{"code": c, "name": n} for c, n in session.execute(
+            select(Institution.fixmedins_code, Institution.fixmedins_name).where(Institution.fixmedins_type == "1")
+            .order_by(Institution.fixmedins_code).limit(200))]
+        return {"requests": [payment.request_shown(session, r) for r in payment.requests_of(session, psn_no)],
+                "stays": payment.stays(session, psn_no), "hospitals": hospitals}
+
+    return _signed_in(db, token, go, write=True)
+
+
+def bill_stay(db: Database, caller: Caller, psn_no: str, mdtrt_id: str) -> dict[str, Any]:
+    """At discharge the person asks for the stay's bill in the app (no counter): an order, pre-settled, to pay."""
+    def go(session: Session) -> dict[str, Any]:
+        user = credential.session_person(session, caller.token)
+        credential.require_access(session, user.psn_no, psn_no)
+        stay = session.get(Visit, mdtrt_id)
+        if stay is None or stay.psn_no != psn_no or stay.kind != "inpatient":
+            raise NotFound("没有找到这次住院", field="mdtrt_id")
+        if stay.status != "discharged":
+            raise Conflict("出院手续办理后才能在手机上结算", field="mdtrt_id")
+        live = [o for o in payment.orders_for(session, [psn_no]) if o.mdtrt_id == mdtrt_id and o.status in ("presettled", "paying")]
+        if live:
+            return payment.shown(session, live[0])
+        try:
+            order = payment.post_bill(session, fixmedins_code=stay.fixmedins_code, mdtrt_id=mdtrt_id, psn_no=psn_no, where="mdtrt_id")
+        except YibaoError as error:
+            log.info("stay bill refused", mdtrt_id=mdtrt_id, cause=str(error)[:200])
+            raise Conflict("暂时无法在手机上结算这次住院，请到医院窗口办理", field="mdtrt_id") from None
+        audit.record(session, "person.stay_bill", actor=user.psn_no, subject=psn_no, reason=f"order {order.pay_ord_id}", ip=caller.ip)
+        return payment.shown(session, order)
+
+    return _attempt(db, "person.stay_bill", mdtrt_id[:30], caller.ip, go)
 
 
 # -- 生育津贴 -----------------------------------------------------------------------------------------

@@ -17,7 +17,14 @@ from litestar import Controller, Request, delete, get, post, put
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import Parameter
 
-from yibao.api.problems import check_body, http_error_handler, internal_error_handler, people_error_handler, validation_error_handler
+from yibao.api.problems import (
+    check_body,
+    http_error_handler,
+    internal_error_handler,
+    people_error_handler,
+    validation_error_handler,
+    yibao_error_handler,
+)
 from yibao.api.request import bearer_token, client_ip
 from yibao.config import Settings
 from yibao.core.errors import NotFound, YibaoError
@@ -79,6 +86,19 @@ class PayAuthIn(msgspec.Struct):
     password: Password = ""
     face: Face = ""
     liveness: Liveness = 1.0
+
+
+class PayIn(msgspec.Struct):
+    password: Password = ""
+    face: Face = ""
+    liveness: Liveness = 1.0
+
+
+class AdmissionIn(msgspec.Struct):
+    fixmedins_code: Annotated[str, msgspec.Meta(max_length=12)]
+    dept_name: Annotated[str, msgspec.Meta(max_length=50)]
+    reason: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    tel: Annotated[str, msgspec.Meta(max_length=50)] = ""
 
 
 class DecodeIn(msgspec.Struct):
@@ -321,6 +341,39 @@ class PeopleController(Controller):
         return service.authorize_payment(request.app.state.db, request.app.state.settings, _caller(request), ec_token=ec_token,
                                          password=data.password, face=data.face, liveness=data.liveness)
 
+    @get("/me/pay-orders", sync_to_thread=True, summary="Mobile payment: bills waiting for me or my family to pay in the app")
+    def pay_orders(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+        return service.pay_orders(request.app.state.db, request.app.state.settings, bearer_token(request))
+
+    @get("/me/pay-orders/{pay_ord_id:str}", sync_to_thread=True, summary="A bill and its pre-settlement (funds, account, own money)")
+    def pay_order(self, request: Request[Any, Any, Any], pay_ord_id: str) -> dict[str, Any]:
+        return service.pay_order(request.app.state.db, bearer_token(request), pay_ord_id)
+
+    @post("/me/pay-orders/{pay_ord_id:str}/pay", sync_to_thread=True, status_code=200,
+          summary="Confirm with the password or face: settle, and pay the own-money part through the payment channel")
+    def pay(self, request: Request[Any, Any, Any], pay_ord_id: str, data: PayIn) -> dict[str, Any]:
+        return service.pay(request.app.state.db, request.app.state.settings, _caller(request), pay_ord_id, password=data.password,
+                           face=data.face, liveness=data.liveness)
+
+    @post("/me/pay-orders/{pay_ord_id:str}/cancel", sync_to_thread=True, status_code=200, summary="Cancel an unpaid bill")
+    def cancel_pay_order(self, request: Request[Any, Any, Any], pay_ord_id: str) -> dict[str, Any]:
+        return service.cancel_pay_order(request.app.state.db, _caller(request), pay_ord_id)
+
+    @get("/people/{psn_no:str}/admission", sync_to_thread=True, summary="Admission by phone: requests, stays with running costs")
+    def admission(self, request: Request[Any, Any, Any], psn_no: str) -> dict[str, Any]:
+        return service.admission(request.app.state.db, bearer_token(request), psn_no)
+
+    @post("/people/{psn_no:str}/admission-requests", sync_to_thread=True, status_code=201,
+          summary="Ask a hospital to admit me (it confirms with 2401)")
+    def request_admission(self, request: Request[Any, Any, Any], psn_no: str, data: AdmissionIn) -> dict[str, Any]:
+        return service.request_admission(request.app.state.db, _caller(request), psn_no, fixmedins_code=data.fixmedins_code,
+                                         dept_name=data.dept_name, reason=data.reason, tel=data.tel)
+
+    @post("/people/{psn_no:str}/stays/{mdtrt_id:str}/bill", sync_to_thread=True, status_code=201,
+          summary="At discharge: the stay's bill, to pay in the app")
+    def bill_stay(self, request: Request[Any, Any, Any], psn_no: str, mdtrt_id: str) -> dict[str, Any]:
+        return service.bill_stay(request.app.state.db, _caller(request), psn_no, mdtrt_id)
+
     @get("/demo/face", sync_to_thread=True, summary="Demo databases only: the face the deterministic real-person checker accepts")
     def face(self, request: Request[Any, Any, Any], certno: Annotated[str, Parameter(max_length=32)]) -> dict[str, str]:
         if not service.demo_faces_available(request.app.state.db, request.app.state.settings):
@@ -347,6 +400,22 @@ class CounterController(Controller):
         answer = service.counter_decode(request.app.state.db, request.app.state.settings, request.app.state.gateway.clients, headers,
                                         body, data.code, data.business_type)
         return _jsonable(answer)
+
+
+class PaymentCallbackController(Controller):
+    """The payment provider's callback (docs/mobile-payment.md): signed with the key both sides hold, recorded once."""
+
+    path = "/api/v1/payment"
+    tags = ["payment"]
+    request_max_body_size = 16 * 1024
+    exception_handlers = {YibaoError: yibao_error_handler, HTTPException: http_error_handler, Exception: internal_error_handler}
+
+    @post("/callback", status_code=200, summary="Payment provider → platform: a payment's outcome")
+    async def callback(self, request: Request[Any, Any, Any]) -> dict[str, str]:
+        body = await request.body()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        return await anyio.to_thread.run_sync(
+            lambda: service.payment_callback(request.app.state.db, request.app.state.settings, headers, body))
 
 
 def _jsonable(value: Any) -> Any:

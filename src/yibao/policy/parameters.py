@@ -35,7 +35,7 @@ import yaml
 from yibao.core.errors import InputError
 
 FAMILIES = ("deductible", "pool_ratio", "caps", "second_tier", "catalogue", "credential", "chronic", "treatment", "funds",
-            "maternity", "drg")
+            "maternity", "drg", "credit")
 UNITS = ("yuan", "ratio", "tiers", "count", "cert_types", "funds", "care_kinds", "factor", "payment_method")
 # how a region pays hospitals for inpatient cases (drg.yaml): by DRG group (weight × rate) or by DIP packet (score × point value)
 PAYMENT_METHODS = ("drg", "dip")

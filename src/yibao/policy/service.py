@@ -65,6 +65,19 @@ class DrgTerms:
 
 
 @dataclass(frozen=True)
+class CreditTerms:
+    """How a credit-care advance is repaid (``credit.yaml``): the interest-free days, the instalments and whether (and up
+    to how much a calendar year) the personal account may repay it."""
+
+    grace_days: int
+    instalments: int
+    period_days: int
+    account_may_repay: bool
+    account_repay_cap: int  # fen a calendar year
+    min_instalment: int  # fen
+
+
+@dataclass(frozen=True)
 class Policy:
     """One region's policy for an insurance type, person category and day."""
 
@@ -130,13 +143,17 @@ class Policy:
                 for k in self.keys("second_tier.medical_assistance") if k.isdigit()}
 
     @cached_property
+    def credit(self) -> CreditTerms:
+        """Credit care's repayment terms (the same for every insurance type and category of the region)."""
+        return credit_terms(self.book, self.admdvs, self.on)
+
+    @cached_property
     def chronic(self) -> dict[str, ChronicTerms]:
         """med_type 14: the terms of each disease (national 1309 code) this insurance type pays as chronic care."""
         codes = [c for c in self.keys("chronic.ratio") if self.insutype in self.keys("chronic.ratio.{code}", code=c)]
         return {code: ChronicTerms(deductible=self.get("chronic.deductible.{code}.{insutype}", code=code),
                                    ratio=self.get("chronic.ratio.{code}.{insutype}", code=code),
                                    annual_cap=self.get("chronic.annual_cap.{code}.{insutype}", code=code)) for code in codes}
-
 
     @cached_property
     def drg(self) -> DrgTerms:
@@ -145,6 +162,20 @@ class Policy:
                         point_value=self.get("drg.point_value.{insutype}"),
                         level_coefficient={lv: self.get("drg.level_coefficient.level_{level}", level=lv) for lv in LEVELS},
                         high=self.get("drg.outlier.high"), low=self.get("drg.outlier.low"))
+
+
+def credit_terms(book: PolicyBook, admdvs: str, on: date) -> CreditTerms:
+    def value(name: str) -> Any:
+        return book.value(admdvs, "credit", f"{name}.all", on)
+
+    return CreditTerms(grace_days=value("grace_days"), instalments=max(1, value("instalments")), period_days=value("period_days"),
+                       account_may_repay=value("account_may_repay") == 1, account_repay_cap=value("account_repay_cap"),
+                       min_instalment=value("min_instalment"))
+
+
+def region_credit_terms(admdvs: str, on: date) -> CreditTerms:
+    """The credit terms in force for a region on a day (the policy in force, reloaded like the rest)."""
+    return credit_terms(bundled(), admdvs, on)
 
 
 def category_of(insutype: str, psn_type: str) -> str:
@@ -173,6 +204,7 @@ def check(policy: Policy) -> None:
     policy.pay_auth_cert_types  # noqa: B018
     policy.employee_arrears_months  # noqa: B018
     policy.drg  # noqa: B018 (hospital payment of inpatient cases)
+    policy.credit  # noqa: B018
 
 
 def check_book(book: PolicyBook) -> None:

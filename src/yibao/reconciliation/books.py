@@ -3,7 +3,8 @@
 1. every settlement's ledger entries sum to zero, and match the settlement's own amounts;
 2. every year-to-date row (and every chronic disease's, med_type 14) equals the sum of what its settlements and
    reversals posted;
-3. every personal account's balance equals opening + contributions credited − payments posted.
+3. every personal account's balance equals opening + contributions credited − payments posted (settlements and credit
+   care's repayments from the account).
 All three are aggregate queries, so the check runs in seconds on a large region.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import case, func, select, true
 from sqlalchemy.orm import Session
 
+from yibao.credit.models import CreditRepayment
 from yibao.encounter.models import Settlement
 from yibao.encounter.service import home_share
 from yibao.federation.models import AwaySettlement
@@ -81,6 +83,12 @@ def check(session: Session, limit: int = 50) -> CheckReport:
         if sum(sums.values()) != 0:
             problem(f"settlement {a.setl_id}: entries sum to {sum(sums.values())}, not 0")
         _compare(a.setl_id, sums, {**_home_part(a), "clearing": -home_share(a)}, problem)
+    # 1c. credit care: a personal account's repayment of a bank's advance (yibao.credit) is posted under its number
+    for repayment_no, bank_code, amount in session.execute(
+            select(CreditRepayment.repayment_no, CreditRepayment.bank_code, CreditRepayment.amount_fen)
+            .where(CreditRepayment.source == "acct")).tuples():
+        sums = posted.pop(repayment_no, {})
+        _compare(repayment_no, sums, {"acct": amount, f"bank:{bank_code}": -amount}, problem)
     for setl_id in posted:
         problem(f"entries for unknown settlement {setl_id}")
     # 2. year-to-date rows equal their settlements' postings (those this node paid: here and, on a federation, away)

@@ -2,16 +2,16 @@
 ``bill_key`` (this node's SM2 signing keys, the private ones sealed), ``bill_series`` (the last number of each bill
 code), ``bill_cursor`` (how far the background issuer looked), and ``ix_settlement_setl_time`` (the issuer's cursor).
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-11-23
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
-down_revision = "0017"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

@@ -37,6 +37,7 @@ from yibao.federation.nodes import Federation
 from yibao.gateway import wire
 from yibao.gateway.contract import Transaction
 from yibao.gateway.service import GatewayService, Reply
+from yibao.people.bill_views import BillController
 from yibao.people.credit_views import CreditController
 from yibao.people.views import CounterController, PaymentCallbackController, PeopleController
 from yibao.sharing.views import InsurerController
@@ -304,12 +305,17 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         worker = events.Worker(db, federation, settings, Link(federation) if federation.role == "node" else None)
         on_startup.append(worker.start)
         on_shutdown.insert(0, worker.stop)
+    from yibao.bill.issuer import Issuer
+
+    issuer = Issuer(db, settings)  # e-bills for new settlements, a moment after they commit (docs/bills.md)
+    on_startup.append(issuer.start)
+    on_shutdown.insert(0, issuer.stop)
     web = create_static_files_router(path="/app", directories=[STATIC], html_mode=True, include_in_schema=False)
     console_web = create_static_files_router(path="/console", directories=[CONSOLE_STATIC], html_mode=True, include_in_schema=False)
     app = Litestar(
         route_handlers=[call_service, call_by_path, call_csb, call_powercsb, health, metrics, root, schema_asset, web, PeopleController,
-                        CounterController, PaymentCallbackController, CreditController, *dialect_routes, console_web, ConsoleController,
-                        InsurerController, *federation_routes],
+                        BillController, CounterController, PaymentCallbackController, CreditController, *dialect_routes, console_web,
+                        ConsoleController, InsurerController, *federation_routes],
         exception_handlers={YibaoError: yibao_error_handler, ValidationException: validation_error_handler,
                             HTTPException: framework_refusal},
         openapi_config=OpenAPIConfig(title="yibao", version=__version__, description="National medical-insurance interface and APIs",

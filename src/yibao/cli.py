@@ -50,6 +50,8 @@ app.add_typer(policy_app, name="policy")
 console_app = typer.Typer(help="The vendors' console (/console/): platform staff who may read every institution's messages.",
                           no_args_is_help=True)
 app.add_typer(console_app, name="console")
+bills_app = typer.Typer(help="Medical e-bills (医疗收费电子票据, docs/bills.md).", no_args_is_help=True)
+app.add_typer(bills_app, name="bills")
 drg_app = typer.Typer(help="DRG/DIP: grouped inpatient cases (4101) and what the funds pay hospitals for them.", no_args_is_help=True)
 app.add_typer(drg_app, name="drg")
 rx_app = typer.Typer(help="E-prescriptions (docs/prescriptions.md): institutions' SM2 keys and the platform's.", no_args_is_help=True)
@@ -1031,6 +1033,57 @@ def federation_statement(month: Annotated[str, typer.Argument(help="the clearing
     typer.echo(json.dumps(hub.for_region(result, region) if region else result, ensure_ascii=False, indent=2))
 
 
+@bills_app.command("issue")
+def bills_issue(follow: Annotated[float, typer.Option(help="keep issuing, looking again every this many seconds (an issuer "
+                                                           "process of its own, e.g. beside servers run with "
+                                                           "YIBAO_BILL_ISSUE_INTERVAL_S=0); 0: once")] = 0.0,
+                every: Annotated[bool, typer.Option("--all", help="first bill every settlement without one, however old "
+                                                                  "(the issuer looks a minute behind its cursor)")] = False) -> None:
+    """Issue now every bill not issued yet (the server's background issuer does this every second)."""
+    import time
+
+    from yibao.bill import service as bills
+
+    settings = Settings()
+    db = _database(settings)
+    try:
+        if every:
+            typer.echo(f"{bills.sweep(db, settings)} bill(s) issued for settlements of any time")
+        while True:
+            issued = bills.issue_all_pending(db, settings)
+            if not follow:
+                typer.echo(f"{issued} bill(s) issued")
+                return
+            if issued:
+                console.print(f"{issued} bill(s) issued")
+            time.sleep(follow)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        db.dispose()
+
+
+@bills_app.command("rotate-key")
+def bills_rotate_key() -> None:
+    """A new SM2 key signs bills from now on; earlier keys stay published (GET /api/v1/bills/keys) and keep verifying."""
+    from yibao.bill import service as bills
+
+    db = _database(Settings())
+    with db.unit_of_work() as session:
+        key_id, _ = bills.rotate_key(session)
+    db.dispose()
+    typer.echo(f"bills are signed with key {key_id} from now on")
+
+
+@bills_app.command("keys")
+def bills_keys() -> None:
+    """The bill signing keys: id, when made, active or retired (their public keys: GET /api/v1/bills/keys)."""
+    from yibao.bill import service as bills
+
+    db = _database(Settings())
+    for key in bills.public_keys(db):
+        typer.echo(f"{key['key_id']}  {key['created_at']}  {key['status']}")
+    db.dispose()
 @rx_app.command("key-set")
 def prescription_key_set(fixmedins_code: str, public_key: Annotated[Path, typer.Argument(help="the institution's SM2 public key (PEM)")]
                          ) -> None:

@@ -88,3 +88,9 @@ class Settings:
     federation_sweep_s: float = field(default_factory=lambda: float(os.environ.get("YIBAO_FEDERATION_SWEEP_S", "10")))
     # NATS (JetStream) for events between nodes; "" publishes nothing (the outbox keeps them)
     nats_url: str = field(default_factory=lambda: os.environ.get("YIBAO_NATS_URL", ""))
+    # -- e-bills (docs/bills.md): the address people reach this server at (the bill's QR code leads to its verification
+    # page there), how often the background issuer looks for new settlements (0: never; bills are then issued when asked
+    # for), and the public verification's limit per client IP and window
+    public_base_url: str = field(default_factory=lambda: os.environ.get("YIBAO_PUBLIC_BASE_URL", "http://127.0.0.1:8000"))
+    bill_issue_interval_s: float = field(default_factory=lambda: float(os.environ.get("YIBAO_BILL_ISSUE_INTERVAL_S", "1")))
+    rate_bill_verify_ip: int = field(default_factory=lambda: int(os.environ.get("YIBAO_RATE_BILL_VERIFY_IP", "600")))

@@ -224,4 +224,6 @@ class Settlement(Base):
     __table_args__ = (
         Index("ix_settlement_fixmedins_code_setl_time", "fixmedins_code", "setl_time"),
         Index("ix_settlement_psn_no_year", "psn_no", "year"),
+        # the e-bill issuer's cursor (yibao.bill): the settlements of the last minute or so, in time order
+        Index("ix_settlement_setl_time", "setl_time"),
     )

@@ -137,7 +137,7 @@ CATALOG_NAMES = sql.Query(CatalogNames, sql.select_of(CatalogNames, _ITEM)
                           .order_by(_ITEM.c.begndate.desc()).limit(1))
 
 
-def _catalogue(session: Session, lines: Sequence[FeeLine | DrugLineRow]) -> dict[str, CatalogNames]:
+def _catalogue(session: Session, lines: Sequence[FeeLine]) -> dict[str, CatalogNames]:
     """The catalogue rows the lines were classified by (their code, in force on the line's day), for name, spec and form."""
     found: dict[str, CatalogNames] = {}
     for line in lines:
@@ -227,20 +227,34 @@ class DrugLineRow(msgspec.Struct, gc=False):
     fixmedins_name: str
     visit_dise_codg: str
     visit_dise_name: str
+    # the catalogue row in force on the line's day (None: none is)
+    item_name: str | None
+    item_spec: str | None
+    item_dosform: str | None
 
 
 _LINE, _SETTLEMENT, _VISIT = sql.table_of(FeeLine), sql.table_of(Settlement), sql.table_of(Visit)
 _INSTITUTION = sql.table_of(Institution)
 # each field from the first of the tables that has it (setl_id: the line's, equal to its settlement's)
 _DRUG_COLUMNS = [next(t.c[f] for t in (_LINE, _SETTLEMENT, _INSTITUTION) if f in t.c)
-                 for f in DrugLineRow.__struct_fields__ if not f.startswith("visit_")]
+                 for f in DrugLineRow.__struct_fields__ if not f.startswith(("visit_", "item_"))]
+
+
+def _in_force(column: Any, label: str) -> Any:
+    """A column of the line's catalogue row in force on its day (the latest version begun by then; the unique (code,
+    begndate) index): read in the same statement, so 5205 is one round trip to PostgreSQL, not one per drug."""
+    return (select(column).where(_ITEM.c.med_list_codg == _LINE.c.med_list_codg, _ITEM.c.begndate <= _LINE.c.fee_ocur_time)
+            .order_by(_ITEM.c.begndate.desc()).limit(1).correlate(_LINE).scalar_subquery().label(label))
+
+
 # 5205's one statement: the person's standing med_type 14 settlements (ix_settlement_psn_no_year), their drug lines
-# (ix_fee_line_setl_id) in the period, each with its institution and visit (primary keys). Drugs: list_type 101 西药,
+# (ix_fee_line_setl_id) in the period, each with its institution and visit (primary keys) and its catalogue row. Drugs: list_type 101 西药,
 # 102 中成药, 103 医疗机构制剂. A settlement's year is its day of care, which may lie before the lines' (a visit left
 # open), so the period bounds the lines, not the settlements.
 DRUG_HISTORY = sql.Query(DrugLineRow, select(
     *_DRUG_COLUMNS,
-    _VISIT.c.dise_codg.label("visit_dise_codg"), _VISIT.c.dise_name.label("visit_dise_name"))
+    _VISIT.c.dise_codg.label("visit_dise_codg"), _VISIT.c.dise_name.label("visit_dise_name"),
+    _in_force(_ITEM.c.med_list_name, "item_name"), _in_force(_ITEM.c.spec, "item_spec"), _in_force(_ITEM.c.dosform, "item_dosform"))
     .select_from(_SETTLEMENT.join(_LINE, _LINE.c.setl_id == _SETTLEMENT.c.setl_id)
                  .join(_VISIT, _VISIT.c.mdtrt_id == _LINE.c.mdtrt_id)
                  .join(_INSTITUTION, _INSTITUTION.c.fixmedins_code == _SETTLEMENT.c.fixmedins_code))
@@ -257,10 +271,11 @@ def chronic_drug_history(session: Session, psn_no: str, begin: datetime, end: da
 
     A line counts when a standing med_type 14 settlement paid it (a visit may be settled in parts under different
     med_types); the disease is the registered one that settlement paid for."""
-    registry.person(session, psn_no, "input.data")
     rows = sql.rows(session, DRUG_HISTORY, psn_no=psn_no, begin=begin, end=end or _NO_END)
-    items = _catalogue(session, rows)
-    return [{**_line_fields(row, items.get(row.med_list_codg), row.med_type), "fixmedins_code": row.fixmedins_code,
+    if not rows:
+        registry.person(session, psn_no, "input.data")  # none: an insured person without any, or no such person
+    return [{**_line_fields(row, CatalogNames(row.item_name, row.item_spec or "", row.item_dosform or "") if row.item_name is not None
+                            else None, row.med_type), "fixmedins_code": row.fixmedins_code,
              "fixmedins_name": row.fixmedins_name, "psn_no": psn_no, "mdtrt_id": row.mdtrt_id, "setl_id": row.setl_id,
              "opsp_dise_code": row.opsp_dise_code or row.visit_dise_codg, "opsp_dise_name": row.visit_dise_name,
              "drug_name": row.med_list_name, "det_item_fee_sumamt": yuan(row.det_item_fee_sumamt_fen)}

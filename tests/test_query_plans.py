@@ -18,9 +18,9 @@ from yibao.store import sql
 from yibao.store.db import Database
 from yibao.store.migrate import upgrade
 
-HOT_PATH = ("yibao.encounter.service", "yibao.ledger.service", "yibao.registry.service", "yibao.credential.service",
-            "yibao.credential.transactions", "yibao.chronic.service", "yibao.filing.service", "yibao.gateway.service",
-            "yibao.gateway.signin",
+HOT_PATH = ("yibao.encounter.service", "yibao.encounter.queries", "yibao.ledger.service", "yibao.registry.service",
+            "yibao.credential.service", "yibao.credential.transactions", "yibao.chronic.service", "yibao.filing.service",
+            "yibao.gateway.service", "yibao.gateway.signin",
             "yibao.console.service")
 # purges of bounded bookkeeping tables, run at most once a window: a scan of rows past their window is what they do
 MAY_SCAN = {("yibao.credential.service", "RATE_PURGE")}

@@ -8,11 +8,13 @@ sent is empty text, or 0 for a number; a date nobody sent is null, as the gatewa
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+import msgspec
+from sqlalchemy import Date, DateTime, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from yibao.codes.models import CatalogItem
@@ -23,6 +25,7 @@ from yibao.encounter.models import Diagnosis, FeeLine, Settlement, Visit
 from yibao.encounter.service import setlinfo, wire_detail
 from yibao.registry import service as registry
 from yibao.registry.models import Identity, Institution, Person
+from yibao.store import sql
 
 # psn_idet_type of people medical assistance (610) covers: 特困供养, 低保, 低保边缘 (code_tables.yaml)
 ASSISTANCE_IDENTITIES = ("2101", "2102", "2103")
@@ -119,21 +122,34 @@ def settlement(session: Session, fixmedins_code: str, psn_no: str, setl_id: str,
     return {"setlinfo": info, "setldetail": wire_detail(json.loads(row.setldetail), sign)}
 
 
-def _catalogue(session: Session, lines: list[FeeLine]) -> dict[str, CatalogItem]:
+class CatalogNames(msgspec.Struct, gc=False):
+    """What 5204/5205 answer of a line's catalogue row: its name, spec and dosage form."""
+
+    med_list_name: str
+    spec: str
+    dosform: str
+
+
+_ITEM = sql.table_of(CatalogItem)
+# the catalogue row of a code in force on a day: the latest version begun by then (the unique (code, begndate) index)
+CATALOG_NAMES = sql.Query(CatalogNames, sql.select_of(CatalogNames, _ITEM)
+                          .where(_ITEM.c.med_list_codg == bindparam("med_list_codg"), _ITEM.c.begndate <= bindparam("on", type_=Date()))
+                          .order_by(_ITEM.c.begndate.desc()).limit(1))
+
+
+def _catalogue(session: Session, lines: Sequence[FeeLine]) -> dict[str, CatalogNames]:
     """The catalogue rows the lines were classified by (their code, in force on the line's day), for name, spec and form."""
-    found: dict[str, CatalogItem] = {}
+    found: dict[str, CatalogNames] = {}
     for line in lines:
         if line.med_list_codg in found:
             continue
-        day = line.fee_ocur_time.date()
-        item = session.scalars(select(CatalogItem).where(CatalogItem.med_list_codg == line.med_list_codg, CatalogItem.begndate <= day)
-                               .order_by(CatalogItem.begndate.desc()).limit(1)).first()
+        item = sql.first(session, CATALOG_NAMES, med_list_codg=line.med_list_codg, on=line.fee_ocur_time.date())
         if item is not None:
             found[line.med_list_codg] = item
     return found
 
 
-def _line_fields(line: FeeLine, item: CatalogItem | None, med_type: str) -> dict[str, Any]:
+def _line_fields(line: FeeLine | DrugLineRow, item: CatalogNames | None, med_type: str) -> dict[str, Any]:
     """What 5204 and 5205 both answer about one fee line."""
     return {
         "feedetl_sn": line.feedetl_sn, "rx_drord_no": line.rxno or line.drord_no, "med_type": med_type,
@@ -164,7 +180,7 @@ def fee_lines(session: Session, fixmedins_code: str, psn_no: str, mdtrt_id: str,
     return [line_detail(line, visit, items.get(line.med_list_codg)) for line in lines]
 
 
-def line_detail(line: FeeLine, visit: Visit, item: CatalogItem | None = None) -> dict[str, Any]:
+def line_detail(line: FeeLine, visit: Visit, item: CatalogNames | None = None) -> dict[str, Any]:
     return {
         "mdtrt_id": line.mdtrt_id, "setl_id": line.setl_id or "", **_line_fields(line, item, visit.med_type),
         "sin_dos_dscr": line.sin_dos_dscr, "used_frqu_dscr": line.used_frqu_dscr, "prd_days": Decimal(str(line.prd_days or 0)),
@@ -179,25 +195,93 @@ def line_detail(line: FeeLine, visit: Visit, item: CatalogItem | None = None) ->
     }
 
 
+class DrugLineRow(msgspec.Struct, gc=False):
+    """A drug line of 5205: the fee line's fields it answers, the settlement that paid it, the institution, the visit."""
+
+    id: int
+    mdtrt_id: str
+    feedetl_sn: str
+    rxno: str
+    drord_no: str
+    med_list_codg: str
+    medins_list_codg: str
+    med_list_name: str
+    list_type: str
+    fee_ocur_time: datetime
+    cnt: Decimal
+    pric: Decimal
+    det_item_fee_sumamt_fen: int
+    chrgitm_lv: str
+    med_chrgitm_type: str
+    lmt_used_flag: str
+    hosp_appr_flag: str
+    tcmdrug_used_way: str
+    etip_flag: str
+    etip_hosp_code: str
+    dscg_tkdrug_flag: str
+    matn_fee_flag: str
+    setl_id: str
+    med_type: str
+    fixmedins_code: str
+    opsp_dise_code: str
+    fixmedins_name: str
+    visit_dise_codg: str
+    visit_dise_name: str
+    # the catalogue row in force on the line's day (None: none is)
+    item_name: str | None
+    item_spec: str | None
+    item_dosform: str | None
+
+
+_LINE, _SETTLEMENT, _VISIT = sql.table_of(FeeLine), sql.table_of(Settlement), sql.table_of(Visit)
+_INSTITUTION = sql.table_of(Institution)
+# each field from the first of the tables that has it (setl_id: the line's, equal to its settlement's)
+_DRUG_COLUMNS = [next(t.c[f] for t in (_LINE, _SETTLEMENT, _INSTITUTION) if f in t.c)
+                 for f in DrugLineRow.__struct_fields__ if not f.startswith(("visit_", "item_"))]
+
+
+def _in_force(column: Any, label: str) -> Any:
+    """A column of the line's catalogue row in force on its day (the latest version begun by then; the unique (code,
+    begndate) index): read in the same statement, so 5205 is one round trip to PostgreSQL, not one per drug."""
+    return (select(column).where(_ITEM.c.med_list_codg == _LINE.c.med_list_codg, _ITEM.c.begndate <= _LINE.c.fee_ocur_time)
+            .order_by(_ITEM.c.begndate.desc()).limit(1).correlate(_LINE).scalar_subquery().label(label))
+
+
+# 5205's one statement: the person's standing med_type 14 settlements (ix_settlement_psn_no_year), their drug lines
+# (ix_fee_line_setl_id) in the period, each with its institution and visit (primary keys) and its catalogue row. Drugs: list_type 101 西药,
+# 102 中成药, 103 医疗机构制剂. A settlement's year is its day of care, which may lie before the lines' (a visit left
+# open), so the period bounds the lines, not the settlements.
+DRUG_HISTORY = sql.Query(DrugLineRow, select(
+    *_DRUG_COLUMNS,
+    _VISIT.c.dise_codg.label("visit_dise_codg"), _VISIT.c.dise_name.label("visit_dise_name"),
+    _in_force(_ITEM.c.med_list_name, "item_name"), _in_force(_ITEM.c.spec, "item_spec"), _in_force(_ITEM.c.dosform, "item_dosform"))
+    .select_from(_SETTLEMENT.join(_LINE, _LINE.c.setl_id == _SETTLEMENT.c.setl_id)
+                 .join(_VISIT, _VISIT.c.mdtrt_id == _LINE.c.mdtrt_id)
+                 .join(_INSTITUTION, _INSTITUTION.c.fixmedins_code == _SETTLEMENT.c.fixmedins_code))
+    .where(_SETTLEMENT.c.psn_no == bindparam("psn_no"), _SETTLEMENT.c.med_type == "14", _SETTLEMENT.c.refd_setl_flag == "0",
+           _SETTLEMENT.c.revs_setl_id.is_(None), _LINE.c.status == "settled", or_(*(_LINE.c.list_type == t for t in ("101", "102", "103"))),
+           _LINE.c.fee_ocur_time >= bindparam("begin", type_=DateTime()), _LINE.c.fee_ocur_time <= bindparam("end", type_=DateTime()))
+    .order_by(_LINE.c.fee_ocur_time, _LINE.c.id))
+# no endtime: up to any time (a line is never dated more than the signature window ahead)
+_NO_END = datetime(9999, 12, 31, 23, 59, 59)
+
+
 def chronic_drug_history(session: Session, psn_no: str, begin: datetime, end: datetime | None) -> list[dict[str, Any]]:
     """Drugs settled for chronic/special-disease care (med_type 14) at any institution: what a doctor checks before prescribing.
 
     A line counts when a standing med_type 14 settlement paid it (a visit may be settled in parts under different
     med_types); the disease is the registered one that settlement paid for."""
-    registry.person(session, psn_no, "input.data")
-    stmt = (select(FeeLine, Settlement, Institution, Visit)
-            .join(Settlement, Settlement.setl_id == FeeLine.setl_id)
-            .join(Visit, Visit.mdtrt_id == FeeLine.mdtrt_id)
-            .join(Institution, Institution.fixmedins_code == Settlement.fixmedins_code)
-            .where(Settlement.psn_no == psn_no, Settlement.med_type == "14", Settlement.refd_setl_flag == "0",
-                   Settlement.revs_setl_id.is_(None), FeeLine.status == "settled", FeeLine.list_type.in_(("101", "102", "103")),
-                   FeeLine.fee_ocur_time >= begin))
-    if end:
-        stmt = stmt.where(FeeLine.fee_ocur_time <= end)
-    rows = session.execute(stmt.order_by(FeeLine.fee_ocur_time, FeeLine.id)).tuples().all()
-    items = _catalogue(session, [line for line, *_ in rows])
-    return [{**_line_fields(line, items.get(line.med_list_codg), settled.med_type), "fixmedins_code": settled.fixmedins_code,
-             "fixmedins_name": institution.fixmedins_name, "psn_no": psn_no, "mdtrt_id": line.mdtrt_id, "setl_id": settled.setl_id,
-             "opsp_dise_code": settled.opsp_dise_code or visit.dise_codg, "opsp_dise_name": visit.dise_name,
-             "drug_name": line.med_list_name, "det_item_fee_sumamt": yuan(line.det_item_fee_sumamt_fen)}
-            for line, settled, institution, visit in rows]
+    rows = sql.rows(session, DRUG_HISTORY, psn_no=psn_no, begin=begin, end=end or _NO_END)
+    if not rows:
+        registry.person(session, psn_no, "input.data")  # none: an insured person without any, or no such person
+    return [{**_line_fields(row, CatalogNames(row.item_name, row.item_spec or "", row.item_dosform or "") if row.item_name is not None
+                            else None, row.med_type), "fixmedins_code": row.fixmedins_code,
+             "fixmedins_name": row.fixmedins_name, "psn_no": psn_no, "mdtrt_id": row.mdtrt_id, "setl_id": row.setl_id,
+             "opsp_dise_code": row.opsp_dise_code or row.visit_dise_codg, "opsp_dise_name": row.visit_dise_name,
+             "drug_name": row.med_list_name, "det_item_fee_sumamt": yuan(row.det_item_fee_sumamt_fen)}
+            for row in rows]
+
+
+def drug_history_plan(session: Session, psn_no: str, begin: datetime, end: datetime | None) -> list[str]:
+    """The engine's plan of 5205's statement for these parameters (EXPLAIN), for benchmarks and tests."""
+    return sql.explain(session, DRUG_HISTORY, psn_no=psn_no, begin=begin, end=end or _NO_END)

@@ -156,9 +156,10 @@ def transaction_table() -> dict[str, Transaction]:
     from yibao.reconciliation.transactions import TRANSACTIONS as reconciliation
     from yibao.registry import service as registry
     from yibao.registry.transactions import transactions as registry_transactions
+    from yibao.review.transactions import TRANSACTIONS as review
 
     groups = (signin.transactions(registry.operator_active), registry_transactions(credential.use_token), credential_transactions,
-              codes, files, encounter, chronic, filing, prescription, reconciliation, drg, payment)
+              codes, files, encounter, chronic, filing, prescription, reconciliation, drg, payment, review)
     table: dict[str, Transaction] = {}
     for group in groups:
         for tx in group.items:

@@ -222,3 +222,44 @@ def test_a_settlement_without_rule_items_reads_nothing_more(counter: CounterClie
     person, mdtrt_id, total = _visit(counter, db, [(AMOXICILLIN, "14.37")])
     answer = counter.call("2207", settle_input(person, mdtrt_id, "310", total))
     assert answer["infcode"] == 0 and "智能审核" not in answer["warn_msg"]
+
+
+def _admit(counter: CounterClient, person: Any) -> str:
+    from flows import cert, serial
+
+    out = ok(counter.call("2401", {"mdtrtinfo": {"psn_no": person.psn_no, "insutype": "310", **cert(person), "med_type": "21",
+                                                 "ipt_no": serial("ZY"), "begntime": clock.fmt_datetime(clock.now()),
+                                                 "adm_dept_codg": "A04", "adm_dept_name": "外科", "adm_bed": "12",
+                                                 "dise_codg": "K35.900", "dise_name": "急性阑尾炎", "atddr_no": "D37010000002"},
+                                   "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": "K35.900", "diag_name": "急性阑尾炎",
+                                                 "maindiag_flag": "1"}]}))
+    return out["result"]["mdtrt_id"]
+
+
+def _stay(counter: CounterClient, person: Any, lines: list[tuple[str, str]]) -> dict[str, Any]:
+    from flows import cert
+
+    mdtrt_id = _admit(counter, person)
+    ok(counter.call("2301", {"feedetail": [fee(mdtrt_id, person.psn_no, code, amount) for code, amount in lines]}))
+    ok(counter.call("2402", {"dscginfo": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no, "endtime": clock.fmt_datetime(clock.now()),
+                                          "dscg_way": "1"}}))
+    total = sum(Decimal(a) for _, a in lines)
+    answer = counter.call("2304", {"data": {"psn_no": person.psn_no, **cert(person), "medfee_sumamt": total, "psn_setlway": "01",
+                                            "mdtrt_id": mdtrt_id, "insutype": "310", "acct_used_flag": "0", "mid_setl_flag": "0"}})
+    assert answer["infcode"] == 0, answer["err_msg"]
+    return answer
+
+
+def test_2304_self_pays_a_second_bed_day_and_warns_of_a_split_admission(counter: CounterClient, db) -> None:  # type: ignore[no-untyped-def]
+    ok(counter.sign_in())
+    person = fresh_person(db, "310", retired=False)
+    first = _stay(counter, person, [(BED, "40.00"), (BED, "40.00"), (AMOXICILLIN, "14.37")])
+    assert Decimal(str(first["output"]["setlinfo"]["fulamt_ownpay_amt"])) == Decimal("40.00")
+    assert "R0401" in first["warn_msg"] and "R0701" not in first["warn_msg"]
+    # admitted again the same day with the same main diagnosis: split admission and readmission, warned and recorded
+    second = _stay(counter, person, [(AMOXICILLIN, "14.37")])
+    assert "R0701" in second["warn_msg"] and "R0801" in second["warn_msg"]
+    assert Decimal(str(second["output"]["setlinfo"]["fulamt_ownpay_amt"])) == Decimal("0.00")
+    with db.unit_of_work(write=False) as session:
+        found = session.scalars(select(ReviewFinding).where(ReviewFinding.setl_id == second["output"]["setlinfo"]["setl_id"])).all()
+    assert sorted((f.rule_id, f.action, f.feedetl_sn) for f in found) == [("R0701", "warn", ""), ("R0801", "warn", "")]

@@ -61,7 +61,8 @@ SETTLED_LINES = sql.Query(SettledLine, sql.select_of(SettledLine, _LINE)
                           .where(_LINE.c.mdtrt_id == bindparam("mdtrt_id"), _LINE.c.status == "settled"))
 PREVIOUS_STAYS = sql.Query(PreviousStay, sql.select_of(PreviousStay, _VISIT)
                            .where(_VISIT.c.psn_no == bindparam("psn_no"), _VISIT.c.begntime >= bindparam("since"),
-                                  _VISIT.c.begntime < bindparam("before"), _VISIT.c.kind == "inpatient",
+                                  _VISIT.c.begntime <= bindparam("before"), _VISIT.c.mdtrt_id != bindparam("mdtrt_id"),
+                                  _VISIT.c.kind == "inpatient",
                                   _VISIT.c.status != "cancelled", _VISIT.c.endtime.is_not(None)))
 LINE_KINDS_NEEDING_DIAGNOSES = ("indication", "drug_diagnosis")
 LINE_KINDS_NEEDING_HISTORY = ("duplicate", "quantity")
@@ -118,7 +119,7 @@ def review_claim(session: Session, visit: Any, gend: str, brdy: date, hosp_lv: i
     if stay_rules:
         longest = max(r.days for r in book.visit_rules)
         found = sql.rows(session, PREVIOUS_STAYS, psn_no=visit.psn_no, since=visit.begntime - LONGEST_STAY - timedelta(days=longest),
-                         before=visit.begntime)
+                         before=visit.begntime, mdtrt_id=visit.mdtrt_id)
         mains = _main_diagnosis(session, found)
         stays = [checker.Stay(s.mdtrt_id, mains.get(s.mdtrt_id, ""), s.endtime) for s in found]
     care_day = min(visit.begntime.date(), clock.today())

@@ -89,7 +89,7 @@ def findings(session: Session, filters: FindingFilters) -> list[dict[str, Any]]:
             if len(grouped) >= filters.limit:
                 continue
             entry = grouped[f.setl_id] = {"setl_id": f.setl_id, "mdtrt_id": f.mdtrt_id, "psn_no": f.psn_no,
-                                          "fixmedins_code": f.fixmedins_code, "found_at": f.found_at.isoformat(sep=" "),
+                                          "fixmedins_code": f.fixmedins_code, "found_at": f.found_at.isoformat(sep=" ", timespec="seconds"),
                                           "severity": f.severity, "findings": []}
         entry["severity"] = min(entry["severity"], f.severity)
         entry["findings"].append({

@@ -76,7 +76,7 @@ def test_filters_rule_severity_institution_and_dates(http, flagged) -> None:  # 
 
 
 def test_an_institution_sees_only_its_own_and_strangers_nothing(http, flagged) -> None:  # type: ignore[no-untyped-def]
-    own = _list(http, console_login(http, "H37010000001"), fixmedins_code=OTHER)  # the filter cannot widen what it sees
+    own = _list(http, console_login(http, "H37010000001", fresh=True), fixmedins_code=OTHER)  # the filter cannot widen what it sees
     assert own and {s["fixmedins_code"] for s in own} == {"H37010000001"}
     assert http.get("/console/api/review/findings").status_code == 401
 

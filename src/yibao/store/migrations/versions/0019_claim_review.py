@@ -1,16 +1,16 @@
 """Issue 14: claim review (智能审核) — the rules that fired on settlements (``review_finding``), listed by the console's
 reviewer page through found_at.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-11-23
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0015"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

@@ -21,7 +21,7 @@ from yibao.store.migrate import upgrade
 HOT_PATH = ("yibao.encounter.service", "yibao.encounter.queries", "yibao.ledger.service", "yibao.registry.service",
             "yibao.credential.service", "yibao.credential.transactions", "yibao.chronic.service", "yibao.filing.service",
             "yibao.gateway.service", "yibao.gateway.signin",
-            "yibao.console.service")
+            "yibao.console.service", "yibao.encounter.reviewing", "yibao.review.service")
 # purges of bounded bookkeeping tables, run at most once a window: a scan of rows past their window is what they do
 MAY_SCAN = {("yibao.credential.service", "RATE_PURGE")}
 # statements only PostgreSQL runs (an INSERT inside WITH, which SQLite cannot write); SQLite runs their parts one by one

@@ -24,8 +24,8 @@ from yibao.codes import service as catalog
 from yibao.core import clock
 from yibao.gateway.models import GatewayNonce
 
-READ_ONLY = {"1301", "1302", "1305", "1306", "1307", "1308", "1309", "1312", "1901", "2001", "3201", "5201", "5203", "5204", "5205",
-             "5301", "6301", "7105", "9102"}
+READ_ONLY = {"1301", "1302", "1305", "1306", "1307", "1308", "1309", "1312", "1901", "2001", "3101", "3102", "3201", "5201", "5203",
+             "5204", "5205", "5301", "6301", "7105", "9102"}
 
 
 def test_the_table_marks_the_transactions_that_only_read(http) -> None:  # type: ignore[no-untyped-def]

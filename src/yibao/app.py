@@ -161,9 +161,10 @@ def transaction_table() -> dict[str, Transaction]:
     from yibao.reconciliation.transactions import TRANSACTIONS as reconciliation
     from yibao.registry import service as registry
     from yibao.registry.transactions import transactions as registry_transactions
+    from yibao.review.transactions import TRANSACTIONS as review
 
     groups = (signin.transactions(registry.operator_active), registry_transactions(credential.use_token), credential_transactions,
-              codes, files, encounter, chronic, filing, prescription, reconciliation, drg, payment, credit_transactions)
+              codes, files, encounter, chronic, filing, prescription, reconciliation, drg, payment, credit_transactions, review)
     encounter_service.on_reversal(credit.cancel_for_reversal)
     table: dict[str, Transaction] = {}
     for group in groups:

@@ -44,6 +44,7 @@ from yibao.credential.service import ScryptParams, rate_limit
 from yibao.gateway import auth
 from yibao.gateway.calllog import Trace
 from yibao.gateway.models import GatewayClient, GatewayMessage
+from yibao.review import service as review
 from yibao.store import sql
 from yibao.store.db import Database
 
@@ -614,3 +615,22 @@ def show_message(db: Database, token: str, message_id: int, table: Mapping[str, 
 def curl_for(db: Database, token: str, message_id: int, base_url: str, window_s: int) -> Curl:
     with db.unit_of_work() as session:
         return curl(session, viewer_of(session, token), message_id, base_url, window_s)
+
+
+# -- claim review (智能审核): the settlements rules fired on -----------------------------------------------------
+
+def review_findings(db: Database, token: str, filters: review.FindingFilters) -> list[dict[str, Any]]:
+    """Flagged settlements with the rules that fired: every institution's for staff, an institution its own."""
+    with db.unit_of_work(write=False) as session:
+        viewer = viewer_of(session, token)
+        if not viewer.is_staff:
+            filters = review.FindingFilters(filters.rule_id, filters.severity, viewer.fixmedins_code, filters.begin, filters.end,
+                                            filters.limit)
+        return review.findings(session, filters)
+
+
+def review_rules(db: Database, token: str) -> list[dict[str, Any]]:
+    """The rules in force (for the page's filter)."""
+    with db.unit_of_work(write=False) as session:
+        viewer_of(session, token)
+    return review.rules_listing()

@@ -19,6 +19,7 @@ from yibao.config import Settings
 from yibao.console import service
 from yibao.core.errors import InputError, YibaoError
 from yibao.credential import service as credential
+from yibao.review import service as review
 
 MessageId = Annotated[int, Parameter(ge=1, le=2**62)]
 Short = Annotated[str, msgspec.Meta(max_length=64)]
@@ -106,6 +107,19 @@ class ConsoleController(Controller):
         settings: Settings = request.app.state.settings
         made = service.curl_for(request.app.state.db, bearer_token(request), message_id, str(request.base_url), settings.signature_window_s)
         return {"command": made.command, "scheme": made.scheme, "valid_s": made.valid_s, "notes": made.notes}
+
+    @get("/review/findings", sync_to_thread=True, summary="智能审核: flagged settlements with the rule that fired, filterable")
+    def review_findings(self, request: Request[Any, Any, Any], rule_id: Annotated[str, Parameter(max_length=20)] = "",
+                        severity: Annotated[str, Parameter(max_length=1)] = "",
+                        fixmedins_code: Annotated[str, Parameter(max_length=12)] = "",
+                        begin: Annotated[str, Parameter(max_length=10)] = "", end: Annotated[str, Parameter(max_length=10)] = "",
+                        limit: Annotated[int, Parameter(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
+        filters = review.filters_of(rule_id, severity, fixmedins_code, begin, end, limit)
+        return service.review_findings(request.app.state.db, bearer_token(request), filters)
+
+    @get("/review/rules", sync_to_thread=True, summary="智能审核: the rules in force")
+    def review_rules(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+        return service.review_rules(request.app.state.db, bearer_token(request))
 
 
 def _me(viewer: service.Viewer) -> dict[str, Any]:

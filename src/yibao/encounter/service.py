@@ -31,6 +31,7 @@ from yibao.core import clock
 from yibao.core.errors import Conflict, InputError, NotFound
 from yibao.core.money import to_fen, yuan
 from yibao.credential.service import use_token
+from yibao.encounter import reviewing
 from yibao.encounter.models import Diagnosis, FeeLine, Settlement, Visit
 from yibao.encounter.rows import CatalogItemRow, FeeLineRow, SettlementRow, VisitRow
 from yibao.filing import service as filing
@@ -812,15 +813,19 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
     # and moves: a stay admitted 2026-12-30 and settled 2027-01-02 meets the 2026 deductible under the 2026 caps.
     care_day = care_day_of(visit)
     med_type = request.med_type or visit.med_type
+    hosp_lv = institution(session, visit.fixmedins_code).medins_lv or 1
+    # 事中审核 (yibao.review): refuses here, or makes lines wholly self-paid before the engine runs
+    verdict = reviewing.review_claim(session, visit, person.gend, person.brdy, hosp_lv, lines, where)
     facts = CareFacts(
         psn_no=visit.psn_no, insutype=visit.insutype, med_type=med_type, kind=visit.kind, care_day=care_day, setl_time=now,
-        hosp_lv=institution(session, visit.fixmedins_code).medins_lv or 1, fixmedins_code=caller.fixmedins_code,
+        hosp_lv=hosp_lv, fixmedins_code=caller.fixmedins_code,
         mdtrtarea_admvs=visit.mdtrtarea_admvs, mdtrt_id=visit.mdtrt_id, admission_no=visit.admission_no,
         dedc_paid_fen=visit.dedc_paid_fen, acct_used=request.acct_used, cert_type=request.cert_type, cert_no=request.cert_no,
         card_sn=request.card_sn, dise_codg=chronic_code(visit, lines, where) if med_type == CHRONIC_MED_TYPE else "",
-        lines=tuple(engine.LineSplit(line.feedetl_sn, line.det_item_fee_sumamt_fen, line.fulamt_ownpay_fen, line.overlmt_fen,
-                                     line.preselfpay_fen, line.inscp_scp_fen, line.chrgitm_lv, line.med_chrgitm_type,
-                                     Decimal(str(line.selfpay_prop)), line.pric_uplmt_fen, line.lmt_used_flag, line.memo)
+        lines=tuple(reviewing.self_pay(engine.LineSplit(line.feedetl_sn, line.det_item_fee_sumamt_fen, line.fulamt_ownpay_fen,
+                                                        line.overlmt_fen, line.preselfpay_fen, line.inscp_scp_fen, line.chrgitm_lv,
+                                                        line.med_chrgitm_type, Decimal(str(line.selfpay_prop)), line.pric_uplmt_fen,
+                                                        line.lmt_used_flag, line.memo), verdict)
                     for line in lines))
     home = homes(visit.insuplc_admdvs)
     answer = home.settle(session, facts, post=post, setl_id=new_id(caller.mdtrtarea_admvs), msgid=caller.msgid, where=where,
@@ -868,7 +873,8 @@ def settle(session: Session, caller: Caller, request: SettleRequest, *, post: bo
         sql.execute(session, UPDATE_VISIT, mdtrt_id=visit.mdtrt_id, status=visit.status, dedc_paid_fen=visit.dedc_paid_fen,
                     admission_no=visit.admission_no)
         home.settled(session, row)
-    warning = answer.warning
+        reviewing.record(session, verdict, setl_id=row.setl_id, visit=visit, fixmedins_code=caller.fixmedins_code, at=now)
+    warning = "; ".join(filter(None, (answer.warning, verdict.warning)))
     return {"setlinfo": setlinfo(row, person), "setldetail": wire_detail(json.loads(row.setldetail))}, warning
 
 

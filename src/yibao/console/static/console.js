@@ -330,6 +330,7 @@ async function start() {
   for (const th of document.querySelectorAll(".staff-only")) th.hidden = !staff;
   $("institutions").hidden = true;
   if (staff) await loadInstitutions().catch(failed);
+  document.dispatchEvent(new CustomEvent("console:signed-in", { detail: state.me }));
   await loadMessages();
 }
 

@@ -232,3 +232,18 @@ def test_a_held_back_write_runs_before_the_next_statement_or_the_commit_and_a_ro
         sql.defer(session, put, k="held", n="a", at=at)
     with store.unit_of_work(write=False) as session:
         assert sorted(sql.rows(session, seen, k="held")) == ["a", "b", "c", "d"]
+
+
+def test_only_a_transaction_marked_losable_commits_without_waiting_for_the_disk(store: Database) -> None:
+    """`unit_of_work(durable=False)` (a read-only call's bookkeeping) does not wait for the disk; every other write does,
+    before and after it on the same pooled connection."""
+    def level(durable: bool) -> str:
+        with store.unit_of_work(durable=durable) as session:
+            if store.is_sqlite:
+                found = session.connection().exec_driver_sql("PRAGMA synchronous").scalar()
+                return {1: "lazy", 2: "durable"}.get(found, str(found))
+            found = session.connection().exec_driver_sql("SHOW synchronous_commit").scalar()
+            return "lazy" if found == "off" else "durable"
+
+    configured = "lazy" if store.is_sqlite and store.durability.synchronous == "NORMAL" else "durable"
+    assert [level(True), level(False), level(True), level(False), level(True)] == [configured, "lazy", configured, "lazy", configured]

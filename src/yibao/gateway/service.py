@@ -336,8 +336,9 @@ class GatewayService:
         """The call's session and ``book``, which writes what the call itself keeps (nonce, answer, message log…).
 
         A transaction that only reads (``reads_only``) reads on a read-only connection without the writers' lock, in one
-        snapshot; what it writes is booked and written after the read, in one short write transaction. The others write
-        in their own transaction, as they go."""
+        snapshot; what it writes is booked and written after the read, in one short write transaction that does not
+        wait for the disk: a power cut may lose the record of a query (a retry then runs it again), and waiting for the
+        disk was most of a 5205's time (docs/performance.md). The others write in their own transaction, as they go."""
         if not tx.reads_only:
             with self.db.unit_of_work() as session:
                 yield session, lambda write: write(session)
@@ -345,7 +346,7 @@ class GatewayService:
         booked: list[Callable[[Session], Any]] = []
         with self.db.unit_of_work(read_only=True) as session:
             yield session, booked.append
-        with self.db.unit_of_work() as session:
+        with self.db.unit_of_work(durable=False) as session:
             for write in booked:
                 write(session)
 

@@ -95,6 +95,12 @@ def _postgresql_engine(url: str) -> Engine:
                            connect_args={"prepare_threshold": None if threshold in ("off", "none", "") else int(threshold),
                                          "keepalives": 1, "keepalives_idle": 60})
 
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        if connection.get_execution_options().get("yibao_durable") is False:
+            # acknowledged before the WAL reaches the disk: a crash may lose this transaction, never corrupt the data
+            connection.connection.driver_connection.execute("SET LOCAL synchronous_commit TO OFF")
+
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection, _record, _proxy):
         if dbapi_connection.closed or dbapi_connection.broken:
@@ -113,6 +119,7 @@ def _tune_sqlite(engine: Engine, busy_ms: int, max_bytes: int, checkpoint_in_bac
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={'NORMAL' if durability.synchronous == 'NORMAL' else 'FULL'}")
+        _record.info["synchronous"] = durability.synchronous
         # a bigger page cache and memory-mapped reads: the hot indexes (nonces, messages, tokens) are keyed at random
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.execute("PRAGMA mmap_size=1073741824")
@@ -129,11 +136,21 @@ def _tune_sqlite(engine: Engine, busy_ms: int, max_bytes: int, checkpoint_in_bac
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        options = connection.get_execution_options()
+        mode = options.get("sqlite_begin", "IMMEDIATE")
+        driver = connection.connection.driver_connection
+        # a transaction that may be lost in a power cut (`Database.unit_of_work(durable=False)`) commits without
+        # waiting for the disk; the next durable commit on the file syncs the log with it. Set per connection, before
+        # BEGIN, and only when it changes (one dictionary look-up otherwise).
+        wanted = "NORMAL" if options.get("yibao_durable") is False else durability.synchronous
+        info = connection.connection.info
+        if info.get("synchronous") != wanted:
+            driver.execute(f"PRAGMA synchronous={'NORMAL' if wanted == 'NORMAL' else 'FULL'}")
+            info["synchronous"] = wanted
         # on the driver itself: SQLAlchemy's execution path costs ~20 µs more, on every call
         statement = f"BEGIN {mode}"
         try:
-            connection.connection.driver_connection.execute(statement)
+            driver.execute(statement)
         except sqlite3.Error as error:
             raise DBAPIError.instance(statement, (), error, sqlite3.Error, dialect=connection.dialect) from error
 
@@ -260,6 +277,9 @@ class Database:
         self._checkpointer = (Checkpointer(sqlite_path, self._write_lock)
                               if sqlite_path and self._write_lock and _background_checkpoints(url) else None)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # what may be lost in a power cut (the record of a call that only read: its nonce, stored answer, log line)
+        self._lazy_sessions = sessionmaker(self.engine.execution_options(yibao_durable=False), expire_on_commit=False,
+                                           autoflush=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False, autoflush=False
         )
@@ -299,13 +319,17 @@ class Database:
         return await anyio.to_thread.run_sync(work)
 
     @contextmanager
-    def unit_of_work(self, *, write: bool = True, read_only: bool = False) -> Iterator[Session]:
+    def unit_of_work(self, *, write: bool = True, read_only: bool = False, durable: bool = True) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back when it raises.
 
-        ``read_only``: on the read-only engine, without the writers' lock; any write in it fails."""
+        ``read_only``: on the read-only engine, without the writers' lock; any write in it fails.
+        ``durable=False``: a write whose commit does not wait for the disk (SQLite ``synchronous=NORMAL``, PostgreSQL
+        ``synchronous_commit=off`` for this transaction): a power cut may lose it, never corrupt anything. Only for what
+        can be lost: the bookkeeping of a call that read (its nonce, stored answer and log line), never a settlement."""
         if read_only:
             write = False
-        session = (self._read_only_sessions if read_only else self._sessions if write else self._read_sessions)()
+        session = (self._read_only_sessions if read_only else self._lazy_sessions if write and not durable
+                   else self._sessions if write else self._read_sessions)()
         guard = self._write_lock if write and self._write_lock is not None else nullcontext()
         try:
             with guard:

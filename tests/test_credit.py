@@ -392,7 +392,8 @@ def test_a_reversal_before_repayment_cancels_the_advance_and_after_it_is_refused
     refused = counter.call("2305", {"data": {"setl_id": again["setl_id"], "mdtrt_id": again["mdtrt_id"], "psn_no": person.psn_no}})
     assert refused["infcode"] == -1 and "开始还款" in refused["err_msg"]
     with db.unit_of_work(write=False) as session:
-        assert session.get(CreditAdvance, second["crdt_advn_no"]).status == "open"
+        # still owed or already paid off (a small cash part is one instalment, depending on who the test picked): not cancelled
+        assert session.get(CreditAdvance, second["crdt_advn_no"]).status in ("open", "repaid")
 
 
 # -- statements --------------------------------------------------------------------------------------------------------------

@@ -285,7 +285,8 @@ def test_without_a_configured_provider_production_refuses(http, counter, db, set
     bare = dataclasses.replace(settings, pay_provider_url="")
     person = resident(db)
     app = App(http, person)  # activated while the database is a demo's (a production one needs a face provider)
-    order = bill(counter, person, "18.00", catalogue_codes(db)["yi"])
+    # the account does not pay (whatever balance the person has in this test order): there is own money to charge
+    order = bill(counter, person, "18.00", catalogue_codes(db)["yi"], acct="0")
     with db.unit_of_work() as session:
         deployment.set_mode(session, deployment.PRODUCTION)
     try:

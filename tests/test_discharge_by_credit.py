@@ -125,6 +125,9 @@ def test_the_stay_paid_by_credit_care_the_bank_advances_the_cash_part(http, coun
     assert len(advance) == 1 and Decimal(advance[0]["amount"]) == cash and advance[0]["status"] == "open" and advance[0]["schedule"]
     assert Decimal(statement["agreement"]["available"]) == Decimal("5000.00") - cash
     assert Decimal(statement["totals"]["outstanding"]) == cash
+    # the app's stay says how it was paid
+    stay = next(s for s in app.admission()["stays"] if s["mdtrt_id"] == mdtrt_id)
+    assert stay["status_name"] == "已结算" and stay["pay_method_name"] == "信用就医（银行垫付）" and Decimal(stay["credit_adv_amt"]) == cash
     # the hospital's 6301 shows the method and the bank's part
     seen = ok(counter.call("6301", {"data": {"pay_ord_id": order["pay_ord_id"]}}))["data"]
     assert seen["method"] == "credit" and Decimal(seen["credit_adv_amt"]) == cash

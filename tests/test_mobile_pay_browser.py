@@ -203,6 +203,7 @@ def test_discharge_paid_by_credit_care_in_the_app(browser, live_server: str, db,
         assert "信用就医（银行垫付）：银行垫付" in said and "移动支付 0.00 元" in said, said
         stay = f"#adm-stays .entry[data-stay='{mdtrt_id}']"
         page.wait_for_function(f"() => document.querySelector(\"{stay}\").textContent.includes('已结算')")
+        assert "信用就医（银行垫付） · 银行垫付" in page.inner_text(f"{stay} .paid-how")
         latin = re.findall(r"[A-Za-z]{2,}", page.inner_text("#view-pay"))
         assert not latin, latin
         page.screenshot(path=str(ARTIFACTS / "discharge-by-credit.png"), full_page=True)

@@ -500,8 +500,18 @@ def stays(session: Session, psn_no: str) -> list[dict[str, Any]]:
                             "status_name": STAY_NAMES.get(v.status, v.status),
                             "begntime": clock.fmt_datetime(v.begntime), "endtime": clock.fmt_datetime(v.endtime) if v.endtime else "",
                             "lines": int(lines[0]), "running_total": str(yuan(int(lines[1]))),
-                            "pay_ord_id": order.pay_ord_id if order else "", "ord_stas": order.status if order else ""})
+                            "pay_ord_id": order.pay_ord_id if order else "", "ord_stas": order.status if order else "",
+                            **_paid_how(session, order)})
     return shown_stays
+
+
+def _paid_how(session: Session, order: PayOrder | None) -> dict[str, str]:
+    """How a paid stay's own part was paid: the method, and what the partner bank advanced (信用就医)."""
+    if order is None or order.status != "paid":
+        return {"pay_method_name": "", "credit_adv_amt": ""}
+    advanced = session.scalar(select(func.coalesce(func.sum(CreditAdvance.amount_fen), 0))
+                              .where(CreditAdvance.setl_id == order.setl_id, CreditAdvance.status != "cancelled")) or 0
+    return {"pay_method_name": METHOD_NAMES.get(order.method, order.method), "credit_adv_amt": str(yuan(int(advanced)))}
 
 
 def requests_of(session: Session, psn_no: str) -> list[AdmissionRequest]:

@@ -51,6 +51,7 @@
       <div class="entry" data-stay="${esc(s.mdtrt_id)}"><div class="entry-head"><b>住院 · ${esc(s.fixmedins_name)}</b><span class="state">${esc(s.status_name)}</span></div>
         <div>已发生费用 <b class="running">${esc(s.running_total)}</b> 元（${esc(s.lines)} 项）</div>
         <div class="muted">${esc(s.begntime)} 入院${s.endtime ? ` · ${esc(s.endtime)} 出院` : ""}</div>
+        ${s.pay_method_name ? `<div class="muted paid-how">手机结算 · ${esc(s.pay_method_name)}${Number(s.credit_adv_amt) > 0 ? ` · 银行垫付 ${esc(s.credit_adv_amt)} 元` : ""}</div>` : ""}
         ${s.status === "discharged" && !["presettled", "paying"].includes(s.ord_stas) ? `<button type="button" class="link" data-bill="${esc(s.mdtrt_id)}">出院结算</button>` : ""}
       </div>`).join("");
     $("adm-stays").querySelectorAll("[data-bill]").forEach((b) => b.addEventListener("click", async () => {

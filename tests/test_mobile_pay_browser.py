@@ -161,3 +161,56 @@ def test_admission_by_phone_running_costs_and_discharge_paid_in_the_app(browser,
     assert not latin, latin
     page.screenshot(path=str(ARTIFACTS / "admission-by-phone.png"), full_page=True)
     page.close()
+
+
+def test_discharge_paid_by_credit_care_in_the_app(browser, live_server: str, db, counter) -> None:  # type: ignore[no-untyped-def]
+    """The stay's bill offers 信用就医（银行垫付） beside 移动支付 when the person has an agreement; chosen, the bank advances
+    the own-money part and the app says how much."""
+    from standins.bank import StandInBank
+    from yibao.credit import service as credit
+    from yibao.credit.models import CreditAdvance
+
+    bank = StandInBank(key=secrets.token_hex(16))
+    url = bank.start()
+    try:
+        codes = catalogue_codes(db)
+        person = fresh_person(db, "390")
+        with db.unit_of_work() as session:
+            credit.add_bank(session, bank_code="WEBBANK", bank_name="网页测试银行", url=url, key=bank.key)
+            agreement_no = credit.apply(session, person.psn_no, "WEBBANK", auto_account=False).agreement_no
+        with db.unit_of_work() as session:
+            assert credit.decide(session, credit.bank_client(session, "WEBBANK"), agreement_no).status == "active"
+        admitted = ok(counter.call("2401", {"mdtrtinfo": {"psn_no": person.psn_no, "insutype": "390", **cert(person), "med_type": "21",
+                                                          "ipt_no": serial("ZY"), "begntime": clock.fmt_datetime(clock.now()),
+                                                          "adm_dept_codg": "A04", "adm_dept_name": "普外科"}}))
+        mdtrt_id = admitted["result"]["mdtrt_id"]
+        ok(counter.call("2301", {"feedetail": [fee(mdtrt_id, person.psn_no, codes["jia"], "800.00"),
+                                               fee(mdtrt_id, person.psn_no, codes["bing"], "150.00")]}))
+        ok(counter.call("2402", {"dscginfo": {"mdtrt_id": mdtrt_id, "psn_no": person.psn_no,
+                                              "endtime": clock.fmt_datetime(clock.now()), "dscg_way": "1"}}))
+        page = sign_in(browser, live_server, person)
+        open_pay(page)
+        page.locator(f"#adm-stays .entry[data-stay='{mdtrt_id}'] [data-bill]").click()
+        page.wait_for_function("() => document.querySelector('#pay-result').textContent.includes('出院结算账单')")
+        page.locator("#pay-list .entry [data-pay]").first.click()
+        page.wait_for_selector("#pay-methods:not([hidden])")
+        assert "信用就医（银行垫付）" in page.inner_text("#pay-methods") and "网页测试银行" in page.inner_text("#pay-credit-hint")
+        page.check("#pay-method-credit")
+        page.fill("#pay-password", "582046")
+        page.click("#pay-confirm")
+        page.wait_for_function("() => document.querySelector('#pay-result').textContent.startsWith('支付成功')", timeout=20_000)
+        said = page.inner_text("#pay-result")
+        assert "信用就医（银行垫付）：银行垫付" in said and "移动支付 0.00 元" in said, said
+        stay = f"#adm-stays .entry[data-stay='{mdtrt_id}']"
+        page.wait_for_function(f"() => document.querySelector(\"{stay}\").textContent.includes('已结算')")
+        assert "信用就医（银行垫付） · 银行垫付" in page.inner_text(f"{stay} .paid-how")
+        latin = re.findall(r"[A-Za-z]{2,}", page.inner_text("#view-pay"))
+        assert not latin, latin
+        page.screenshot(path=str(ARTIFACTS / "discharge-by-credit.png"), full_page=True)
+        page.close()
+        with db.unit_of_work(write=False) as session:
+            [advance] = session.scalars(select(CreditAdvance).where(CreditAdvance.mdtrt_id == mdtrt_id)).all()
+            assert advance.status == "open" and advance.amount_fen == advance.cash_fen > 0
+            assert bank.advances[advance.advance_no]["status"] == "paid"
+    finally:
+        bank.stop()

@@ -34,6 +34,8 @@ class StandInBank:
     short_cards: set[str] = field(default_factory=set)
     # normal | down (500) | unsigned
     behaviour: str = "normal"
+    # set: advances are declined with this reason
+    advance_refusal: str = ""
     agreements: dict[str, dict[str, Any]] = field(default_factory=dict)  # bank_ref → {certno, limit}
     advances: dict[str, dict[str, Any]] = field(default_factory=dict)  # advance_no → {bank_ref, amount, fixmedins_code, status}
     collections: dict[str, dict[str, Any]] = field(default_factory=dict)  # repayment_no → {bank_ref, amount, paid}
@@ -107,6 +109,8 @@ class StandInBank:
     def _advance(self, r: dict[str, Any]) -> dict[str, Any]:
         if r["bank_ref"] not in self.agreements:
             return {"accepted": False, "reason": "无此授信"}
+        if self.advance_refusal:
+            return {"accepted": False, "reason": self.advance_refusal}
         found = self.advances.setdefault(r["advance_no"], {"bank_ref": r["bank_ref"], "amount": r["amount"],
                                                            "fixmedins_code": r["fixmedins_code"], "status": "paid"})
         return {"accepted": True, "ref": f"PAY{r['advance_no'][-10:]}", "amount": found["amount"]}

@@ -11,6 +11,11 @@ bound family member who holds the phone) confirms with the 6-digit password or a
    totals, balances and fee lines back to where they were; the visit open again) and the order is ``failed``: the
    person may try again, or cancel.
 
+Credit care (信用就医) is the other method (``credit``): the same confirmation and settlement, then the partner bank
+advances the own-money part (`yibao.credit.service.advance_settlement`) in its own transaction; what is over the
+available limit is charged through the payment channel as above. A bank that refuses or does not answer: the
+settlement is reversed as a refused payment is (the order ``failed``, payable again by either method).
+
 A success the provider reports afterwards for a charge that was rolled back (a late callback) is refunded through the
 channel and recorded on the charge; the order is never settled again for it. A callback is recorded once (by the
 provider's transaction number); a repeated one changes nothing. An order has at most one charge pending or succeeded.
@@ -34,6 +39,8 @@ from yibao.core.errors import Conflict, InputError, NotFound, YibaoError
 from yibao.core.money import yuan
 from yibao.credential import service as credential
 from yibao.credential.models import Credential
+from yibao.credit import service as credit
+from yibao.credit.models import CreditAdvance, CreditBank
 from yibao.encounter import service as encounter
 from yibao.encounter.models import FeeLine, Visit
 from yibao.payment.channel import PayResult
@@ -42,7 +49,8 @@ from yibao.registry.models import Institution, Person
 
 log = structlog.get_logger("yibao.payment")
 
-METHODS = ("mobile",)  # how the own-money part is paid; credit care (信用就医) plugs in here as another method
+METHODS = ("mobile", "credit")  # how the own-money part is paid: the payment channel, or the partner bank's advance (信用就医)
+METHOD_NAMES = {"mobile": "移动支付", "credit": "信用就医（银行垫付）"}
 LIVE = ("presettled", "paying", "paid")  # an order in one of these holds the visit's bill
 class Unavailable(YibaoError):
     http_status = 503
@@ -163,13 +171,21 @@ def shown(session: Session, order: PayOrder) -> dict[str, Any]:
     name = session.scalar(select(Institution.fixmedins_name).where(Institution.fixmedins_code == order.fixmedins_code)) or ""
     person = session.scalar(select(Person.psn_name).where(Person.psn_no == order.psn_no)) or ""
     charges = session.scalars(select(PayCharge).where(PayCharge.pay_ord_id == order.pay_ord_id).order_by(PayCharge.created_at)).all()
+    advance = session.scalars(select(CreditAdvance).where(CreditAdvance.setl_id == order.setl_id, CreditAdvance.status != "cancelled")
+                              ).first() if order.setl_id else None
+    offer = credit_offer(session, order.psn_no) if order.status in ("presettled", "failed") else None
     return {"pay_ord_id": order.pay_ord_id, "ord_stas": order.status, "ord_stas_name": STATUS_NAMES.get(order.status, order.status),
             "psn_no": order.psn_no, "psn_name": person, "fixmedins_code": order.fixmedins_code, "fixmedins_name": name,
-            "mdtrt_id": order.mdtrt_id, "kind": order.kind, "method": order.method, "medins_ord_no": order.medins_ord_no,
+            "mdtrt_id": order.mdtrt_id, "kind": order.kind, "method": order.method,
+            "method_name": METHOD_NAMES.get(order.method, order.method), "medins_ord_no": order.medins_ord_no,
             "medfee_sumamt": str(yuan(order.medfee_sumamt)), "fund_pay_sumamt": str(yuan(order.fund_pay_sumamt)),
             "acct_pay": str(yuan(order.acct_pay)), "psn_cash_pay": str(yuan(order.psn_cash_pay)), "setl_id": order.setl_id or "",
             "reason": order.reason, "crte_time": clock.fmt_datetime(order.created_at),
             "paid_time": clock.fmt_datetime(order.paid_at) if order.paid_at else "",
+            # what the partner bank advanced of the own-money part (信用就医), and what it may advance (the offer)
+            "credit_adv_amt": str(yuan(advance.amount_fen if advance else 0)), "credit_advance_no": advance.advance_no if advance else "",
+            "channel_amt": str(yuan(order.psn_cash_pay - (advance.amount_fen if advance else 0))),
+            "credit_offer": offer or {},
             "charges": [{"charge_id": c.charge_id, "status": c.status, "amount": str(yuan(c.amount_fen)),
                          "refunded": c.refunded_at is not None} for c in charges]}
 
@@ -198,21 +214,37 @@ def confirm_holder(session: Session, settings: Settings, holder_psn_no: str, *, 
     return "password"
 
 
+def credit_offer(session: Session, psn_no: str) -> dict[str, str] | None:
+    """The person's credit care the app may offer for an order: an active agreement with some limit available."""
+    agreement = credit.standing_agreement(session, psn_no)
+    if agreement is None or agreement.status != "active" or agreement.available_fen <= 0:
+        return None
+    bank = session.get(CreditBank, agreement.bank_code)
+    return {"bank_name": bank.bank_name if bank else agreement.bank_code, "available": str(yuan(agreement.available_fen))}
+
+
 @dataclass(frozen=True)
 class Started:
     pay_ord_id: str
-    charge_id: str  # "" when nothing is owed in cash (the order is paid already)
+    charge_id: str  # "" when nothing is owed in cash (the order is paid already) or the bank is asked first
     amount_fen: int
+    # credit care: the partner bank is to advance the own-money part (`advance`) before anything is charged
+    advance: bool = False
 
 
-def start(session: Session, order: PayOrder, holder_psn_no: str) -> Started:
-    """Settle the confirmed order (post) and open a charge for its own-money part: one transaction."""
+def start(session: Session, order: PayOrder, holder_psn_no: str, method: str = "") -> Started:
+    """Settle the confirmed order (post) and open a charge for its own-money part (``mobile``), or leave it to the partner
+    bank's advance (``credit``, then `advance`): one transaction. ``method`` is the person's choice (else the order's)."""
     if order.status in ("paying", "paid"):
         raise Conflict("该订单已支付或正在支付，请勿重复支付", field="pay_ord_id")
     if order.status not in ("presettled", "failed"):
         raise Conflict(f"订单{STATUS_NAMES.get(order.status, order.status)}，不能支付", field="pay_ord_id")
-    if order.method != "mobile":
-        raise Conflict("该订单不是医保移动支付订单", field="pay_ord_id")
+    method = method or order.method
+    if method not in METHODS:
+        raise InputError("请选择支付方式：移动支付或信用就医", field="method")
+    if method == "credit" and credit_offer(session, order.psn_no) is None:
+        raise Conflict("没有可用的信用就医额度（需已签约合作银行且额度未用完），请选择移动支付", field="method")
+    order.method = method
     visit = session.get(Visit, order.mdtrt_id)
     assert visit is not None
     if _open_total(session, order.mdtrt_id) != order.medfee_sumamt:
@@ -238,9 +270,49 @@ def start(session: Session, order: PayOrder, holder_psn_no: str) -> Started:
         order.status, order.paid_at = "paid", now
         return Started(order.pay_ord_id, "", 0)
     order.status = "paying"
+    if order.method == "credit":
+        return Started(order.pay_ord_id, "", order.psn_cash_pay, advance=True)
     session.add(PayCharge(charge_id=charge_id, pay_ord_id=order.pay_ord_id, amount_fen=order.psn_cash_pay, status="pending",
                           setl_id=order.setl_id, created_at=now))
     return Started(order.pay_ord_id, charge_id, order.psn_cash_pay)
+
+
+def advance(session: Session, bank_of: credit.BankOf, pay_ord_id: str) -> Started:
+    """Credit care, after `start`: the partner bank advances the settlement's own-money part up to the available limit
+    (one transaction with the advance's record and schedule); what is over the limit opens a charge through the payment
+    channel, as mobile payment would. The bank refusing or not answering raises: the caller rolls the settlement back
+    (`credit_failed`)."""
+    order = order_of(session, pay_ord_id, lock=True)
+    if order.status != "paying" or order.method != "credit" or not order.setl_id:
+        raise Conflict("该订单不在信用就医支付中", field="pay_ord_id")
+    done = credit.advance_settlement(session, bank_of, order.setl_id, psn_no=order.psn_no, mdtrt_id=order.mdtrt_id, where="pay")
+    now = clock.now()
+    order.updated_at = now
+    if done.cash_left_fen <= 0:
+        order.status, order.paid_at = "paid", now
+        return Started(order.pay_ord_id, "", 0)
+    charge_id = f"PC{now:%Y%m%d%H%M%S}{secrets.token_hex(8)}"
+    session.add(PayCharge(charge_id=charge_id, pay_ord_id=order.pay_ord_id, amount_fen=done.cash_left_fen, status="pending",
+                          setl_id=order.setl_id, created_at=now))
+    return Started(order.pay_ord_id, charge_id, done.cash_left_fen)
+
+
+def credit_failed(session: Session, pay_ord_id: str, reason: str) -> PayOrder:
+    """The bank did not advance (refused, unavailable, or the advance's transaction failed): the settlement is reversed as a
+    refused payment's is, the order ``failed`` and payable again. An order that moved on meanwhile is left as it is."""
+    order = order_of(session, pay_ord_id, lock=True)
+    pending = session.scalar(select(PayCharge.charge_id).where(PayCharge.pay_ord_id == pay_ord_id, PayCharge.status == "pending"))
+    if order.status == "paying" and order.method == "credit" and order.setl_id and pending is None:
+        _roll_back(session, order, reason)
+    return order
+
+
+def stale_credit_orders(session: Session, older_than: timedelta) -> list[str]:
+    """Credit-care orders settled whose bank advance was never recorded (the worker died between the two steps)."""
+    pending = select(PayCharge.pay_ord_id).where(PayCharge.status == "pending")
+    return list(session.scalars(select(PayOrder.pay_ord_id).where(PayOrder.method == "credit", PayOrder.status == "paying",
+                                                                  PayOrder.updated_at < clock.now() - older_than,
+                                                                  PayOrder.pay_ord_id.not_in(pending)).limit(20)))
 
 
 class AmountsChanged(Conflict):
@@ -428,8 +500,18 @@ def stays(session: Session, psn_no: str) -> list[dict[str, Any]]:
                             "status_name": STAY_NAMES.get(v.status, v.status),
                             "begntime": clock.fmt_datetime(v.begntime), "endtime": clock.fmt_datetime(v.endtime) if v.endtime else "",
                             "lines": int(lines[0]), "running_total": str(yuan(int(lines[1]))),
-                            "pay_ord_id": order.pay_ord_id if order else "", "ord_stas": order.status if order else ""})
+                            "pay_ord_id": order.pay_ord_id if order else "", "ord_stas": order.status if order else "",
+                            **_paid_how(session, order)})
     return shown_stays
+
+
+def _paid_how(session: Session, order: PayOrder | None) -> dict[str, str]:
+    """How a paid stay's own part was paid: the method, and what the partner bank advanced (信用就医)."""
+    if order is None or order.status != "paid":
+        return {"pay_method_name": "", "credit_adv_amt": ""}
+    advanced = session.scalar(select(func.coalesce(func.sum(CreditAdvance.amount_fen), 0))
+                              .where(CreditAdvance.setl_id == order.setl_id, CreditAdvance.status != "cancelled")) or 0
+    return {"pay_method_name": METHOD_NAMES.get(order.method, order.method), "credit_adv_amt": str(yuan(int(advanced)))}
 
 
 def requests_of(session: Session, psn_no: str) -> list[AdmissionRequest]:

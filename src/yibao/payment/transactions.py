@@ -43,7 +43,8 @@ def post_bill(ctx: Context, body: In6201) -> dict:
 
 
 def _wire(shown: dict) -> dict:
-    return {k: v for k, v in shown.items() if k != "charges"}
+    # the person's charges and credit limit stay in the app; the hospital reads the method and the bank's part
+    return {k: v for k, v in shown.items() if k not in ("charges", "credit_offer")}
 
 
 class OrderRef(msgspec.Struct):

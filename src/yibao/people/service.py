@@ -24,6 +24,8 @@ from yibao.core.money import to_fen, yuan
 from yibao.credential import realperson
 from yibao.credential import service as credential
 from yibao.credential.models import Channel, Device, FamilyBinding, UserSession
+from yibao.credit import bank as credit_bank
+from yibao.credit import service as credit
 from yibao.encounter.models import Settlement, Visit
 from yibao.filing import service as filing
 from yibao.ledger.models import LedgerEntry
@@ -471,7 +473,13 @@ def recover_stale_charges(db: Database, settings: Settings) -> int:
         with db.unit_of_work() as session:
             payment.finish(session, charge_id, paychannel.PayResult("timed_out", reason="no answer recorded: rolled back"))
         log.warning("stale mobile-payment charge rolled back", charge=charge_id)
-    return len(stale)
+    with db.unit_of_work(write=False) as session:
+        orders = payment.stale_credit_orders(session, timedelta(seconds=settings.pay_timeout_s * 3 + 60))
+    for pay_ord_id in orders:
+        with db.unit_of_work() as session:
+            payment.credit_failed(session, pay_ord_id, "银行垫付未完成，已撤销本次医保结算")
+        log.warning("stale credit-care order rolled back", pay_ord_id=pay_ord_id)
+    return len(stale) + len(orders)
 
 
 def pay_order(db: Database, token: str, pay_ord_id: str) -> dict[str, Any]:
@@ -483,11 +491,14 @@ def pay_order(db: Database, token: str, pay_ord_id: str) -> dict[str, Any]:
     return _signed_in(db, token, go)
 
 
-def pay(db: Database, settings: Settings, caller: Caller, pay_ord_id: str, *, password: str, face: str, liveness: float) -> dict[str, Any]:
+def pay(db: Database, settings: Settings, caller: Caller, pay_ord_id: str, *, password: str, face: str, liveness: float,
+        method: str = "", bank_of: credit.BankOf | None = None) -> dict[str, Any]:
     """Confirm (password or face), settle, take the own-money part through the payment channel, record the answer.
 
     Three steps, so no transaction waits for the provider: settle and open the charge; ask the channel; record its
-    answer (paid, or the settlement rolled back)."""
+    answer (paid, or the settlement rolled back). By credit care (``method`` ``credit``) the partner bank advances the
+    own-money part between the first two (its own transaction); only what is over the limit goes to the channel, and a
+    bank that refuses or does not answer has the settlement rolled back as a refused payment does."""
     kind = "person.mobile_pay"
     with db.unit_of_work(write=False) as session:
         user = credential.session_person(session, caller.token)
@@ -504,8 +515,9 @@ def pay(db: Database, settings: Settings, caller: Caller, pay_ord_id: str, *, pa
         order = payment.order_of(session, pay_ord_id, lock=True)
         credential.require_access(session, user.psn_no, order.psn_no)
         how = payment.confirm_holder(session, settings, user.psn_no, password=password, face_pass=face_pass)
-        started = payment.start(session, order, user.psn_no)
-        audit.record(session, kind, actor=user.psn_no, subject=order.psn_no, reason=f"order {pay_ord_id} by {how}", ip=caller.ip)
+        started = payment.start(session, order, user.psn_no, method)
+        audit.record(session, kind, actor=user.psn_no, subject=order.psn_no, reason=f"order {pay_ord_id} by {how}, {order.method}",
+                     ip=caller.ip)
         return started
 
     try:
@@ -514,6 +526,8 @@ def pay(db: Database, settings: Settings, caller: Caller, pay_ord_id: str, *, pa
         with db.unit_of_work() as session:
             payment.refresh(session, pay_ord_id)
         raise
+    if started.advance:
+        started = _credit_advance(db, pay_ord_id, bank_of or credit.bank_client)
     if started.charge_id:
         try:
             if channel is None:  # the pre-settlement owed nothing in cash, the settlement did
@@ -529,6 +543,22 @@ def pay(db: Database, settings: Settings, caller: Caller, pay_ord_id: str, *, pa
         with db.unit_of_work() as session:
             payment.finish(session, started.charge_id, result)
     return pay_order(db, caller.token, pay_ord_id)
+
+
+def _credit_advance(db: Database, pay_ord_id: str, bank_of: credit.BankOf) -> payment.Started:
+    """The partner bank advances the settled order's own-money part; refused or unanswered, the settlement is rolled back."""
+    try:
+        with db.unit_of_work() as session:
+            return payment.advance(session, bank_of, pay_ord_id)
+    except Exception as error:  # refused, unavailable, or the advance not recorded: nothing of it stands; undo the settlement
+        if isinstance(error, credit_bank.BankUnavailable) or not isinstance(error, YibaoError):
+            reason = "合作银行暂时无法垫付，请稍后重试或选择移动支付"
+        else:
+            reason = f"{str(error)[:120]}；可选择移动支付"
+        log.info("credit care advance not made", pay_ord_id=pay_ord_id, cause=str(error)[:200])
+        with db.unit_of_work() as session:
+            payment.credit_failed(session, pay_ord_id, reason)
+        return payment.Started(pay_ord_id, "", 0)
 
 
 def cancel_pay_order(db: Database, caller: Caller, pay_ord_id: str) -> dict[str, Any]:

@@ -92,6 +92,8 @@ class PayIn(msgspec.Struct):
     password: Password = ""
     face: Face = ""
     liveness: Liveness = 1.0
+    # mobile (移动支付) | credit (信用就医, the partner bank advances); "" = the order's method
+    method: Annotated[str, msgspec.Meta(max_length=12)] = ""
 
 
 class AdmissionIn(msgspec.Struct):
@@ -350,10 +352,11 @@ class PeopleController(Controller):
         return service.pay_order(request.app.state.db, bearer_token(request), pay_ord_id)
 
     @post("/me/pay-orders/{pay_ord_id:str}/pay", sync_to_thread=True, status_code=200,
-          summary="Confirm with the password or face: settle, and pay the own-money part through the payment channel")
+          summary="Confirm with the password or face: settle, and pay the own-money part through the payment channel "
+                  "(mobile) or by the partner bank's advance (credit, 信用就医)")
     def pay(self, request: Request[Any, Any, Any], pay_ord_id: str, data: PayIn) -> dict[str, Any]:
         return service.pay(request.app.state.db, request.app.state.settings, _caller(request), pay_ord_id, password=data.password,
-                           face=data.face, liveness=data.liveness)
+                           face=data.face, liveness=data.liveness, method=data.method)
 
     @post("/me/pay-orders/{pay_ord_id:str}/cancel", sync_to_thread=True, status_code=200, summary="Cancel an unpaid bill")
     def cancel_pay_order(self, request: Request[Any, Any, Any], pay_ord_id: str) -> dict[str, Any]:

@@ -23,6 +23,13 @@
       const order = rows.find((o) => o.pay_ord_id === b.dataset.pay);
       selected = order.pay_ord_id;
       $("pay-summary").textContent = `${order.fixmedins_name}：统筹基金支付 ${order.fund_pay_sumamt} 元，个人账户支付 ${order.acct_pay} 元，需自付 ${order.psn_cash_pay} 元。`;
+      // 信用就医: offered when the person has an active agreement with some limit left; the bank advances the own-money
+      // part, what is over the available limit is paid by 移动支付
+      const offer = order.credit_offer || {};
+      $("pay-methods").hidden = !offer.available;
+      $("pay-method-mobile").checked = true;
+      $("pay-credit-hint").textContent = offer.available
+        ? `${offer.bank_name}可用额度 ${offer.available} 元：自付部分由银行先行垫付，出院后按期还款；超出额度的部分以移动支付付款。` : "";
       $("pay-password").value = "";
       $("pay-form").hidden = false;
       $("pay-password").focus();
@@ -44,6 +51,7 @@
       <div class="entry" data-stay="${esc(s.mdtrt_id)}"><div class="entry-head"><b>住院 · ${esc(s.fixmedins_name)}</b><span class="state">${esc(s.status_name)}</span></div>
         <div>已发生费用 <b class="running">${esc(s.running_total)}</b> 元（${esc(s.lines)} 项）</div>
         <div class="muted">${esc(s.begntime)} 入院${s.endtime ? ` · ${esc(s.endtime)} 出院` : ""}</div>
+        ${s.pay_method_name ? `<div class="muted paid-how">手机结算 · ${esc(s.pay_method_name)}${Number(s.credit_adv_amt) > 0 ? ` · 银行垫付 ${esc(s.credit_adv_amt)} 元` : ""}</div>` : ""}
         ${s.status === "discharged" && !["presettled", "paying"].includes(s.ord_stas) ? `<button type="button" class="link" data-bill="${esc(s.mdtrt_id)}">出院结算</button>` : ""}
       </div>`).join("");
     $("adm-stays").querySelectorAll("[data-bill]").forEach((b) => b.addEventListener("click", async () => {
@@ -71,9 +79,11 @@
     const button = $("pay-confirm");
     button.disabled = true;  // one tap, one payment
     try {
-      const done = await api(`/api/v1/me/pay-orders/${encodeURIComponent(selected)}/pay`, { method: "POST", body: { password: $("pay-password").value } });
+      const method = $("pay-methods").hidden || !$("pay-method-credit").checked ? "mobile" : "credit";
+      const done = await api(`/api/v1/me/pay-orders/${encodeURIComponent(selected)}/pay`, { method: "POST", body: { password: $("pay-password").value, method } });
       if (done.ord_stas === "paid") {
-        say("pay-result", `支付成功：费用合计 ${done.medfee_sumamt} 元，医保基金支付 ${done.fund_pay_sumamt} 元，个人账户支付 ${done.acct_pay} 元，个人自付 ${done.psn_cash_pay} 元`, "ok");
+        const byBank = done.method === "credit" ? `（${done.method_name}：银行垫付 ${done.credit_adv_amt} 元，移动支付 ${done.channel_amt} 元）` : "";
+        say("pay-result", `支付成功：费用合计 ${done.medfee_sumamt} 元，医保基金支付 ${done.fund_pay_sumamt} 元，个人账户支付 ${done.acct_pay} 元，个人自付 ${done.psn_cash_pay} 元${byBank}`, "ok");
         $("pay-form").hidden = true;
       } else {
         say("pay-result", `支付未成功：${done.reason || "请稍后重试"}，医保结算已撤销，可重新支付`, "error");

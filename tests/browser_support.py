@@ -27,3 +27,15 @@ def browser() -> Iterator[Any]:
         instance = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield instance
         instance.close()
+
+
+def activate_in_app(page: Any, person: Any, password: str) -> None:
+    """On a phone that never ran the app: ID number, name and password, the demo face check, and in to the home page."""
+    page.fill("#certno", person.certno)
+    page.fill("#name", person.psn_name)
+    page.fill("#password", password)
+    page.wait_for_selector("#activate-extra", state="visible")
+    page.click("#face-button")
+    page.wait_for_function("() => document.querySelector('#face-status').textContent.includes('已采集')")
+    page.click("#login-button")
+    page.wait_for_selector("#view-home:not([hidden])")

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from browser_support import require_chromium
+from browser_support import activate_in_app, require_chromium
 from conftest import HOSPITAL, secret_of
 from flows import catalogue_codes, fee, fresh_person, ok, serial
 from test_credential import ACTIVATED
@@ -57,14 +57,7 @@ def test_a_bill_in_the_app_and_on_the_public_verification_page(browser, live_ser
     violations: list[str] = []
     page.on("console", lambda m: "Content Security Policy" in m.text and violations.append(m.text))
     page.goto(f"{live_server}/app/")
-    page.fill("#certno", person.certno)
-    page.fill("#name", person.psn_name)
-    page.fill("#password", PASSWORD)
-    page.wait_for_selector("#activate-extra", state="visible")  # a phone that never ran the app: activate with a face
-    page.click("#face-button")
-    page.wait_for_function("() => document.querySelector('#face-status').textContent.includes('已采集')")
-    page.click("#login-button")
-    page.wait_for_selector("#view-home:not([hidden])")
+    activate_in_app(page, person, PASSWORD)
 
     page.locator("#services .link-card", has_text="电子票据").locator("button").click()
     page.wait_for_selector("#view-bill:not([hidden])")

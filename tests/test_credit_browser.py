@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import require_chromium
+from browser_support import activate_in_app, require_chromium
 from conftest import HOSPITAL, secret_of
 from flows import catalogue_codes, ok, person_with
 from standins.bank import StandInBank
@@ -39,14 +39,7 @@ def test_sign_up_and_see_the_repayment_plan(browser, live_server: str, db, bank)
     person = person_with(db, "310", region="370100", retired=False)
     page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
     page.goto(f"{live_server}/app/")
-    page.fill("#certno", person.certno)
-    page.fill("#name", person.psn_name)
-    page.fill("#password", "582046")
-    page.wait_for_selector("#activate-extra", state="visible")
-    page.click("#face-button")
-    page.wait_for_function("() => document.querySelector('#face-status').textContent.includes('已采集')")
-    page.click("#login-button")
-    page.wait_for_selector("#view-home:not([hidden])")
+    activate_in_app(page, person, "582046")
 
     page.click("#services button:has-text('去办理')")
     page.wait_for_selector("#view-credit:not([hidden])")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from browser_support import require_chromium
+from browser_support import activate_in_app, require_chromium
 from flows import person_with
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -18,14 +18,7 @@ def test_file_a_trip_see_it_listed_and_cancel_it(browser, live_server: str, db) 
     person = person_with(db, "310", region="370100", retired=False)
     page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
     page.goto(f"{live_server}/app/")
-    page.fill("#certno", person.certno)
-    page.fill("#name", person.psn_name)
-    page.fill("#password", "582046")
-    page.wait_for_selector("#activate-extra", state="visible")
-    page.click("#face-button")
-    page.wait_for_function("() => document.querySelector('#face-status').textContent.includes('已采集')")
-    page.click("#login-button")
-    page.wait_for_selector("#view-home:not([hidden])")
+    activate_in_app(page, person, "582046")
 
     page.click("#open-filing")
     page.wait_for_selector("#view-filing:not([hidden])")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from browser_support import require_chromium
+from browser_support import activate_in_app, require_chromium
 from conftest import HOSPITAL, secret_of
 from test_maternity import _birth, _mother
 from yibao.client import CounterClient
@@ -27,14 +27,7 @@ def test_the_mother_sees_her_allowance_and_names_her_account(browser, live_serve
 
     page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
     page.goto(f"{live_server}/app/")
-    page.fill("#certno", person.certno)
-    page.fill("#name", person.psn_name)
-    page.fill("#password", "582046")
-    page.wait_for_selector("#activate-extra", state="visible")
-    page.click("#face-button")
-    page.wait_for_function("() => document.querySelector('#face-status').textContent.includes('已采集')")
-    page.click("#login-button")
-    page.wait_for_selector("#view-home:not([hidden])")
+    activate_in_app(page, person, "582046")
 
     page.get_by_role("button", name="查看").click()
     page.wait_for_selector("#view-maternity:not([hidden])")

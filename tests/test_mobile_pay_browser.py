@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from browser_support import require_chromium
+from browser_support import activate_in_app, require_chromium
 from flows import catalogue_codes, cert, fee, fresh_person, ok, serial
 from standins.payment_provider import PaymentProvider
 from yibao.core import clock
@@ -39,14 +39,7 @@ def test_confirm_with_the_password_time_out_get_refunded_and_pay(browser, live_s
 
     page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
     page.goto(f"{live_server}/app/")
-    page.fill("#certno", person.certno)
-    page.fill("#name", person.psn_name)
-    page.fill("#password", "582046")
-    page.wait_for_selector("#activate-extra", state="visible")
-    page.click("#face-button")
-    page.wait_for_function("() => document.querySelector('#face-status').textContent.includes('已采集')")
-    page.click("#login-button")
-    page.wait_for_selector("#view-home:not([hidden])")
+    activate_in_app(page, person, "582046")
 
     page.click("#services button:has-text('去支付')")
     page.wait_for_selector("#view-pay:not([hidden])")
@@ -97,14 +90,7 @@ def test_confirm_with_the_password_time_out_get_refunded_and_pay(browser, live_s
 def sign_in(browser, live_server: str, person):  # type: ignore[no-untyped-def]
     page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
     page.goto(f"{live_server}/app/")
-    page.fill("#certno", person.certno)
-    page.fill("#name", person.psn_name)
-    page.fill("#password", "582046")
-    page.wait_for_selector("#activate-extra", state="visible")
-    page.click("#face-button")
-    page.wait_for_function("() => document.querySelector('#face-status').textContent.includes('已采集')")
-    page.click("#login-button")
-    page.wait_for_selector("#view-home:not([hidden])")
+    activate_in_app(page, person, "582046")
     return page
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import require_chromium
+from browser_support import activate_in_app, require_chromium
 from conftest import HOSPITAL, secret_of
 from flows import catalogue_codes, fresh_person, ok, register
 from test_prescription import OTHER_PHARMACY, PHARMACY, prescription_body, write
@@ -39,14 +39,7 @@ def test_the_person_sees_the_prescription_and_picks_a_pharmacy(browser, live_ser
 
     page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
     page.goto(f"{live_server}/app/")
-    page.fill("#certno", person.certno)
-    page.fill("#name", person.psn_name)
-    page.fill("#password", "582046")
-    page.wait_for_selector("#activate-extra", state="visible")
-    page.click("#face-button")
-    page.wait_for_function("() => document.querySelector('#face-status').textContent.includes('已采集')")
-    page.click("#login-button")
-    page.wait_for_selector("#view-home:not([hidden])")
+    activate_in_app(page, person, "582046")
 
     page.get_by_role("button", name="去取药").click()
     page.wait_for_selector("#view-rx:not([hidden])")
@@ -110,14 +103,7 @@ def test_an_online_follow_up_renewal_is_delivered_and_the_app_follows_it(browser
 
     page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
     page.goto(f"{live_server}/app/")
-    page.fill("#certno", person.certno)
-    page.fill("#name", person.psn_name)
-    page.fill("#password", "582046")
-    page.wait_for_selector("#activate-extra", state="visible")
-    page.click("#face-button")
-    page.wait_for_function("() => document.querySelector('#face-status').textContent.includes('已采集')")
-    page.click("#login-button")
-    page.wait_for_selector("#view-home:not([hidden])")
+    activate_in_app(page, person, "582046")
     page.get_by_role("button", name="去取药").click()
     entry = page.locator(f"[data-rx-entry='{hi_rxno}']")
     entry.wait_for()

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from fhir.resources.R4B.bundle import Bundle
 
-from browser_support import require_chromium
+from browser_support import activate_in_app, require_chromium
 from flows import catalogue_codes, outpatient, person_with
 from yibao.sharing import service as sharing
 from yibao.sharing.models import Insurer
@@ -32,14 +32,7 @@ def test_sign_an_authorisation_in_the_app_the_insurer_reads_it_then_revoke(brows
 
     page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
     page.goto(f"{live_server}/app/")
-    page.fill("#certno", person.certno)
-    page.fill("#name", person.psn_name)
-    page.fill("#password", PASSWORD)
-    page.wait_for_selector("#activate-extra", state="visible")
-    page.click("#face-button")
-    page.wait_for_function("() => document.querySelector('#face-status').textContent.includes('已采集')")
-    page.click("#login-button")
-    page.wait_for_selector("#view-home:not([hidden])")
+    activate_in_app(page, person, PASSWORD)
 
     page.click("#services button:has-text('去授权')")
     page.wait_for_selector("#view-share:not([hidden])")

@@ -160,6 +160,27 @@ def test_3101_before_the_visit_lists_the_violations_per_line(counter: CounterCli
     assert nothing["infcode"] == -1 and "trig_scen" in nothing["err_msg"]
 
 
+def test_a_flood_of_orders_is_refused_and_reviews_are_not_stored(counter: CounterClient, db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from yibao.gateway.models import GatewayMessage
+    from yibao.review import transactions
+
+    MAX_ORDERS = 40  # the real cap (5,000) is above this suite's body limit
+    monkeypatch.setattr(transactions, "MAX_ORDERS", MAX_ORDERS)
+    ok(counter.sign_in())
+    flood = {"data": {"trig_scen": "2", "patient_dtos": [_patient([_order(f"rx{i}", AMOXICILLIN) for i in range(MAX_ORDERS + 1)])]}}
+    refused = counter.call("3101", flood)
+    assert refused["infcode"] == -1 and "fsi_encounter_dtos" in refused["err_msg"] and str(MAX_ORDERS) in refused["err_msg"]
+    with db.unit_of_work(write=False) as session:
+        before = session.scalar(select(func.count()).select_from(GatewayMessage).where(GatewayMessage.infno == "3101"))
+    body = {"data": {"trig_scen": "2", "patient_dtos": [_patient([_order("rx1", TAMSULOSIN, "55.20")])]}}
+    assert ok(counter.call("3101", body))["result"]
+    with db.unit_of_work(write=False) as session:
+        after = session.scalar(select(func.count()).select_from(GatewayMessage).where(GatewayMessage.infno == "3101"))
+    assert after == before  # the answer follows from the request: nothing kept for a repeat
+
+
 def test_3102_during_the_visit_with_history_and_chosen_rules(counter: CounterClient) -> None:
     ok(counter.sign_in())
     earlier = {"mdtrt_id": "MD0000", "adm_date": "2026-11-01 08:00:00", "dscg_date": "2026-11-12 10:00:00",

@@ -231,6 +231,12 @@ def test_bad_signatures_old_timestamps_and_replayed_nonces_are_refused(http, db,
     again = http.get(target, headers=headers)
     assert again.status_code == 401 and again.json()["title"] == "replay"
     assert last_access(db).reason == "replay"
+    # a refused request is not sent again either: its nonce is kept though the refusal rolled its work back
+    outside = f"/fhir/ExplanationOfBenefit?consent={consent_id}&setl_id={setl_ids[2]}"
+    refused_once = sharing.sign_headers(code, secret, "GET", outside)
+    assert http.get(outside, headers=refused_once).status_code == 403
+    replayed = http.get(outside, headers=refused_once)
+    assert replayed.status_code == 401 and replayed.json()["title"] == "replay"
     # a stranger's key: refused, and not written to the chain (only known insurers are)
     seq = last_access(db).seq
     assert http.get(target, headers=sharing.sign_headers("NOBODY01", secret, "GET", target)).status_code == 401

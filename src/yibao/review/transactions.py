@@ -25,6 +25,8 @@ from yibao.review import checker, service
 from yibao.review.rules import BEHAVIOUR
 
 TRANSACTIONS = TransactionSet()
+# orders of one patient's encounters reviewed in one request: a whole stay fits, a flood does not
+MAX_ORDERS = 5_000
 
 Text = str | int | float | None
 BEFORE_SCENES = {"1", "2", "3", "4", "5"}   # 门诊挂号, 门诊收费登记, 住院登记, 住院收费登记, 住院执行医嘱
@@ -149,6 +151,10 @@ def _claims(data: Data, inpatient_scene: bool) -> list[checker.Claim]:
         lines: list[checker.Line] = []
         earlier: list[checker.Line] = []
         stays: list[checker.Stay] = []
+        given = sum(len(encounter.fsi_order_dtos or []) for encounter in encounters)
+        if given > MAX_ORDERS:
+            raise InputError(f"{given} orders in one patient's encounters: at most {MAX_ORDERS} a request (send the claim in parts)",
+                             field=f"{at}.fsi_encounter_dtos")
         for e, encounter in enumerate(encounters):
             orders = [_order_line(o, i, f"{at}.fsi_encounter_dtos[{e}].fsi_order_dtos[{i}]", begin)
                       for i, o in enumerate(encounter.fsi_order_dtos or [])]
@@ -208,11 +214,13 @@ def review(data: Data, scenes: set[str], infno: str) -> dict[str, Any]:
     return {"result": result}
 
 
-@TRANSACTIONS.register("3101", "明细审核事前分析服务", In3101, reads_only=True)
+# The answer follows from the request alone, so a repeated msgid is simply reviewed again: not stored (a claim near the
+# body limit would otherwise store an answer several times its size).
+@TRANSACTIONS.register("3101", "明细审核事前分析服务", In3101, reads_only=True, store_answer=False)
 def review_before(ctx: Context, body: In3101) -> dict:
     return review(body.data, BEFORE_SCENES, "3101")
 
 
-@TRANSACTIONS.register("3102", "明细审核事中分析服务", In3101, reads_only=True)
+@TRANSACTIONS.register("3102", "明细审核事中分析服务", In3101, reads_only=True, store_answer=False)
 def review_during(ctx: Context, body: In3101) -> dict:
     return review(body.data, DURING_SCENES, "3102")

@@ -291,8 +291,10 @@ def fetch(db: Database, settings: Settings, headers: Mapping[str, str], method: 
     """One insurer request: authenticated, checked against the authorisation, answered as a validated FHIR Bundle, and
     linked to the chain (a refusal in a transaction of its own, since the request's rolls back)."""
     try:
+        # the nonce is kept in a transaction of its own: a request refused further on cannot be sent again
         with db.unit_of_work() as session:
             insurer = authenticate(session, settings, headers, method, target, body)
+        with db.unit_of_work() as session:
             consent, setl_ids = _authorised(session, insurer, ask)
             person = session.get(Person, consent.psn_no)
             assert person is not None

@@ -107,7 +107,7 @@ def banks(session: Session) -> list[CreditBank]:
 
 def bank_client(session: Session, bank_code: str) -> Bank:
     """The registered bank's client; the demo bank (``url`` ``demo:``) answers only in a demo database."""
-    row = session.get(CreditBank, bank_code)
+    row = session.get(CreditBank, bank_code) if bank_code.isprintable() else None
     if row is None:
         raise NotFound("没有该合作银行", field="bank_code")
     if row.url == bank_http.DEMO_URL:
@@ -146,7 +146,9 @@ def apply(session: Session, psn_no: str, bank_code: str, *, auto_account: bool) 
     """Record the person's application (``applied``); `decide` asks the bank. An application still waiting for the bank
     is asked again (the same agreement number)."""
     registry.person(session, psn_no, "")
-    row = session.get(CreditBank, bank_code.strip())
+    code = bank_code.strip()
+    # a code with control characters names no bank (PostgreSQL would not even take a NUL as a parameter)
+    row = session.get(CreditBank, code) if code.isprintable() else None
     if row is None or not row.active:
         raise NotFound("没有该合作银行", field="bank_code")
     standing = standing_agreement(session, psn_no, lock=True)

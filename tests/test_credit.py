@@ -28,7 +28,10 @@ from yibao.reconciliation.books import check as ledger_check
 from yibao.registry.models import Account
 
 BANK = "TESTBANK"
+PWD = "135790"  # the consumption password the people activate with (signed_in)
 USED: set[str] = set()
+# each person's credential by psn_no (2801/2802 ask for it, as 2207 does)
+CERTS: dict[str, dict[str, str]] = {}
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +55,7 @@ def jia(db) -> str:  # type: ignore[no-untyped-def]
 def someone(db, region: str = "370100", min_balance: int = 0):  # type: ignore[no-untyped-def]
     person = fresh_person(db, "310", region=region, retired=False, skip=USED, min_balance=min_balance)
     USED.add(person.psn_no)
+    CERTS[person.psn_no] = cert(person)
     return person
 
 
@@ -64,13 +68,14 @@ def signed_in(http, person) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 def sign_up(http, person, bank_code: str = BANK, *, auto_account: bool = True) -> dict:  # type: ignore[no-untyped-def]
     auth = signed_in(http, person)
-    reply = http.post(f"/api/v1/people/{person.psn_no}/credit", headers=auth, json={"bank_code": bank_code, "auto_account": auto_account})
+    reply = http.post(f"/api/v1/people/{person.psn_no}/credit", headers=auth, json={"bank_code": bank_code, "auto_account": auto_account,
+                                                                                       "password": PWD})
     assert reply.status_code == 201, reply.text
     return {"auth": auth, **reply.json()}
 
 
 def eligibility(counter: CounterClient, person, deposit: str = "") -> dict:  # type: ignore[no-untyped-def]
-    return ok(counter.call("2801", {"data": {"psn_no": person.psn_no, "dpst_amt": deposit}}))["crdtinfo"]
+    return ok(counter.call("2801", {"data": {"psn_no": person.psn_no, **cert(person), "dpst_amt": deposit}}))["crdtinfo"]
 
 
 def discharged_settlement(counter: CounterClient, person, code: str, amount: str = "3000.00") -> dict:  # type: ignore[no-untyped-def]
@@ -90,8 +95,9 @@ def discharged_settlement(counter: CounterClient, person, code: str, amount: str
     return ok(counter.call("2304", {"data": data}))["setlinfo"]
 
 
-def advance(counter: CounterClient, setl: dict) -> dict:  # type: ignore[no-untyped-def]
-    return counter.call("2802", {"data": {"setl_id": setl["setl_id"], "psn_no": setl["psn_no"], "mdtrt_id": setl["mdtrt_id"]}})
+def advance(counter: CounterClient, setl: dict, credential: dict[str, str] | None = None) -> dict:  # type: ignore[no-untyped-def]
+    return counter.call("2802", {"data": {"setl_id": setl["setl_id"], "psn_no": setl["psn_no"], "mdtrt_id": setl["mdtrt_id"],
+                                          **(credential or CERTS[setl["psn_no"]])}})
 
 
 def agreement_of(db, person) -> CreditAgreement:  # type: ignore[no-untyped-def]
@@ -134,7 +140,7 @@ def test_sign_up_granted_refused_and_a_bank_that_does_not_answer(http, db, bank)
     # the bank saw the ID number and name, nothing else of the person
     assert bank.agreements[agreement_of(db, granted).bank_ref]["certno"] == granted.certno
     # a second agreement while one stands: refused, in Chinese
-    again = http.post(f"/api/v1/people/{granted.psn_no}/credit", headers=done["auth"], json={"bank_code": "BANK2"})
+    again = http.post(f"/api/v1/people/{granted.psn_no}/credit", headers=done["auth"], json={"bank_code": "BANK2", "password": PWD})
     assert again.status_code == 409 and "请先关闭" in again.json()["detail"]
 
     refused = someone(db)
@@ -147,23 +153,26 @@ def test_sign_up_granted_refused_and_a_bank_that_does_not_answer(http, db, bank)
     auth = signed_in(http, later)
     bank.behaviour = "down"
     try:
-        down = http.post(f"/api/v1/people/{later.psn_no}/credit", headers=auth, json={"bank_code": BANK})
+        down = http.post(f"/api/v1/people/{later.psn_no}/credit", headers=auth, json={"bank_code": BANK, "password": PWD})
     finally:
         bank.behaviour = "normal"
     assert down.status_code == 503 and "银行" in down.json()["detail"]
     assert agreement_of(db, later).status == "applied"
-    retry = http.post(f"/api/v1/people/{later.psn_no}/credit", headers=auth, json={"bank_code": BANK})
+    retry = http.post(f"/api/v1/people/{later.psn_no}/credit", headers=auth, json={"bank_code": BANK, "password": PWD})
     assert retry.status_code == 201 and retry.json()["agreement"]["status"] == "active"
     # an unsigned answer is no grant
     bank.behaviour = "unsigned"
     try:
-        forged = http.post(f"/api/v1/people/{refused.psn_no}/credit", headers=signed_in(http, refused), json={"bank_code": BANK})
+        forged = http.post(f"/api/v1/people/{refused.psn_no}/credit", headers=signed_in(http, refused),
+                           json={"bank_code": BANK, "password": PWD})
     finally:
         bank.behaviour = "normal"
     assert forged.status_code == 503
     # unknown bank, another person's agreement
-    assert http.post(f"/api/v1/people/{later.psn_no}/credit", headers=auth, json={"bank_code": "NOBANK"}).status_code == 404
-    assert http.post(f"/api/v1/people/{granted.psn_no}/credit", headers=auth, json={"bank_code": BANK}).status_code in (401, 403)
+    unknown = http.post(f"/api/v1/people/{later.psn_no}/credit", headers=auth, json={"bank_code": "NOBANK", "password": PWD})
+    assert unknown.status_code == 404
+    others = http.post(f"/api/v1/people/{granted.psn_no}/credit", headers=auth, json={"bank_code": BANK, "password": PWD})
+    assert others.status_code in (401, 403)
 
 
 def test_the_demo_bank_answers_in_a_demo_database(http, db, bank) -> None:  # type: ignore[no-untyped-def]
@@ -188,8 +197,12 @@ def test_admission_without_deposit_and_the_bank_advances_the_cash_part(http, db,
     cash = Decimal(str(setl["psn_cash_pay"]))
     assert cash > 0
     paid_before = bank.paid_to(counter.fixmedins_code)
-    answer = advance(counter, setl)
+    msgid = counter.new_msgid()
+    body = {"data": {"setl_id": setl["setl_id"], "psn_no": setl["psn_no"], "mdtrt_id": setl["mdtrt_id"], **cert(person)}}
+    answer = counter.call("2802", body, msgid=msgid)
     assert answer["infcode"] == 0, answer
+    # a retry of that very message (same msgid): the first answer, not a second advance
+    assert counter.call("2802", body, msgid=msgid)["output"] == answer["output"]
     pay = answer["output"]["crdtpay"]
     assert Decimal(str(pay["crdt_pay_amt"])) == cash and Decimal(str(pay["psn_cash_pay"])) == 0
     assert Decimal(str(pay["avl_lmt_amt"])) == Decimal("5000") - cash
@@ -199,9 +212,10 @@ def test_admission_without_deposit_and_the_bank_advances_the_cash_part(http, db,
     assert [p["due_date"] for p in plan] == [(first + timedelta(days=30 * i)).isoformat() for i in range(len(plan))]
     # the bank paid the hospital
     assert bank.paid_to(counter.fixmedins_code) - paid_before == cash
-    # the same settlement again: the same advance (a retry), not a second one
-    again = ok(advance(counter, setl))["crdtpay"]
-    assert again["crdt_advn_no"] == pay["crdt_advn_no"] and bank.paid_to(counter.fixmedins_code) - paid_before == cash
+    # the same settlement again (a new message): refused, never a second advance
+    again = advance(counter, setl)
+    assert again["infcode"] == -1 and "已由信用就医垫付" in again["err_msg"] and "setl_id" in again["err_msg"], again
+    assert bank.paid_to(counter.fixmedins_code) - paid_before == cash
     assert Decimal(str(eligibility(counter, person)["avl_lmt_amt"])) == Decimal("5000") - cash
     # another institution's settlement, or nothing in cash: refused
     assert advance(counter, {**setl, "setl_id": "X" * 20})["infcode"] == -1
@@ -228,9 +242,11 @@ def test_over_the_limit_the_rest_stays_cash_and_a_used_up_limit_is_refused(http,
 def test_the_personal_account_repays_where_the_policy_allows_and_the_books_agree(http, db, bank, counter, jia) -> None:  # type: ignore[no-untyped-def]
     person = someone(db, min_balance=200_000)
     sign_up(http, person)
-    setl = discharged_settlement(counter, person, jia)
+    # a bill whose cash part is repaid in several instalments, whoever the person is
+    setl = discharged_settlement(counter, person, jia, "30000.00")
     pay = ok(advance(counter, setl))["crdtpay"]
     dates = due_dates(db, pay["crdt_advn_no"])
+    assert len(dates) > 1, pay
     opening = balance(db, person)
     collected_before = len(bank.collections)
     report = credit.run_due(db, dates[0] - timedelta(days=1), psn_no=person.psn_no)
@@ -250,7 +266,7 @@ def test_the_personal_account_repays_where_the_policy_allows_and_the_books_agree
     # the rest, when due: the whole advance repaid, the limit whole again
     # closing while something is owed: refused
     auth = signed_in(http, person)
-    owed = http.post(f"/api/v1/people/{person.psn_no}/credit/close", headers=auth)
+    owed = http.post(f"/api/v1/people/{person.psn_no}/credit/close", headers=auth, json={"password": PWD})
     assert owed.status_code == 409 and "未还" in owed.json()["detail"]
     # the rest, when due: the whole advance repaid, the limit whole again
     credit.run_due(db, dates[-1], psn_no=person.psn_no)
@@ -260,7 +276,7 @@ def test_the_personal_account_repays_where_the_policy_allows_and_the_books_agree
     assert agreement.available_fen == 500_000
     books_agree(db)
     # nothing owed: the person may close it (the bank is told), and sign again later
-    closed = http.post(f"/api/v1/people/{person.psn_no}/credit/close", headers=auth)
+    closed = http.post(f"/api/v1/people/{person.psn_no}/credit/close", headers=auth, json={"password": PWD})
     assert closed.status_code == 200 and closed.json()["agreement"]["status"] == "closed"
     assert bank.agreements[agreement.bank_ref]["closed"] is True
     assert eligibility(counter, person)["dpst_free_flag"] == "0"
@@ -498,3 +514,81 @@ def test_concurrent_repayment_runs_pay_each_instalment_once_and_never_overdraw(h
                        and c["bank_ref"] == agreement_of(db, person).bank_ref]
     assert sum(Decimal(c["amount"]) for c in new_collections) * 100 == total - held
     books_agree(db)
+
+
+# -- the attacker review's findings ------------------------------------------------------------------------------------------
+
+def test_2801_and_2802_need_the_persons_credential(http, db, bank, counter, jia) -> None:  # type: ignore[no-untyped-def]
+    person, other = someone(db), someone(db)
+    sign_up(http, person)
+    bare = counter.call("2801", {"data": {"psn_no": person.psn_no}})
+    assert bare["infcode"] == -1 and "mdtrt_cert" in bare["err_msg"], bare
+    wrong = counter.call("2801", {"data": {"psn_no": person.psn_no, **cert(other)}})
+    assert wrong["infcode"] == -1 and "mdtrt_cert_no" in wrong["err_msg"], wrong
+    setl = discharged_settlement(counter, person, jia)
+    paid_before = bank.paid_to(counter.fixmedins_code)
+    refused = advance(counter, setl, cert(other))
+    assert refused["infcode"] == -1 and "mdtrt_cert_no" in refused["err_msg"], refused
+    assert counter.call("2802", {"data": {"setl_id": setl["setl_id"], "psn_no": person.psn_no}})["infcode"] == -1
+    assert bank.paid_to(counter.fixmedins_code) == paid_before
+    assert ok(advance(counter, setl))["crdtpay"]["setl_id"] == setl["setl_id"]
+
+
+def test_2802_comes_within_the_window_after_the_settlement(http, db, bank, counter, jia) -> None:  # type: ignore[no-untyped-def]
+    from yibao.encounter.models import Settlement
+
+    person = someone(db)
+    sign_up(http, person)
+    setl = discharged_settlement(counter, person, jia)
+    with db.unit_of_work() as session:  # settled longer ago than the window: the cash was collected at the counter by now
+        session.execute(update(Settlement).where(Settlement.setl_id == setl["setl_id"])
+                        .values(setl_time=clock.now() - timedelta(minutes=credit.ADVANCE_WINDOW_MINUTES + 1)))
+    paid_before = bank.paid_to(counter.fixmedins_code)
+    late = advance(counter, setl)
+    assert late["infcode"] == -1 and "分钟" in late["err_msg"] and "setl_id" in late["err_msg"], late
+    assert bank.paid_to(counter.fixmedins_code) == paid_before
+
+
+def test_2802_refuses_a_cash_part_paid_by_mobile_payment(http, db, bank, counter, jia) -> None:  # type: ignore[no-untyped-def]
+    from yibao.payment.models import PayOrder
+
+    person = someone(db)
+    sign_up(http, person)
+    setl = discharged_settlement(counter, person, jia)
+    cash = int(Decimal(str(setl["psn_cash_pay"])) * 100)
+    with db.unit_of_work() as session:  # what a mobile payment of this settlement in the app leaves
+        now = clock.now()
+        session.add(PayOrder(pay_ord_id=serial("PO"), pay_token=serial("PT"), fixmedins_code=counter.fixmedins_code,
+                             mdtrt_id=setl["mdtrt_id"], psn_no=person.psn_no, kind="ipt", method="mobile", medins_ord_no="",
+                             acct_used=False, status="paid", medfee_sumamt=cash, fund_pay_sumamt=0, acct_pay=0, psn_cash_pay=cash,
+                             setl_id=setl["setl_id"], confirmed_by=person.psn_no, confirmed_at=now, reason="", created_at=now,
+                             updated_at=now, paid_at=now))
+    paid_before = bank.paid_to(counter.fixmedins_code)
+    refused = advance(counter, setl)
+    assert refused["infcode"] == -1 and "移动支付" in refused["err_msg"], refused
+    assert bank.paid_to(counter.fixmedins_code) == paid_before
+
+
+def test_signing_and_closing_need_the_password_and_a_wrong_one_counts(http, db, bank) -> None:  # type: ignore[no-untyped-def]
+    from yibao.credential.models import Credential
+
+    person = someone(db)
+    auth = signed_in(http, person)
+    url = f"/api/v1/people/{person.psn_no}/credit"
+    assert http.post(url, headers=auth, json={"bank_code": BANK}).status_code in (400, 401, 403)
+    wrong = http.post(url, headers=auth, json={"bank_code": BANK, "password": "000000"})
+    assert wrong.status_code in (401, 403), wrong.text
+    with db.unit_of_work(write=False) as session:
+        row = session.scalars(select(Credential).where(Credential.psn_no == person.psn_no)).one()
+        assert row.pwd_failures == 2  # no password and a wrong one: both counted
+    assert http.get(url, headers=auth).json()["agreement"] is None
+    sign_up(http, person)
+    assert http.post(f"{url}/close", headers=auth, json={"password": "000000"}).status_code in (401, 403)
+    assert http.post(f"{url}/close", headers=auth, json={"password": PWD}).status_code == 200
+
+
+def test_an_unknown_bank_is_not_echoed(http, db, bank) -> None:  # type: ignore[no-untyped-def]
+    person = someone(db)
+    reply = http.post(f"/api/v1/people/{person.psn_no}/credit", headers=signed_in(http, person),
+                      json={"bank_code": "\u0000<b>", "password": PWD})
+    assert reply.status_code == 404 and "\u0000" not in reply.text and "<b>" not in reply.text, reply.text

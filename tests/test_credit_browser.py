@@ -14,7 +14,7 @@ import pytest
 
 from browser_support import activate_in_app, require_chromium
 from conftest import HOSPITAL, secret_of
-from flows import catalogue_codes, ok, person_with
+from flows import catalogue_codes, cert, ok, person_with
 from standins.bank import StandInBank
 from test_credit import discharged_settlement
 from yibao.client import CounterClient
@@ -47,6 +47,7 @@ def test_sign_up_and_see_the_repayment_plan(browser, live_server: str, db, bank)
     assert "未开通" in page.text_content("#credit-agreement")
     assert page.text_content("#credit-list").strip() == "暂无垫付记录"
     page.select_option("#credit-bank", "CCBTEST")
+    page.fill("#credit-password", "582046")
     page.click("#credit-form button[type=submit]")
     page.wait_for_function("() => document.querySelector('#credit-result').textContent.startsWith('签约成功')")
     assert page.text_content("#credit-result") == "签约成功，信用额度5000.00元"
@@ -56,9 +57,9 @@ def test_sign_up_and_see_the_repayment_plan(browser, live_server: str, db, bank)
     # at the hospital: admitted without a deposit, discharged, the bank advances the cash part
     counter = CounterClient(live_server, HOSPITAL, secret_of(HOSPITAL, db))
     ok(counter.sign_in())
-    assert ok(counter.call("2801", {"data": {"psn_no": person.psn_no}}))["crdtinfo"]["dpst_free_flag"] == "1"
+    assert ok(counter.call("2801", {"data": {"psn_no": person.psn_no, **cert(person)}}))["crdtinfo"]["dpst_free_flag"] == "1"
     setl = discharged_settlement(counter, person, catalogue_codes(db)["jia"])
-    paid = ok(counter.call("2802", {"data": {"setl_id": setl["setl_id"], "psn_no": person.psn_no}}))
+    paid = ok(counter.call("2802", {"data": {"setl_id": setl["setl_id"], "psn_no": person.psn_no, **cert(person)}}))
     cash = Decimal(str(paid["crdtpay"]["crdt_pay_amt"]))
 
     page.click("#close-credit")

@@ -66,7 +66,7 @@ def patient(db, bank: StandInBank | None, limit: str = "5000.00") -> Person:  # 
 
 
 def sign_up(app: App) -> None:
-    reply = app.call("POST", f"/api/v1/people/{app.person.psn_no}/credit", {"bank_code": BANK, "auto_account": False})
+    reply = app.call("POST", f"/api/v1/people/{app.person.psn_no}/credit", {"bank_code": BANK, "auto_account": False, "password": PASSWORD})
     assert reply.status_code == 201 and reply.json()["agreement"]["status"] == "active", reply.text
 
 

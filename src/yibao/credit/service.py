@@ -27,12 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from yibao.audit import service as audit
+from yibao.config import Settings
 from yibao.core import clock
 from yibao.core.errors import Conflict, InputError, NotFound
 from yibao.core.money import yuan
@@ -45,6 +46,8 @@ from yibao.ledger import service as ledger
 from yibao.policy.service import CreditTerms, region_credit_terms
 from yibao.registry import service as registry
 from yibao.store.db import Database
+
+T = TypeVar("T")
 
 STANDING = ("applied", "active", "suspended")
 STATES = {"applied": "审核中", "active": "正常", "suspended": "已暂停（有逾期）", "closed": "已关闭", "refused": "未通过"}
@@ -104,9 +107,9 @@ def banks(session: Session) -> list[CreditBank]:
 
 def bank_client(session: Session, bank_code: str) -> Bank:
     """The registered bank's client; the demo bank (``url`` ``demo:``) answers only in a demo database."""
-    row = session.get(CreditBank, bank_code)
+    row = session.get(CreditBank, bank_code) if bank_code.isprintable() else None
     if row is None:
-        raise NotFound(f"没有合作银行{bank_code[:20]}", field="bank_code")
+        raise NotFound("没有该合作银行", field="bank_code")
     if row.url == bank_http.DEMO_URL:
         if deployment.mode(session) != deployment.DEMO:
             raise bank_http.BankUnavailable("the demo bank answers only in a demo database")
@@ -143,9 +146,11 @@ def apply(session: Session, psn_no: str, bank_code: str, *, auto_account: bool) 
     """Record the person's application (``applied``); `decide` asks the bank. An application still waiting for the bank
     is asked again (the same agreement number)."""
     registry.person(session, psn_no, "")
-    row = session.get(CreditBank, bank_code.strip())
+    code = bank_code.strip()
+    # a code with control characters names no bank (PostgreSQL would not even take a NUL as a parameter)
+    row = session.get(CreditBank, code) if code.isprintable() else None
     if row is None or not row.active:
-        raise NotFound(f"没有合作银行{bank_code[:20]}", field="bank_code")
+        raise NotFound("没有该合作银行", field="bank_code")
     standing = standing_agreement(session, psn_no, lock=True)
     if standing is not None:
         if standing.status == "applied" and standing.bank_code == row.bank_code:
@@ -244,12 +249,23 @@ class Advanced:
     again: bool = False
 
 
+# how long after its settlement a counter's 2802 may advance the cash part (docs/credit-care.md): later, the cash part is
+# taken to have been collected at the counter already
+ADVANCE_WINDOW_MINUTES = 30
+
+# checks of whether a settlement's cash part was already paid another way (mobile payment registers one: it sits above
+# credit and imports it, not the other way round); each answers True when paid
+COLLECTED_ELSEWHERE: list[Callable[[Session, str], bool]] = []
+
+
 def advance_settlement(session: Session, bank_of: BankOf, setl_id: str, *, fixmedins_code: str = "", psn_no: str = "",
-                       mdtrt_id: str = "", where: str = "input.data") -> Advanced:
+                       mdtrt_id: str = "", where: str = "input.data", confirmed_in_app: bool = False) -> Advanced:
     """The bank pays a posted settlement's cash part (``psn_cash_pay``) to the institution, up to the available limit;
     the person owes it to the bank on the policy's schedule. For the hospital (``fixmedins_code``: only its own
     settlements) and the app's discharge (``psn_no``: only the person's own). The same settlement again answers the
-    advance already made."""
+    advance already made in the app (``confirmed_in_app``: the person chose credit care for that very bill); from a
+    counter (the caller checked the person's credential) it is refused, as is a cash part already paid by mobile payment
+    or settled more than `ADVANCE_WINDOW_MINUTES` ago (collected at the counter by then)."""
     settlement = session.get(Settlement, setl_id.strip())
     if settlement is None or (fixmedins_code and settlement.fixmedins_code != fixmedins_code) or (psn_no and settlement.psn_no != psn_no):
         raise NotFound(f"没有结算{setl_id[:30]}", field=f"{where}.setl_id")
@@ -261,6 +277,8 @@ def advance_settlement(session: Session, bank_of: BankOf, setl_id: str, *, fixme
     # while the first is still running) waits here, then answers the first one's advance
     agreement = standing_agreement(session, settlement.psn_no, lock=True)
     done = session.scalars(select(CreditAdvance).where(CreditAdvance.setl_id == settlement.setl_id)).first()
+    if done is not None and done.status != "cancelled" and not confirmed_in_app:
+        raise Conflict(f"结算{settlement.setl_id}已由信用就医垫付（{done.advance_no}），不能再次垫付", field=f"{where}.setl_id")
     if done is not None and done.status != "cancelled":
         agreement = session.get(CreditAgreement, done.agreement_no)
         assert agreement is not None
@@ -271,6 +289,12 @@ def advance_settlement(session: Session, bank_of: BankOf, setl_id: str, *, fixme
     cash = int(settlement.psn_cash_pay)
     if cash <= 0:
         raise InputError(f"结算{settlement.setl_id}个人现金支付为0，无需垫付", field=f"{where}.setl_id")
+    if not confirmed_in_app:
+        if any(paid(session, settlement.setl_id) for paid in COLLECTED_ELSEWHERE):
+            raise Conflict(f"结算{settlement.setl_id}的个人现金部分已通过移动支付缴纳，不能再由银行垫付", field=f"{where}.setl_id")
+        if clock.now() > settlement.setl_time + timedelta(minutes=ADVANCE_WINDOW_MINUTES):
+            raise Conflict(f"结算{settlement.setl_id}已超过{ADVANCE_WINDOW_MINUTES}分钟，个人现金部分视为已缴纳，不能再由银行垫付",
+                           field=f"{where}.setl_id")
     if agreement is None:
         raise InputError("该人员未开通信用就医（在医保码“信用就医”中签约合作银行）", field=f"{where}.psn_no")
     if agreement.status == "applied":
@@ -599,16 +623,34 @@ def app_overview(db: Database, token: str, psn_no: str) -> dict[str, Any]:
                 "banks": [{"bank_code": b.bank_code, "bank_name": b.bank_name} for b in banks(session)]}
 
 
-def app_apply(db: Database, token: str, ip: str, psn_no: str, bank_code: str, auto_account: bool, *,
+def _with_password(db: Database, kind: str, psn_no: str, ip: str, work: Callable[[Session], T]) -> T:
+    """`work` (which confirms the consumption password) in one write transaction; a wrong password is counted toward the
+    lockout in a transaction of its own (the attempt's rolls back), audited, and the refusal says what the count now is —
+    the people service's `_attempt` pattern (people sits above credit)."""
+    try:
+        with db.unit_of_work() as session:
+            return work(session)
+    except credential.WrongPassword as wrong:
+        with db.unit_of_work() as session:
+            refusal = credential.count_wrong_password(session, wrong.psn_no)
+            audit.record(session, kind, actor=wrong.psn_no, subject=psn_no[:30], outcome="refused",
+                         reason=str(getattr(refusal, "reason", type(refusal).__name__)), ip=ip)
+        raise refusal from None
+
+
+def app_apply(db: Database, settings: Settings, token: str, ip: str, psn_no: str, bank_code: str, auto_account: bool, password: str, *,
               bank_of: BankOf | None = None) -> dict[str, Any]:
-    """Sign up: the application is recorded, then the bank is asked (a bank that does not answer leaves it 审核中 and the
-    person may submit again)."""
-    with db.unit_of_work() as session:
+    """Sign up, confirmed with the consumption password: the application is recorded, then the bank is asked (a bank
+    that does not answer leaves it 审核中 and the person may submit again)."""
+    def record(session: Session) -> tuple[str, str]:
         actor = _signed_in(session, token, psn_no, own=True)
+        credential.confirm_with_password(session, settings, actor, password)
         agreement = apply(session, psn_no, bank_code, auto_account=auto_account)
-        agreement_no = agreement.agreement_no
-        audit.record(session, "credit.apply", actor=actor, subject=psn_no, reason=f"agreement {agreement_no} with {agreement.bank_code}",
-                     ip=ip)
+        audit.record(session, "credit.apply", actor=actor, subject=psn_no,
+                     reason=f"agreement {agreement.agreement_no} with {agreement.bank_code}", ip=ip)
+        return actor, agreement.agreement_no
+
+    actor, agreement_no = _with_password(db, "credit.apply", psn_no, ip, record)
     with db.unit_of_work() as session:
         decided = decide(session, (bank_of or bank_client)(session, bank_code.strip()), agreement_no)
         audit.record(session, f"credit.{decided.status}", actor=actor, subject=psn_no,
@@ -629,12 +671,17 @@ def app_repay(db: Database, token: str, psn_no: str, *, bank_of: BankOf | None =
     return {**overview, "repaid": _y(report.from_account_fen + report.from_bank_fen), "still_overdue": report.overdue}
 
 
-def app_close(db: Database, token: str, ip: str, psn_no: str, *, bank_of: BankOf | None = None) -> dict[str, Any]:
-    with db.unit_of_work() as session:
+def app_close(db: Database, settings: Settings, token: str, ip: str, psn_no: str, password: str, *,
+              bank_of: BankOf | None = None) -> dict[str, Any]:
+    """Close the agreement, confirmed with the consumption password."""
+    def work(session: Session) -> None:
         actor = _signed_in(session, token, psn_no, own=True)
+        credential.confirm_with_password(session, settings, actor, password)
         agreement = standing_agreement(session, psn_no)
         if agreement is None:
             raise NotFound("没有可关闭的信用就医协议")
         closed = close(session, (bank_of or bank_client)(session, agreement.bank_code), psn_no)
         audit.record(session, "credit.close", actor=actor, subject=psn_no, reason=f"agreement {closed.agreement_no}", ip=ip)
+
+    _with_password(db, "credit.close", psn_no, ip, work)
     return app_overview(db, token, psn_no)

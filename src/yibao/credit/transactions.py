@@ -17,14 +17,27 @@ import msgspec
 from yibao.core import clock
 from yibao.core.money import to_fen, yuan
 from yibao.core.schema import Required
+from yibao.credential import service as credential
 from yibao.credit import service
 from yibao.gateway.contract import Context, TransactionSet
+from yibao.registry import service as registry
 
 TRANSACTIONS = TransactionSet()
 
 
+def _proven(ctx: Context, psn_no: str, cert_type: str, cert_no: str, card_sn: str) -> None:
+    """The person's credential, checked as 2207 checks it (an ecToken from the app counts): a psn_no alone proves nothing."""
+    person = registry.person(ctx.session, psn_no.strip(), "input.data")
+    registry.verify_credential(ctx.session, person, cert_type.strip(), cert_no, card_sn, "input.data", ctx.fixmedins_code,
+                               credential.use_token)
+
+
 class Eligibility(msgspec.Struct):
     psn_no: Required
+    # the person's credential (01 ecToken, 02 ID number, 03 card with card_sn), as 2207 asks
+    mdtrt_cert_type: Required
+    mdtrt_cert_no: Required
+    card_sn: str = ""
     # the deposit the hospital would take: the flag says whether the available limit covers it ("" or 0: any limit)
     dpst_amt: Any = None
 
@@ -36,6 +49,7 @@ class In2801(msgspec.Struct):
 @TRANSACTIONS.register("2801", "信用就医资格查询", In2801)
 def query_credit(ctx: Context, body: In2801) -> dict:
     d = body.data
+    _proven(ctx, d.psn_no, d.mdtrt_cert_type, d.mdtrt_cert_no, d.card_sn)
     found = service.standing(ctx.session, d.psn_no.strip())
     a = found.agreement
     wanted = to_fen(d.dpst_amt, "input.data.dpst_amt") if d.dpst_amt not in (None, "") else 0
@@ -51,6 +65,10 @@ def query_credit(ctx: Context, body: In2801) -> dict:
 class AdvanceIn(msgspec.Struct):
     setl_id: Required
     psn_no: Required
+    # the person's agreement: their credential, as 2207 asks
+    mdtrt_cert_type: Required
+    mdtrt_cert_no: Required
+    card_sn: str = ""
     mdtrt_id: str = ""
 
 
@@ -61,6 +79,7 @@ class In2802(msgspec.Struct):
 @TRANSACTIONS.register("2802", "信用就医垫付", In2802)
 def advance(ctx: Context, body: In2802) -> dict:
     d = body.data
+    _proven(ctx, d.psn_no, d.mdtrt_cert_type, d.mdtrt_cert_no, d.card_sn)
     done = service.advance_settlement(ctx.session, service.bank_client, d.setl_id, fixmedins_code=ctx.fixmedins_code,
                                       psn_no=d.psn_no.strip(), mdtrt_id=d.mdtrt_id.strip())
     a = done.advance

@@ -277,6 +277,18 @@ def start(session: Session, order: PayOrder, holder_psn_no: str, method: str = "
     return Started(order.pay_ord_id, charge_id, order.psn_cash_pay)
 
 
+def paid_by_mobile(session: Session, setl_id: str) -> bool:
+    """Whether a settlement's own-money part was paid (or is being paid) in the app: credit care's 2802 from a counter
+    must not advance it again (`yibao.credit.service.COLLECTED_ELSEWHERE`)."""
+    order = session.scalar(select(PayOrder.pay_ord_id).where(PayOrder.setl_id == setl_id, PayOrder.method == "mobile",
+                                                             PayOrder.status.in_(("paying", "paid"))).limit(1))
+    charge = session.scalar(select(PayCharge.charge_id).where(PayCharge.setl_id == setl_id, PayCharge.status == "succeeded").limit(1))
+    return order is not None or charge is not None
+
+
+credit.COLLECTED_ELSEWHERE.append(paid_by_mobile)
+
+
 def advance(session: Session, bank_of: credit.BankOf, pay_ord_id: str) -> Started:
     """Credit care, after `start`: the partner bank advances the settlement's own-money part up to the available limit
     (one transaction with the advance's record and schedule); what is over the limit opens a charge through the payment
@@ -285,7 +297,8 @@ def advance(session: Session, bank_of: credit.BankOf, pay_ord_id: str) -> Starte
     order = order_of(session, pay_ord_id, lock=True)
     if order.status != "paying" or order.method != "credit" or not order.setl_id:
         raise Conflict("该订单不在信用就医支付中", field="pay_ord_id")
-    done = credit.advance_settlement(session, bank_of, order.setl_id, psn_no=order.psn_no, mdtrt_id=order.mdtrt_id, where="pay")
+    done = credit.advance_settlement(session, bank_of, order.setl_id, psn_no=order.psn_no, mdtrt_id=order.mdtrt_id, where="pay",
+                                     confirmed_in_app=True)
     now = clock.now()
     order.updated_at = now
     if done.cash_left_fen <= 0:

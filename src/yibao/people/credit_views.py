@@ -19,6 +19,12 @@ class CreditApplyIn(msgspec.Struct):
     bank_code: Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
     # let due instalments be taken from the personal account first (where the policy allows)
     auto_account: bool = True
+    # the consumption password confirms the agreement (a wrong one counts toward the lockout)
+    password: Annotated[str, msgspec.Meta(max_length=64)] = ""
+
+
+class CreditCloseIn(msgspec.Struct):
+    password: Annotated[str, msgspec.Meta(max_length=64)] = ""
 
 
 class CreditController(Controller):
@@ -35,13 +41,14 @@ class CreditController(Controller):
 
     @post("", sync_to_thread=True, status_code=201, summary="Sign a credit agreement with a partner bank (the bank sets the limit)")
     def apply(self, request: Request[Any, Any, Any], psn_no: str, data: CreditApplyIn) -> dict[str, Any]:
-        return credit.app_apply(request.app.state.db, bearer_token(request), client_ip(request), psn_no, data.bank_code,
-                                data.auto_account)
+        return credit.app_apply(request.app.state.db, request.app.state.settings, bearer_token(request), client_ip(request), psn_no,
+                                data.bank_code, data.auto_account, data.password)
 
     @post("/repay", sync_to_thread=True, status_code=200, summary="Repay now what is due (overdue instalments first)")
     def repay(self, request: Request[Any, Any, Any], psn_no: str) -> dict[str, Any]:
         return credit.app_repay(request.app.state.db, bearer_token(request), psn_no)
 
     @post("/close", sync_to_thread=True, status_code=200, summary="Close my credit agreement (nothing may be owed)")
-    def close(self, request: Request[Any, Any, Any], psn_no: str) -> dict[str, Any]:
-        return credit.app_close(request.app.state.db, bearer_token(request), client_ip(request), psn_no)
+    def close(self, request: Request[Any, Any, Any], psn_no: str, data: CreditCloseIn) -> dict[str, Any]:
+        return credit.app_close(request.app.state.db, request.app.state.settings, bearer_token(request), client_ip(request), psn_no,
+                                data.password)

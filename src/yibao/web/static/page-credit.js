@@ -69,7 +69,9 @@
     event.preventDefault();
     clearMessages();
     try {
-      const page = await api(base(), { method: "POST", body: { bank_code: $("credit-bank").value, auto_account: $("credit-auto").value === "1" } });
+      const page = await api(base(), { method: "POST", body: { bank_code: $("credit-bank").value, auto_account: $("credit-auto").value === "1",
+        password: $("credit-password").value } });
+      $("credit-password").value = "";
       render(page);
       const a = page.agreement;
       say("credit-result", a.status === "active" ? `签约成功，信用额度${a.limit}元` : a.status === "refused" ? `银行未批准：${a.reason}` : "已提交，等待银行审核",

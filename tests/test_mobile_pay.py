@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from flows import catalogue_codes, cert, fee, fresh_person, ok, serial
 from standins.payment_provider import PaymentProvider
@@ -437,3 +437,32 @@ def test_more_own_money_than_confirmed_is_refused_and_shown_again(http, counter,
     shown = app.call("GET", f"/api/v1/me/pay-orders/{order['pay_ord_id']}").json()
     assert shown["psn_cash_pay"] == order["psn_cash_pay"] and shown["ord_stas"] == "presettled"
     assert app.pay(order["pay_ord_id"]).json()["ord_stas"] == "paid"
+
+
+def test_more_from_the_account_than_confirmed_is_refused_and_shown_again(http, counter, db, provider) -> None:  # type: ignore[no-untyped-def]
+    person = fresh_person(db, "310", min_balance=5_000)
+    with db.unit_of_work(write=False) as session:
+        account = session.get(Account, person.psn_no)
+        assert account is not None
+        balance = account.balance_fen
+    app = App(http, person)
+    amount = f"{Decimal(balance) / 100 + 60:.2f}"  # more than the account holds: some is own money in cash
+    order = bill(counter, person, amount, catalogue_codes(db)["bing"])
+    assert Decimal(order["acct_pay"]) > 0 and Decimal(order["psn_cash_pay"]) >= Decimal("30.00"), order
+    # between the bill and the payment the account grows (a contribution credited): a settlement now would take 30.00
+    # more of the person's own money from the account (and as much less in cash) than they were shown and confirmed
+    with db.unit_of_work() as session:
+        session.execute(update(Account).where(Account.psn_no == person.psn_no)
+                        .values(balance_fen=Account.balance_fen + 3_000, opening_fen=Account.opening_fen + 3_000))
+    changed = app.pay(order["pay_ord_id"])
+    assert changed.status_code == 409 and "金额有变化" in changed.json()["detail"], changed.text
+    assert standing(db, order["mdtrt_id"]) == [] and charges(db, order["pay_ord_id"]) == []
+    with db.unit_of_work(write=False) as session:
+        assert session.get(Account, person.psn_no).balance_fen == balance + 3_000  # type: ignore[union-attr]
+    # shown again with what the account would now pay; confirmed anew, it is paid so
+    shown = app.call("GET", f"/api/v1/me/pay-orders/{order['pay_ord_id']}").json()
+    assert shown["ord_stas"] == "presettled"
+    assert Decimal(shown["acct_pay"]) == Decimal(order["acct_pay"]) + 30
+    assert Decimal(shown["psn_cash_pay"]) == Decimal(order["psn_cash_pay"]) - 30
+    paid = app.pay(order["pay_ord_id"]).json()
+    assert paid["ord_stas"] == "paid" and paid["acct_pay"] == shown["acct_pay"], paid

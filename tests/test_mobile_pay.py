@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -50,7 +51,7 @@ def settings(database_url: str, provider: PaymentProvider) -> Settings:
 
 @pytest.fixture(autouse=True)
 def normal(provider: PaymentProvider) -> None:
-    provider.behaviour = "success"
+    provider.behaviour, provider.refunds = "success", "success"
 
 
 class App:
@@ -244,6 +245,43 @@ def test_callbacks_must_be_signed_and_name_a_charge(http, counter, db, provider)
     headers, body = provider.callback(charge.charge_id)
     assert http.post("/api/v1/payment/callback", content=body.replace(b'"SUCCESS"', b'"SUCCESS" '), headers=headers).status_code == 401
     assert paid["ord_stas"] == "paid"
+
+
+def test_a_replayed_or_stale_callback_is_refused_and_asks_no_second_refund(http, counter, db, provider, settings) -> None:  # type: ignore[no-untyped-def]
+    person = resident(db)
+    app = App(http, person)
+    order = bill(counter, person, "33.00", catalogue_codes(db)["yi"])
+    provider.behaviour = "timeout"  # the provider takes the money after the platform gave up: its callback asks a refund
+    assert app.pay(order["pay_ord_id"]).json()["ord_stas"] == "failed"
+    [charge] = charges(db, order["pay_ord_id"])
+    provider.refunds = "fail"
+    headers, body = provider.callback(charge.charge_id)
+    first = http.post("/api/v1/payment/callback", content=body, headers=headers)
+    assert first.status_code == 200 and first.json()["status"] == "refund_failed", first.text
+
+    def refund_requests() -> list[dict[str, Any]]:
+        return [r for r in provider.requests if r["path"].endswith("/refund") and r["trade_no"] == charge.charge_id]
+
+    asked = refund_requests()
+    assert len(asked) == 1
+    # the same signed callback again (a replay): refused, no second refund request
+    replayed = http.post("/api/v1/payment/callback", content=body, headers=headers)
+    assert replayed.status_code == 401, replayed.text
+    # signed now with a fresh nonce but stamped outside the signature window: refused too
+    old = int(time.time() * 1000) - (settings.signature_window_s + 60) * 1000
+    stale_headers, stale_body = provider.callback(charge.charge_id, timestamp_ms=old)
+    assert http.post("/api/v1/payment/callback", content=stale_body, headers=stale_headers).status_code == 401
+    ahead = int(time.time() * 1000) + (settings.signature_window_s + 60) * 1000
+    ahead_headers, ahead_body = provider.callback(charge.charge_id, timestamp_ms=ahead)
+    assert http.post("/api/v1/payment/callback", content=ahead_body, headers=ahead_headers).status_code == 401
+    assert refund_requests() == asked
+    [charge] = charges(db, order["pay_ord_id"])
+    assert charge.status == "refund_failed"
+    # the provider's own repeated notification (new timestamp and nonce) retries the refund, which now goes through
+    provider.refunds = "success"
+    again = callback(http, provider, charge.charge_id)
+    assert again.status_code == 200 and again.json()["status"] == "refunded", again.text
+    assert len(refund_requests()) == 2 and provider.refunded.get(charge.charge_id)
 
 
 def test_the_person_cancels_and_the_hospital_withdraws(http, counter, db, provider) -> None:  # type: ignore[no-untyped-def]

@@ -396,6 +396,10 @@ def test_a_charge_left_pending_by_a_dead_worker_is_rolled_back(http, counter, db
         session.flush()
         session.get(PayCharge, started.charge_id).created_at -= timedelta(minutes=10)  # type: ignore[union-attr]
     assert len(standing(db, order["mdtrt_id"])) == 1
+    # a look without a valid sign-in is refused before it does anything: the charge is left as it was
+    for headers in ({}, {"authorization": "Bearer " + secrets.token_urlsafe(24)}):
+        assert http.get("/api/v1/me/pay-orders", headers=headers).status_code == 401
+    assert [c.status for c in charges(db, order["pay_ord_id"])] == ["pending"] and len(standing(db, order["mdtrt_id"])) == 1
     listed = app.orders()  # the next look at the orders finds it and rolls it back
     assert [o["ord_stas"] for o in listed if o["pay_ord_id"] == order["pay_ord_id"]] == ["failed"]
     assert standing(db, order["mdtrt_id"]) == [] and ledger_net(db, person.psn_no) == before

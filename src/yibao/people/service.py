@@ -458,6 +458,8 @@ def _people_of(session: Session, user: UserSession) -> list[str]:
 
 def pay_orders(db: Database, settings: Settings, token: str) -> list[dict[str, Any]]:
     """Bills waiting for me or my bound family to pay (and those whose payment did not go through)."""
+    with db.unit_of_work(write=False) as session:
+        credential.session_person(session, token)  # signed in first: an anonymous look does no work
     recover_stale_charges(db, settings)
 
     def go(session: Session, user: UserSession) -> list[dict[str, Any]]:

@@ -95,10 +95,16 @@ def _resident(person: Person) -> bool:
 
 
 def resident(db: Database) -> Person:
-    """A resident adult (a minor cannot activate the app) no test here has used yet."""
+    """A resident adult (a minor cannot activate the app) without a personal or family account (its own money is all
+    charged through the channel) no test here has used yet."""
     with db.unit_of_work(write=False) as session:
-        minors = set(session.scalars(select(Person.psn_no).where(Person.brdy > clock.today() - timedelta(days=19 * 366))))
-    person = fresh_person(db, "390", skip=minors | _RESIDENTS)
+        unfit = set(session.scalars(select(Person.psn_no).where(Person.brdy > clock.today() - timedelta(days=19 * 366))))
+        funded = select(Account.psn_no).where(Account.balance_fen > 0)
+        unfit |= set(session.scalars(funded))
+        # nor one of a household with an account (family aid, 共济, would pay some of the own money)
+        households = select(Person.hshld_id).where(Person.psn_no.in_(funded), Person.hshld_id.is_not(None))
+        unfit |= set(session.scalars(select(Person.psn_no).where(Person.hshld_id.in_(households))))
+    person = fresh_person(db, "390", skip=unfit | _RESIDENTS)
     _RESIDENTS.add(person.psn_no)
     return person
 
@@ -371,6 +377,7 @@ def test_the_hospital_refunds_a_paid_order(http, counter, db, provider) -> None:
     app = App(http, person)
     before = ledger_net(db, person.psn_no)
     order = bill(counter, person, "66.00", catalogue_codes(db)["yi"])
+    assert Decimal(order["psn_cash_pay"]) > 0, (order["acct_pay"], order["fund_pay_sumamt"], order["medfee_sumamt"])
     paid = app.pay(order["pay_ord_id"]).json()
     assert paid["ord_stas"] == "paid"
     refunded = ok(counter.call("6203", {"data": {"pay_ord_id": order["pay_ord_id"], "reason": "患者退费"}}))["data"]

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from flows import catalogue_codes, cert, fee, fresh_person, ok, serial
 from standins.payment_provider import PaymentProvider
@@ -50,7 +52,7 @@ def settings(database_url: str, provider: PaymentProvider) -> Settings:
 
 @pytest.fixture(autouse=True)
 def normal(provider: PaymentProvider) -> None:
-    provider.behaviour = "success"
+    provider.behaviour, provider.refunds = "success", "success"
 
 
 class App:
@@ -93,7 +95,16 @@ def _resident(person: Person) -> bool:
 
 
 def resident(db: Database) -> Person:
-    person = fresh_person(db, "390")
+    """A resident adult (a minor cannot activate the app) without a personal or family account (its own money is all
+    charged through the channel) no test here has used yet."""
+    with db.unit_of_work(write=False) as session:
+        unfit = set(session.scalars(select(Person.psn_no).where(Person.brdy > clock.today() - timedelta(days=19 * 366))))
+        funded = select(Account.psn_no).where(Account.balance_fen > 0)
+        unfit |= set(session.scalars(funded))
+        # nor one of a household with an account (family aid, 共济, would pay some of the own money)
+        households = select(Person.hshld_id).where(Person.psn_no.in_(funded), Person.hshld_id.is_not(None))
+        unfit |= set(session.scalars(select(Person.psn_no).where(Person.hshld_id.in_(households))))
+    person = fresh_person(db, "390", skip=unfit | _RESIDENTS)
     _RESIDENTS.add(person.psn_no)
     return person
 
@@ -246,6 +257,44 @@ def test_callbacks_must_be_signed_and_name_a_charge(http, counter, db, provider)
     assert paid["ord_stas"] == "paid"
 
 
+def test_a_replayed_or_stale_callback_is_refused_and_asks_no_second_refund(http, counter, db, provider, settings) -> None:  # type: ignore[no-untyped-def]
+    person = resident(db)
+    app = App(http, person)
+    order = bill(counter, person, "33.00", catalogue_codes(db)["yi"], acct="0")
+    assert Decimal(order["psn_cash_pay"]) > 0
+    provider.behaviour = "timeout"  # the provider takes the money after the platform gave up: its callback asks a refund
+    assert app.pay(order["pay_ord_id"]).json()["ord_stas"] == "failed"
+    [charge] = charges(db, order["pay_ord_id"])
+    provider.refunds = "fail"
+    headers, body = provider.callback(charge.charge_id)
+    first = http.post("/api/v1/payment/callback", content=body, headers=headers)
+    assert first.status_code == 200 and first.json()["status"] == "refund_failed", first.text
+
+    def refund_requests() -> list[dict[str, Any]]:
+        return [r for r in provider.requests if r["path"].endswith("/refund") and r["trade_no"] == charge.charge_id]
+
+    asked = refund_requests()
+    assert len(asked) == 1
+    # the same signed callback again (a replay): refused, no second refund request
+    replayed = http.post("/api/v1/payment/callback", content=body, headers=headers)
+    assert replayed.status_code == 401, replayed.text
+    # signed now with a fresh nonce but stamped outside the signature window: refused too
+    old = int(time.time() * 1000) - (settings.signature_window_s + 60) * 1000
+    stale_headers, stale_body = provider.callback(charge.charge_id, timestamp_ms=old)
+    assert http.post("/api/v1/payment/callback", content=stale_body, headers=stale_headers).status_code == 401
+    ahead = int(time.time() * 1000) + (settings.signature_window_s + 60) * 1000
+    ahead_headers, ahead_body = provider.callback(charge.charge_id, timestamp_ms=ahead)
+    assert http.post("/api/v1/payment/callback", content=ahead_body, headers=ahead_headers).status_code == 401
+    assert refund_requests() == asked
+    [charge] = charges(db, order["pay_ord_id"])
+    assert charge.status == "refund_failed"
+    # the provider's own repeated notification (new timestamp and nonce) retries the refund, which now goes through
+    provider.refunds = "success"
+    again = callback(http, provider, charge.charge_id)
+    assert again.status_code == 200 and again.json()["status"] == "refunded", again.text
+    assert len(refund_requests()) == 2 and provider.refunded.get(charge.charge_id)
+
+
 def test_the_person_cancels_and_the_hospital_withdraws(http, counter, db, provider) -> None:  # type: ignore[no-untyped-def]
     person = resident(db)
     app = App(http, person)
@@ -309,9 +358,18 @@ def test_without_a_configured_provider_production_refuses(http, counter, db, set
         session.rollback()
 
 
-def test_orders_are_kept(db) -> None:  # type: ignore[no-untyped-def]
+def test_orders_are_kept(http, counter, db, provider) -> None:  # type: ignore[no-untyped-def]
+    person = resident(db)
+    app = App(http, person)
+    paid = bill(counter, person, "21.00", catalogue_codes(db)["yi"])
+    assert app.pay(paid["pay_ord_id"]).json()["ord_stas"] == "paid"
+    open_ = bill(counter, person, "22.00", catalogue_codes(db)["yi"])
+    cancelled = bill(counter, person, "23.00", catalogue_codes(db)["yi"])
+    assert app.call("POST", f"/api/v1/me/pay-orders/{cancelled['pay_ord_id']}/cancel", {}).status_code == 200
+    # every order stays, whatever became of it: the paid and the cancelled ones too
     with db.unit_of_work(write=False) as session:
-        assert session.scalar(select(func.count()).select_from(PayOrder)) >= 1
+        kept = dict(session.execute(select(PayOrder.pay_ord_id, PayOrder.status).where(PayOrder.psn_no == person.psn_no)).tuples().all())
+    assert kept == {paid["pay_ord_id"]: "paid", open_["pay_ord_id"]: "presettled", cancelled["pay_ord_id"]: "cancelled"}
 
 
 def test_the_hospital_refunds_a_paid_order(http, counter, db, provider) -> None:  # type: ignore[no-untyped-def]
@@ -319,6 +377,7 @@ def test_the_hospital_refunds_a_paid_order(http, counter, db, provider) -> None:
     app = App(http, person)
     before = ledger_net(db, person.psn_no)
     order = bill(counter, person, "66.00", catalogue_codes(db)["yi"])
+    assert Decimal(order["psn_cash_pay"]) > 0, (order["acct_pay"], order["fund_pay_sumamt"], order["medfee_sumamt"])
     paid = app.pay(order["pay_ord_id"]).json()
     assert paid["ord_stas"] == "paid"
     refunded = ok(counter.call("6203", {"data": {"pay_ord_id": order["pay_ord_id"], "reason": "患者退费"}}))["data"]
@@ -344,20 +403,23 @@ def test_confirmed_by_face(http, counter, db, provider) -> None:  # type: ignore
 
 
 def test_a_charge_left_pending_by_a_dead_worker_is_rolled_back(http, counter, db, provider, settings) -> None:  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-
     from yibao.payment import service as payment
 
     person = resident(db)
     app = App(http, person)
     before = ledger_net(db, person.psn_no)
-    order = bill(counter, person, "33.00", catalogue_codes(db)["yi"])
+    order = bill(counter, person, "33.00", catalogue_codes(db)["yi"], acct="0")  # no account (or family's) pays: a charge
+    assert Decimal(order["psn_cash_pay"]) > 0
     # what the first of the three steps leaves when the worker dies right after it: settled, a charge pending
     with db.unit_of_work() as session:
         started = payment.start(session, payment.order_of(session, order["pay_ord_id"], lock=True), person.psn_no)
         session.flush()
         session.get(PayCharge, started.charge_id).created_at -= timedelta(minutes=10)  # type: ignore[union-attr]
     assert len(standing(db, order["mdtrt_id"])) == 1
+    # a look without a valid sign-in is refused before it does anything: the charge is left as it was
+    for headers in ({}, {"authorization": "Bearer " + secrets.token_urlsafe(24)}):
+        assert http.get("/api/v1/me/pay-orders", headers=headers).status_code == 401
+    assert [c.status for c in charges(db, order["pay_ord_id"])] == ["pending"] and len(standing(db, order["mdtrt_id"])) == 1
     listed = app.orders()  # the next look at the orders finds it and rolls it back
     assert [o["ord_stas"] for o in listed if o["pay_ord_id"] == order["pay_ord_id"]] == ["failed"]
     assert standing(db, order["mdtrt_id"]) == [] and ledger_net(db, person.psn_no) == before
@@ -437,3 +499,32 @@ def test_more_own_money_than_confirmed_is_refused_and_shown_again(http, counter,
     shown = app.call("GET", f"/api/v1/me/pay-orders/{order['pay_ord_id']}").json()
     assert shown["psn_cash_pay"] == order["psn_cash_pay"] and shown["ord_stas"] == "presettled"
     assert app.pay(order["pay_ord_id"]).json()["ord_stas"] == "paid"
+
+
+def test_more_from_the_account_than_confirmed_is_refused_and_shown_again(http, counter, db, provider) -> None:  # type: ignore[no-untyped-def]
+    person = fresh_person(db, "310", min_balance=5_000)
+    with db.unit_of_work(write=False) as session:
+        account = session.get(Account, person.psn_no)
+        assert account is not None
+        balance = account.balance_fen
+    app = App(http, person)
+    amount = f"{Decimal(balance) / 100 + 60:.2f}"  # more than the account holds: some is own money in cash
+    order = bill(counter, person, amount, catalogue_codes(db)["bing"])
+    assert Decimal(order["acct_pay"]) > 0 and Decimal(order["psn_cash_pay"]) >= Decimal("30.00"), order
+    # between the bill and the payment the account grows (a contribution credited): a settlement now would take 30.00
+    # more of the person's own money from the account (and as much less in cash) than they were shown and confirmed
+    with db.unit_of_work() as session:
+        session.execute(update(Account).where(Account.psn_no == person.psn_no)
+                        .values(balance_fen=Account.balance_fen + 3_000, opening_fen=Account.opening_fen + 3_000))
+    changed = app.pay(order["pay_ord_id"])
+    assert changed.status_code == 409 and "金额有变化" in changed.json()["detail"], changed.text
+    assert standing(db, order["mdtrt_id"]) == [] and charges(db, order["pay_ord_id"]) == []
+    with db.unit_of_work(write=False) as session:
+        assert session.get(Account, person.psn_no).balance_fen == balance + 3_000  # type: ignore[union-attr]
+    # shown again with what the account would now pay; confirmed anew, it is paid so
+    shown = app.call("GET", f"/api/v1/me/pay-orders/{order['pay_ord_id']}").json()
+    assert shown["ord_stas"] == "presettled"
+    assert Decimal(shown["acct_pay"]) == Decimal(order["acct_pay"]) + 30
+    assert Decimal(shown["psn_cash_pay"]) == Decimal(order["psn_cash_pay"]) - 30
+    paid = app.pay(order["pay_ord_id"]).json()
+    assert paid["ord_stas"] == "paid" and paid["acct_pay"] == shown["acct_pay"], paid

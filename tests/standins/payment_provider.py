@@ -9,6 +9,8 @@ nonce and the answer. The test chooses how it behaves for the next payments:
 - ``timeout``: takes the money but answers only after ``slow_s`` (longer than the platform waits): the platform gives
   up; the test then delivers the provider's late success callback with `callback` / `deliver`.
 
+``refunds`` says how it answers refunds: ``success`` (gives the money back) or ``fail`` (answers FAILED, gives nothing).
+
 It keeps a ledger of what it took and gave back (``taken``, ``refunded``), so a test can prove nobody paid twice.
 """
 
@@ -38,6 +40,7 @@ class PaymentProvider:
     merchant_id: str = "M370100000001"
     behaviour: str = "success"  # success | refuse | timeout
     slow_s: float = 3.0
+    refunds: str = "success"  # success | fail
     # trade_no → {"txn_id", "amount"}: the money taken from the person's bank card
     taken: dict[str, dict[str, str]] = field(default_factory=dict)
     # trade_no → refund_no: given back
@@ -92,6 +95,8 @@ class PaymentProvider:
         if request.get("merchant_id") != self.merchant_id:
             return 200, b'{"status":"FAILED","reason":"unknown merchant"}', nonce
         if path.endswith("/refund"):
+            if self.refunds == "fail":
+                return 200, b'{"status":"FAILED","reason":"refund service unavailable"}', nonce
             trade = self.taken.get(request["trade_no"])
             if trade is None or trade["txn_id"] != request.get("txn_id") or trade["amount"] != request.get("amount"):
                 return 200, b'{"status":"FAILED","reason":"no such payment"}', nonce
@@ -108,12 +113,14 @@ class PaymentProvider:
             self._stop.wait(self.slow_s)
         return 200, json.dumps({"status": "SUCCESS", "txn_id": txn_id}).encode(), nonce
 
-    def callback(self, trade_no: str, *, key: str | None = None) -> tuple[dict[str, str], bytes]:
-        """The signed success notification the provider sends for a trade it took."""
+    def callback(self, trade_no: str, *, key: str | None = None, timestamp_ms: int | None = None) -> tuple[dict[str, str], bytes]:
+        """The signed success notification the provider sends for a trade it took (now, or at ``timestamp_ms``); each with
+        a new nonce."""
         trade = self.taken[trade_no]
         body = json.dumps({"merchant_id": self.merchant_id, "trade_no": trade_no, "txn_id": trade["txn_id"], "status": "SUCCESS",
                            "amount": trade["amount"]}).encode()
-        timestamp, nonce = str(int(time.time() * 1000)), secrets.token_hex(16)
+        timestamp = str(timestamp_ms if timestamp_ms is not None else int(time.time() * 1000))
+        nonce = secrets.token_hex(16)
         return ({"content-type": "application/json", "x-yb-timestamp": timestamp, "x-yb-nonce": nonce,
                  "x-yb-signature": _sign(key or self.key, timestamp, nonce, body)}, body)
 

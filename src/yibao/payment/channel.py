@@ -14,6 +14,8 @@ is signed over its own timestamp, *our* nonce and its body).
 - ``POST {base}/refund`` ``{merchant_id, trade_no, txn_id, refund_no, amount}`` → ``{status: SUCCESS | FAILED, reason}``.
 - The provider's callback to ``notify_url``: ``{merchant_id, trade_no, txn_id, status: SUCCESS, amount}``, signed the same
   way (its own nonce); the platform answers ``{"code": "SUCCESS"}`` once recorded, and a repeated callback the same.
+  A callback whose timestamp is outside ``YIBAO_SIGNATURE_WINDOW_S`` of now, or whose nonce was seen before (a replay), is
+  refused (401): the provider sends a repeated notification with a new timestamp and nonce.
 
 Demo: a demo database without a configured provider uses `DemoChannel` (every payment succeeds at once, transaction
 numbers ``DEMO…``). A production database without a provider refuses mobile payment (`NotConfigured`).
@@ -37,6 +39,8 @@ from yibao.core.errors import YibaoError
 from yibao.core.money import yuan
 
 MAX_ANSWER_BYTES = 64 * 1024
+# a callback's x-yb-nonce (recorded against replay, as the gateway's)
+NONCE_MIN, NONCE_MAX = 16, 128
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class Channel(Protocol):
 
     def refund(self, trade_no: str, txn_id: str, refund_no: str, amount_fen: int) -> bool: ...
 
-    def verify_callback(self, timestamp: str, nonce: str, signature: str, body: bytes) -> bool: ...
+    def verify_callback(self, timestamp: str, nonce: str, signature: str, body: bytes, window_s: int) -> bool: ...
 
 
 class NotConfigured(YibaoError):
@@ -141,8 +145,17 @@ class HttpChannel:
             return False
         return answer.status == "SUCCESS"
 
-    def verify_callback(self, timestamp: str, nonce: str, signature: str, body: bytes) -> bool:
-        return bool(signature and nonce) and crypto.equal(sign(self._key, timestamp, nonce, body), signature.lower())
+    def verify_callback(self, timestamp: str, nonce: str, signature: str, body: bytes, window_s: int) -> bool:
+        """Signed with our key, within ``window_s`` of now and with a usable nonce (the caller records it: a replay of the
+        same callback inside the window is refused there)."""
+        if not signature or not NONCE_MIN <= len(nonce) <= NONCE_MAX:
+            return False
+        try:
+            if abs(time.time() * 1000 - int(timestamp)) > window_s * 1000:
+                return False
+        except ValueError:
+            return False
+        return crypto.equal(sign(self._key, timestamp, nonce, body), signature.lower())
 
     def close(self) -> None:
         self._client.close()
@@ -157,7 +170,7 @@ class DemoChannel:
     def refund(self, trade_no: str, txn_id: str, refund_no: str, amount_fen: int) -> bool:
         return True
 
-    def verify_callback(self, timestamp: str, nonce: str, signature: str, body: bytes) -> bool:
+    def verify_callback(self, timestamp: str, nonce: str, signature: str, body: bytes, window_s: int) -> bool:
         return False  # the demo channel never calls back
 
 

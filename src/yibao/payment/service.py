@@ -259,11 +259,12 @@ def start(session: Session, order: PayOrder, holder_psn_no: str, method: str = "
         log.info("mobile payment: settlement refused", pay_ord_id=order.pay_ord_id, cause=str(error)[:200])
         raise Conflict("医保结算未通过，请到医院窗口办理", field="pay_ord_id") from None
     info = out["setlinfo"]
-    shown_cash = order.psn_cash_pay
+    shown_cash, shown_acct = order.psn_cash_pay, order.acct_pay
     _amounts(order, info)
-    if order.psn_cash_pay > shown_cash:
-        # the person confirmed less than the settlement now asks (another settlement moved their totals since the bill):
-        # nothing is settled (the caller's transaction rolls back); they look again (`refresh`) and confirm anew
+    if order.psn_cash_pay > shown_cash or order.acct_pay > shown_acct:
+        # the person confirmed less than the settlement now asks, in cash or from their personal (or family-aid) account
+        # (another settlement moved their totals or balance since the bill): nothing is settled (the caller's transaction
+        # rolls back); they look again (`refresh`) and confirm anew
         raise AmountsChanged("医保结算金额有变化，请查看最新金额后重新确认", field="pay_ord_id")
     order.setl_id, order.reason = info["setl_id"], ""
     if order.psn_cash_pay == 0:

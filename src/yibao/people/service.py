@@ -28,6 +28,7 @@ from yibao.credit import bank as credit_bank
 from yibao.credit import service as credit
 from yibao.encounter.models import Settlement, Visit
 from yibao.filing import service as filing
+from yibao.gateway.service import record_nonce
 from yibao.ledger.models import LedgerEntry
 from yibao.maternity import service as maternity_service
 from yibao.payment import channel as paychannel
@@ -457,6 +458,8 @@ def _people_of(session: Session, user: UserSession) -> list[str]:
 
 def pay_orders(db: Database, settings: Settings, token: str) -> list[dict[str, Any]]:
     """Bills waiting for me or my bound family to pay (and those whose payment did not go through)."""
+    with db.unit_of_work(write=False) as session:
+        credential.session_person(session, token)  # signed in first: an anonymous look does no work
     recover_stale_charges(db, settings)
 
     def go(session: Session, user: UserSession) -> list[dict[str, Any]]:
@@ -578,9 +581,10 @@ def payment_callback(db: Database, settings: Settings, headers: dict[str, str], 
     """The payment provider reports a payment: verified by its signature, recorded once; a late success is refunded."""
     with db.unit_of_work(write=False) as session:
         channel = paychannel.channel(session, settings)
-    if not channel.verify_callback(headers.get("x-yb-timestamp", ""), headers.get("x-yb-nonce", ""),
-                                   headers.get("x-yb-signature", ""), body):
-        raise AuthError("callback signature does not verify")
+    nonce = headers.get("x-yb-nonce", "")
+    if not channel.verify_callback(headers.get("x-yb-timestamp", ""), nonce, headers.get("x-yb-signature", ""), body,
+                                   settings.signature_window_s):
+        raise AuthError("callback signature does not verify (or its timestamp is outside the window)")
     try:
         note = msgspec.json.decode(body, type=Callback)
         amount = to_fen(note.amount, "amount")
@@ -589,6 +593,9 @@ def payment_callback(db: Database, settings: Settings, headers: dict[str, str], 
     if note.merchant_id != settings.pay_merchant_id:
         raise InputError("another merchant's callback", field="merchant_id")
     with db.unit_of_work() as session:
+        # the nonce recorded with what the callback did (one transaction): the same signed callback again is a replay
+        if not record_nonce(session, f"paycb:{settings.pay_merchant_id}"[:64], nonce):
+            raise AuthError("callback nonce was already used: replayed callback")
         outcome = payment.record_callback(session, trade_no=note.trade_no, txn_id=note.txn_id, status=note.status, amount_fen=amount)
         audit.record(session, "payment.callback", subject=note.trade_no[:64],
                      reason=f"{note.status[:20]} {note.txn_id[:40]} → {outcome.status}")

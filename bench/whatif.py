@@ -154,6 +154,9 @@ def main() -> None:
     if not work.exists():
         print(f"copying {region} and writing a year of care into it …", flush=True)
         shutil.copyfile(region, work)
+        # the region may have been built by an older yibao: bring its schema to this one's before writing into it
+        subprocess.run([sys.executable, "-m", "yibao", "db", "upgrade"], check=True,
+                       env={**os.environ, "YIBAO_DATABASE_URL": f"sqlite:///{work}", "PYTHONPATH": str(ROOT / "src")})
         started = time.perf_counter()
         written = make_year(f"sqlite:///{work}", 20261123)
         print(f"written {written} in {time.perf_counter() - started:.0f} s", flush=True)

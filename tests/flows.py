@@ -172,3 +172,20 @@ def registered_disease(counter: CounterClient, person: Person, insutype: str, co
                                           "ide_fixmedins_no": counter.fixmedins_code, "hosp_ide_date": today.isoformat(),
                                           "diag_dr_codg": "D37010000001", "diag_dr_name": "医生", "begndate": today.isoformat()}}))
     return code
+
+
+# -- the people's app (REST) ---------------------------------------------------------------------------------------------
+
+def app_token(http: Any, person: Person, password: str = "135790") -> str:
+    """Activate the person's e-credential on a new phone (the demo face check) and answer the session's bearer token."""
+    from yibao.credential.realperson import demo_face
+
+    reply = http.post("/api/v1/activations", json={"chnl_id": "NHSA_WEB", "certno": person.certno, "name": person.psn_name,
+                                                    "password": password, "face": demo_face(person.certno), "liveness": 0.97})
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["token"])
+
+
+def signed_in(http: Any, person: Person, password: str = "135790") -> dict[str, str]:
+    """The authorization header of the person's app session (`app_token`)."""
+    return {"authorization": f"Bearer {app_token(http, person, password)}"}

@@ -14,12 +14,11 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import select
 
-from flows import catalogue_codes, cert, fee, fresh_person, ok, serial
+from flows import app_token, catalogue_codes, cert, fee, fresh_person, ok, serial
 from standins.payment_provider import PaymentProvider
 from yibao.client import CounterClient
 from yibao.config import Settings
 from yibao.core import clock
-from yibao.credential.realperson import demo_face
 from yibao.encounter.models import Settlement, Visit
 from yibao.registry.models import Person
 
@@ -45,10 +44,7 @@ def settings(database_url: str, provider: PaymentProvider) -> Settings:
 
 class App:
     def __init__(self, http: TestClient, person: Person) -> None:
-        reply = http.post("/api/v1/activations", json={"chnl_id": "NHSA_WEB", "certno": person.certno, "name": person.psn_name,
-                                                      "password": PASSWORD, "face": demo_face(person.certno), "liveness": 0.97})
-        assert reply.status_code == 201, reply.text
-        self.http, self.person, self.token = http, person, reply.json()["token"]
+        self.http, self.person, self.token = http, person, app_token(http, person, PASSWORD)
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.http.request(method, path, json=body, headers={"authorization": f"Bearer {self.token}"})

@@ -16,11 +16,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, update
 
-from flows import cert, fee, fresh_person, ok, serial
+from flows import cert, fee, fresh_person, ok, serial, signed_in
 from standins.bank import StandInBank
 from yibao.client import CounterClient
 from yibao.core import clock
-from yibao.credential.realperson import demo_face
 from yibao.credit import service as credit
 from yibao.credit.models import CreditAdvance, CreditAgreement, CreditInstalment, CreditRepayment
 from yibao.ledger.models import LedgerEntry
@@ -59,11 +58,6 @@ def someone(db, region: str = "370100", min_balance: int = 0):  # type: ignore[n
     return person
 
 
-def signed_in(http, person) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    reply = http.post("/api/v1/activations", json={"chnl_id": "NHSA_WEB", "certno": person.certno, "name": person.psn_name,
-                                                    "password": "135790", "face": demo_face(person.certno), "liveness": 0.97})
-    assert reply.status_code == 201, reply.text
-    return {"authorization": f"Bearer {reply.json()['token']}"}
 
 
 def sign_up(http, person, bank_code: str = BANK, *, auto_account: bool = True) -> dict:  # type: ignore[no-untyped-def]

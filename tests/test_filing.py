@@ -10,10 +10,9 @@ import pytest
 from sqlalchemy import select, update
 
 from conftest import secret_of
-from flows import cert, fee, ok, person_with, serial
+from flows import cert, fee, ok, person_with, serial, signed_in
 from yibao.client import CounterClient
 from yibao.core import clock
-from yibao.credential.realperson import demo_face
 from yibao.filing.models import CareAwayFiling
 from yibao.policy.service import policy_for
 from yibao.registry.models import Institution
@@ -213,11 +212,6 @@ def test_a_cancelled_or_expired_filing_or_one_for_elsewhere_is_reduced(shenzhen:
 
 # -- the person's REST API ---------------------------------------------------------------------------------------------------
 
-def signed_in(http, person) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    reply = http.post("/api/v1/activations", json={"chnl_id": "NHSA_WEB", "certno": person.certno, "name": person.psn_name,
-                                                    "password": "135790", "face": demo_face(person.certno), "liveness": 0.97})
-    assert reply.status_code == 201, reply.text
-    return {"authorization": f"Bearer {reply.json()['token']}"}
 
 
 def test_the_person_files_lists_and_cancels_in_the_app_api(http, db) -> None:  # type: ignore[no-untyped-def]

@@ -11,11 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from conftest import HOSPITAL, secret_of
-from flows import catalogue_codes, cert, fee, ok, serial
+from flows import catalogue_codes, cert, fee, ok, serial, signed_in
 from standins.disbursement import Bank
 from yibao.client import CounterClient
 from yibao.core import clock
-from yibao.credential.realperson import demo_face
 from yibao.encounter.models import Visit
 from yibao.maternity import entitlement
 from yibao.maternity import service as maternity
@@ -114,11 +113,6 @@ def bank():  # type: ignore[no-untyped-def]
     found.stop()
 
 
-def _signed_in(http, person: Person) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    reply = http.post("/api/v1/activations", json={"chnl_id": "NHSA_WEB", "certno": person.certno, "name": person.psn_name,
-                                                    "password": "135790", "face": demo_face(person.certno), "liveness": 0.97})
-    assert reply.status_code == 201, reply.text
-    return {"authorization": f"Bearer {reply.json()['token']}"}
 
 
 def test_a_birth_is_paid_once_on_its_day_to_the_account_the_mother_named(http, db, counter_m, bank) -> None:  # type: ignore[no-untyped-def]
@@ -129,7 +123,7 @@ def test_a_birth_is_paid_once_on_its_day_to_the_account_the_mother_named(http, d
 
     report = maternity.run(db, channel, today)            # scheduled, not yet due
     assert report.scheduled >= 1 and report.paid == 0 and not stand_in.paid
-    auth = _signed_in(http, person)
+    auth = signed_in(http, person)
     shown = http.get(f"/api/v1/people/{person.psn_no}/maternity", headers=auth).json()
     allowance = next(a for a in shown["allowances"] if a["setl_id"] == settled["setl_id"])
     wage = _expected_wage(db, person)

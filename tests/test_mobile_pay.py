@@ -17,7 +17,7 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import func, select, update
 
-from flows import catalogue_codes, cert, fee, fresh_person, ok, serial
+from flows import app_token, catalogue_codes, cert, fee, fresh_person, ok, serial
 from standins.payment_provider import PaymentProvider
 from yibao.client import CounterClient
 from yibao.config import Settings
@@ -59,10 +59,7 @@ class App:
     """A person's phone with the app, activated and signed in."""
 
     def __init__(self, http: TestClient, person: Person) -> None:
-        reply = http.post("/api/v1/activations", json={"chnl_id": "NHSA_WEB", "certno": person.certno, "name": person.psn_name,
-                                                      "password": PASSWORD, "face": demo_face(person.certno), "liveness": 0.97})
-        assert reply.status_code == 201, reply.text
-        self.http, self.person, self.token = http, person, reply.json()["token"]
+        self.http, self.person, self.token = http, person, app_token(http, person, PASSWORD)
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.http.request(method, path, json=body, headers={"authorization": f"Bearer {self.token}"})

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from conftest import HOSPITAL, secret_of
-from flows import catalogue_codes, fresh_person, ok, register, registered_disease, serial
+from flows import catalogue_codes, fresh_person, ok, register, registered_disease, serial, signed_in
 from yibao.client import CounterClient
 from yibao.core import clock, sm2
 from yibao.core.crypto import sm3_hex
@@ -338,13 +338,6 @@ def test_demo_hospitals_have_a_prescription_key_the_demo_his_can_sign_with(db) -
 
 # -- the people's REST API ------------------------------------------------------------------------------------------------------
 
-def signed_in(http: Any, person: Any) -> dict[str, str]:
-    from yibao.credential.realperson import demo_face
-
-    reply = http.post("/api/v1/activations", json={"chnl_id": "NHSA_WEB", "certno": person.certno, "name": person.psn_name,
-                                                    "password": "135790", "face": demo_face(person.certno), "liveness": 0.97})
-    assert reply.status_code == 201, reply.text
-    return {"authorization": f"Bearer {reply.json()['token']}"}
 
 
 def test_the_person_lists_sees_and_chooses_in_the_app_api(counter, http, db, codes, hospital_key) -> None:  # type: ignore[no-untyped-def]

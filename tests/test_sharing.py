@@ -19,10 +19,9 @@ from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import delete, select, text, update
 
 from conftest import HOSPITAL, fresh_database_url, secret_of
-from flows import catalogue_codes, outpatient, person_with
+from flows import catalogue_codes, outpatient, person_with, signed_in
 from yibao.client import CounterClient
 from yibao.core import clock
-from yibao.credential.realperson import demo_face
 from yibao.encounter.models import FeeLine, Settlement
 from yibao.sharing import fhir
 from yibao.sharing import service as sharing
@@ -50,11 +49,6 @@ def someone(db: Database) -> Any:
     return person
 
 
-def signed_in(http: Any, person: Any) -> dict[str, str]:
-    reply = http.post("/api/v1/activations", json={"chnl_id": "NHSA_WEB", "certno": person.certno, "name": person.psn_name,
-                                                    "password": PASSWORD, "face": demo_face(person.certno), "liveness": 0.97})
-    assert reply.status_code == 201, reply.text
-    return {"authorization": f"Bearer {reply.json()['token']}"}
 
 
 def settled(counter: Any, person: Any, lines: list[tuple[str, str]]) -> str:
@@ -96,7 +90,7 @@ def case(http, db, request):  # type: ignore[no-untyped-def]
     setl_ids = [settled(counter, person, [(codes["jia"], "120.00"), (codes["yi"], "35.50")]),
                 settled(counter, person, [(codes["jia"], "80.00")]),
                 settled(counter, person, [(codes["bing"], "60.00")])]
-    return {"person": person, "auth": signed_in(http, person), "setl_ids": setl_ids, "counter": counter, "codes": codes,
+    return {"person": person, "auth": signed_in(http, person, PASSWORD), "setl_ids": setl_ids, "counter": counter, "codes": codes,
             "a": ("PICC3701", insurer(db, "PICC3701")), "b": ("CPIC3701", insurer(db, "CPIC3701"))}
 
 

@@ -28,7 +28,7 @@ SETL_ID = "urn:yibao:id:setl-id"  # 结算ID
 MDTRT_ID = "urn:yibao:id:mdtrt-id"  # 就诊ID
 PSN_NO = "urn:yibao:id:psn-no"  # 人员编号
 CERTNO_MASKED = "urn:yibao:id:certno-masked"  # 身份证号, masked (first 4 and last 4 digits)
-FIXMEDINS = "urn:yibao:id:fixmedins-code"  # 定点医药机构编号
+INSTITUTION_SYSTEM = "urn:yibao:id:fixmedins-code"  # 定点医药机构编号 (the national institution code)
 CONSENT = "urn:yibao:id:consent"  # the authorisation the insurer read under
 CLAIM_TYPE = "http://terminology.hl7.org/CodeSystem/claim-type"
 ADJUDICATION = "http://terminology.hl7.org/CodeSystem/adjudication"
@@ -155,7 +155,7 @@ def explanation(claim: Claim, patient_ref: str, consent_id: str) -> dict[str, An
         "subType": {"coding": [{"system": MED_TYPE, "code": claim.med_type}]},
         "use": "claim", "patient": {"reference": patient_ref}, "created": _dt(claim.setl_time), "billablePeriod": period,
         "insurer": {"display": f"基本医疗保险（{claim.insutype_name}）"},
-        "provider": {"identifier": {"system": FIXMEDINS, "value": claim.fixmedins_code}, "display": claim.fixmedins_name},
+        "provider": {"identifier": {"system": INSTITUTION_SYSTEM, "value": claim.fixmedins_code}, "display": claim.fixmedins_name},
         "outcome": "complete",
         "diagnosis": diagnoses or None,
         "insurance": [{"focal": True, "coverage": {"identifier": {"system": INSUTYPE, "value": claim.insutype},
